@@ -1,0 +1,275 @@
+// Package activities holds the Temporal activities of tsync's sync and
+// delete workflows. Activities load objects fresh from PostgreSQL: workflow
+// histories hold references (model, id), never object contents.
+package activities
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"runtime/debug"
+	"time"
+
+	"go.temporal.io/sdk/activity"
+	"go.temporal.io/sdk/temporal"
+
+	"github.com/tsync/tsync"
+	"github.com/tsync/tsync/models"
+)
+
+// ErrTypeDeferred is the application error type of a step's DeferredError.
+// Activities return it non-retryable, so that Temporal does not back off; the
+// workflow tries again after the loop interval.
+const ErrTypeDeferred = "DeferredError"
+
+// ErrTypeStep is the application error type of a failed step. It is retried
+// by the activity's retry policy.
+const ErrTypeStep = "StepError"
+
+// Activities are the activities of a synchronizer's workflows.
+type Activities struct {
+	// Sync is the synchronizer whose steps run.
+	Sync *tsync.Compiled
+	// Store is the model store.
+	Store *models.Store
+}
+
+// New returns the activities of synchronizer sync over store.
+func New(sync *tsync.Compiled, store *models.Store) *Activities {
+	return &Activities{Sync: sync, Store: store}
+}
+
+// DepState is the sync state of one dependency of an object.
+type DepState struct {
+	models.Ref
+	// Exists is false when no row has the id the link holds.
+	Exists bool
+	// Deleted, Blocked (no_sync or lazy_blocked) and Pending describe the row.
+	Deleted bool
+	Blocked bool
+	Pending bool
+	// Code and Status are its backend_code and backend_status.
+	Code   int
+	Status string
+	// Synchronized reports whether this synchronizer has a step for its model.
+	Synchronized bool
+}
+
+// InSync reports whether the dependency needs no sync now: it exists, is not
+// deleted, not pending and not in error.
+func (d DepState) InSync() bool {
+	return d.Exists && !d.Deleted && !d.Pending && d.Code != models.CodeError
+}
+
+// Inspection is what a workflow needs to know of its object.
+type Inspection struct {
+	Exists       bool
+	Deleted      bool
+	WriteProtect bool
+	// Blocked is no_sync or lazy_blocked.
+	Blocked bool
+	Pending bool
+	Code    int
+	Updated time.Time
+	// Deps are the objects it links to, in link order.
+	Deps []DepState
+}
+
+// Inspect loads ref and the sync state of every object it links to.
+func (a *Activities) Inspect(ctx context.Context, ref models.Ref) (Inspection, error) {
+	obj, err := a.Store.Get(ctx, ref.Model, ref.ID)
+	if errors.Is(err, models.ErrNotFound) {
+		return Inspection{}, nil
+	}
+	if err != nil {
+		return Inspection{}, fmt.Errorf("inspect %s %d: %w", ref.Model, ref.ID, err)
+	}
+	b := obj.SyncState()
+	ins := Inspection{
+		Exists: true, Deleted: b.Deleted, WriteProtect: b.WriteProtect, Blocked: b.NoSync || b.LazyBlocked,
+		Pending: b.Pending(), Code: b.BackendCode, Updated: b.Updated,
+	}
+	m, _ := a.Store.Graph().Model(ref.Model)
+	for _, l := range m.Links {
+		id, ok := m.LinkTarget(obj, l)
+		if !ok {
+			continue
+		}
+		d := DepState{Ref: models.Ref{Model: l.Dest, ID: id}}
+		_, d.Synchronized = a.Sync.Step(l.Dest)
+		dep, err := a.Store.Get(ctx, l.Dest, id)
+		switch {
+		case errors.Is(err, models.ErrNotFound):
+		case err != nil:
+			return Inspection{}, fmt.Errorf("inspect %s %d: dependency: %w", ref.Model, ref.ID, err)
+		default:
+			db := dep.SyncState()
+			d.Exists, d.Deleted, d.Blocked, d.Pending = true, db.Deleted, db.NoSync || db.LazyBlocked, db.Pending()
+			d.Code, d.Status = db.BackendCode, db.BackendStatus
+		}
+		ins.Deps = append(ins.Deps, d)
+	}
+	return ins, nil
+}
+
+// Outcome of a SyncObject or DeleteObject call.
+type Outcome string
+
+// Outcomes.
+const (
+	// OutcomeOK: synced (or deleted and purged).
+	OutcomeOK Outcome = "ok"
+	// OutcomeGone: the object no longer exists.
+	OutcomeGone Outcome = "gone"
+	// OutcomeSkipped: the object was not pending (or not deleted) any more.
+	OutcomeSkipped Outcome = "skipped"
+)
+
+// SyncResult is the result of SyncObject.
+type SyncResult struct {
+	Outcome Outcome
+	// Enacted is the updated value the sync saw when it began.
+	Enacted time.Time
+	// Pending reports that the object changed during the sync.
+	Pending bool
+}
+
+// SyncObject loads ref fresh, runs its step's SyncRecord and records the
+// outcome at once: code 1 and "OK" (or the InnocuousError text) with enacted
+// set to the updated value seen at the start; "deferred: <text>" with code 0
+// for a DeferredError (returned as a non-retryable ErrTypeDeferred error); and
+// for any other error or panic, code 2 with the error, every pending dependent
+// held with "Failed due to error in ...", and a retryable ErrTypeStep error.
+func (a *Activities) SyncObject(ctx context.Context, ref models.Ref) (SyncResult, error) {
+	step, ok := a.Sync.Step(ref.Model)
+	if !ok {
+		return SyncResult{}, temporal.NewNonRetryableApplicationError(fmt.Sprintf("sync %s %d: no step synchronizes model %s", ref.Model, ref.ID, ref.Model), "NoStep", nil)
+	}
+	obj, err := a.Store.BeginSync(ctx, ref)
+	if errors.Is(err, models.ErrNotFound) {
+		return SyncResult{Outcome: OutcomeGone}, nil
+	}
+	if err != nil {
+		return SyncResult{}, fmt.Errorf("sync %s %d: %w", ref.Model, ref.ID, err)
+	}
+	b := obj.SyncState()
+	if !b.Pending() {
+		return SyncResult{Outcome: OutcomeSkipped}, nil
+	}
+	enacted := b.Updated
+	stepErr := runStep(ctx, func(ctx context.Context) error { return step.SyncRecord(ctx, obj) })
+	status := "OK"
+	if stepErr != nil {
+		if tsync.IsInnocuous(stepErr) {
+			status = stepErr.Error()
+		} else {
+			return SyncResult{}, a.recordFailure(ctx, ref, stepErr, true)
+		}
+	}
+	pending, err := a.Store.RecordSuccess(ctx, ref, enacted, status)
+	if err != nil {
+		return SyncResult{}, fmt.Errorf("sync %s %d: %w", ref.Model, ref.ID, err)
+	}
+	return SyncResult{Outcome: OutcomeOK, Enacted: enacted, Pending: pending}, nil
+}
+
+// recordFailure records a step's error and returns the activity's error.
+func (a *Activities) recordFailure(ctx context.Context, ref models.Ref, stepErr error, holdDependents bool) error {
+	text := stepErr.Error()
+	if tsync.IsDeferred(stepErr) {
+		if err := a.Store.RecordStatus(ctx, ref, models.CodePending, "deferred: "+text); err != nil {
+			return fmt.Errorf("%s %d: %w", ref.Model, ref.ID, err)
+		}
+		return temporal.NewNonRetryableApplicationError(text, ErrTypeDeferred, nil)
+	}
+	if err := a.Store.RecordError(ctx, ref, text); err != nil {
+		return fmt.Errorf("%s %d: %w (step error: %s)", ref.Model, ref.ID, err, text)
+	}
+	if holdDependents {
+		if _, err := a.Store.HoldDependents(ctx, ref, text); err != nil {
+			activity.GetLogger(ctx).Warn("holding dependents failed", "object", ref.String(), "error", err)
+		}
+	}
+	return temporal.NewApplicationError(text, ErrTypeStep)
+}
+
+// DeleteObject deletes a deleted object from the backend (DeleteRecord, only
+// when a sync was ever attempted) and purges its row. Errors are recorded and
+// returned as by SyncObject.
+func (a *Activities) DeleteObject(ctx context.Context, ref models.Ref) (Outcome, error) {
+	step, ok := a.Sync.Step(ref.Model)
+	if !ok {
+		return "", temporal.NewNonRetryableApplicationError(fmt.Sprintf("delete %s %d: no step synchronizes model %s", ref.Model, ref.ID, ref.Model), "NoStep", nil)
+	}
+	obj, err := a.Store.Get(ctx, ref.Model, ref.ID)
+	if errors.Is(err, models.ErrNotFound) {
+		return OutcomeGone, nil
+	}
+	if err != nil {
+		return "", fmt.Errorf("delete %s %d: %w", ref.Model, ref.ID, err)
+	}
+	b := obj.SyncState()
+	if !b.Deleted || b.WriteProtect {
+		return OutcomeSkipped, nil
+	}
+	if b.BackendNeedDelete {
+		if err := runStep(ctx, func(ctx context.Context) error { return step.DeleteRecord(ctx, obj) }); err != nil && !tsync.IsInnocuous(err) {
+			return "", a.recordFailure(ctx, ref, err, false)
+		}
+	}
+	if err := a.Store.Purge(ctx, ref); err != nil {
+		return "", fmt.Errorf("delete %s %d: %w", ref.Model, ref.ID, err)
+	}
+	return OutcomeOK, nil
+}
+
+// Dependents lists the objects that link to ref.
+func (a *Activities) Dependents(ctx context.Context, ref models.Ref) ([]models.Dependent, error) {
+	return a.Store.Dependents(ctx, ref)
+}
+
+// RecordStatus sets ref's code and status (for objects a workflow holds).
+func (a *Activities) RecordStatus(ctx context.Context, ref models.Ref, code int, status string) error {
+	return a.Store.RecordStatus(ctx, ref, code, status)
+}
+
+// runStep runs fn, heartbeating while it runs, and turns a panic into an
+// error. It returns when fn returns: a step must honour ctx's cancellation.
+func runStep(ctx context.Context, fn func(context.Context) error) error {
+	done := make(chan error, 1)
+	go func() {
+		defer func() {
+			if r := recover(); r != nil {
+				done <- fmt.Errorf("panic: %v\n%s", r, firstFrames(debug.Stack()))
+			}
+		}()
+		done <- fn(ctx)
+	}()
+	interval := time.Second
+	if activity.IsActivity(ctx) {
+		if hb := activity.GetInfo(ctx).HeartbeatTimeout; hb > 0 {
+			interval = hb / 3
+		}
+	}
+	ticker := time.NewTicker(interval)
+	defer ticker.Stop()
+	for {
+		select {
+		case err := <-done:
+			return err
+		case <-ticker.C:
+			if activity.IsActivity(ctx) {
+				activity.RecordHeartbeat(ctx)
+			}
+		}
+	}
+}
+
+// firstFrames keeps the start of a stack trace, enough to find a panic.
+func firstFrames(stack []byte) string {
+	const max = 600
+	if len(stack) > max {
+		return string(stack[:max])
+	}
+	return string(stack)
+}

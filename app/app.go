@@ -1,0 +1,170 @@
+// Package app wires a synchronizer to its services from config: the
+// PostgreSQL pool and model store, the Temporal client, and the worker and
+// starter that run it. A synchronizer's main is a few lines over it.
+package app
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"go.temporal.io/sdk/client"
+	sdklog "go.temporal.io/sdk/log"
+
+	"github.com/tsync/tsync"
+	"github.com/tsync/tsync/activities"
+	"github.com/tsync/tsync/config"
+	"github.com/tsync/tsync/models"
+	"github.com/tsync/tsync/starter"
+	"github.com/tsync/tsync/worker"
+	"github.com/tsync/tsync/workflows"
+)
+
+// App holds a synchronizer's runtime resources.
+type App struct {
+	Config config.Config
+	Sync   *tsync.Compiled
+	Pool   *pgxpool.Pool
+	Store  *models.Store
+	Client client.Client
+	Log    *slog.Logger
+}
+
+// Open validates the synchronizer, connects to PostgreSQL (migrating the
+// schema) and to Temporal. Each failure is one error saying what to do.
+func Open(ctx context.Context, cfg config.Config, s tsync.Synchronizer, log *slog.Logger) (*App, error) {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	compiled, err := s.Compile()
+	if err != nil {
+		return nil, err
+	}
+	a := &App{Config: cfg, Sync: compiled, Log: log}
+	if a.Pool, err = OpenDatabase(ctx, cfg); err != nil {
+		return nil, err
+	}
+	if a.Store, err = models.NewStore(a.Pool, cfg.DatabaseSchema, compiled.Graph); err != nil {
+		a.Close()
+		return nil, err
+	}
+	if err := a.Store.Migrate(ctx); err != nil {
+		a.Close()
+		return nil, err
+	}
+	if a.Client, err = DialTemporal(ctx, cfg, log); err != nil {
+		a.Close()
+		return nil, err
+	}
+	return a, nil
+}
+
+// OpenDatabase connects to cfg's database, failing with a clear message
+// when it cannot be reached.
+func OpenDatabase(ctx context.Context, cfg config.Config) (*pgxpool.Pool, error) {
+	redacted := cfg.Redacted().DatabaseURL
+	pool, err := pgxpool.New(ctx, cfg.DatabaseURL)
+	if err != nil {
+		return nil, fmt.Errorf("database %s: %w", redacted, err)
+	}
+	pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	if err := pool.Ping(pctx); err != nil {
+		pool.Close()
+		return nil, fmt.Errorf("database %s is unreachable (start PostgreSQL or set database_url / TSYNC_DATABASE_URL): %w", redacted, err)
+	}
+	return pool, nil
+}
+
+// DialTemporal connects to cfg's Temporal server, failing with a clear
+// message when it cannot be reached.
+func DialTemporal(ctx context.Context, cfg config.Config, log *slog.Logger) (client.Client, error) {
+	dctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	c, err := client.DialContext(dctx, client.Options{
+		HostPort:  cfg.Temporal.HostPort,
+		Namespace: cfg.Temporal.Namespace,
+		Logger:    sdklog.NewStructuredLogger(log.With("component", "temporal")),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("temporal at %s is unreachable (run `tsync dev start` or set temporal.host_port / TSYNC_TEMPORAL_HOST_PORT): %w", cfg.Temporal.HostPort, err)
+	}
+	return c, nil
+}
+
+// Close releases the app's connections.
+func (a *App) Close() {
+	if a.Client != nil {
+		a.Client.Close()
+	}
+	if a.Pool != nil {
+		a.Pool.Close()
+	}
+}
+
+// Params returns the workflow settings from config.
+func Params(cfg config.Config) workflows.Params {
+	coefficient := cfg.Retry.BackoffCoefficient
+	if cfg.ObserverBackoffDisabled {
+		coefficient = 1
+	}
+	return workflows.Params{
+		Synchronizer: cfg.ObserverName,
+		LoopInterval: cfg.LoopInterval,
+		Retry: workflows.RetryParams{
+			Initial:     cfg.Retry.InitialInterval,
+			Max:         cfg.Retry.MaxInterval,
+			Coefficient: coefficient,
+		},
+		StepTimeout:      cfg.StepTimeout,
+		HeartbeatTimeout: cfg.HeartbeatTimeout,
+	}
+}
+
+// Activities returns the synchronizer's activities.
+func (a *App) Activities() *activities.Activities { return activities.New(a.Sync, a.Store) }
+
+// RunWorker runs a worker until ctx is done. With observer_disabled it runs
+// nothing and only waits.
+func (a *App) RunWorker(ctx context.Context) error {
+	if a.Config.ObserverDisabled {
+		a.Log.Warn("observer_disabled is set: the worker runs nothing")
+		<-ctx.Done()
+		return nil
+	}
+	a.Log.Info("worker running", "task_queue", a.Config.Temporal.TaskQueue, "namespace", a.Config.Temporal.Namespace)
+	return worker.Run(ctx, a.Client, worker.Options{
+		TaskQueue:  a.Config.Temporal.TaskQueue,
+		Workflows:  a.Config.Concurrency.Workflows,
+		Activities: a.Config.Concurrency.Activities,
+	}, a.Activities())
+}
+
+// NewStarter returns the synchronizer's starter.
+func (a *App) NewStarter() *starter.Starter {
+	return starter.New(a.Client, a.Sync, a.Store, starter.Options{
+		TaskQueue:    a.Config.Temporal.TaskQueue,
+		LoopInterval: a.Config.LoopInterval,
+		BatchSize:    a.Config.FetchBatch,
+		Concurrency:  a.Config.Concurrency.Starts,
+		Params:       Params(a.Config),
+		Logger:       a.Log.With("component", "starter"),
+	})
+}
+
+// RunStarter runs the starter until ctx is done. With observer_disabled it
+// starts nothing and only waits.
+func (a *App) RunStarter(ctx context.Context) error {
+	if a.Config.ObserverDisabled {
+		a.Log.Warn("observer_disabled is set: the starter starts nothing")
+		<-ctx.Done()
+		return nil
+	}
+	a.Log.Info("starter running", "loop_interval", a.Config.LoopInterval)
+	return a.NewStarter().Run(ctx)
+}

@@ -1,0 +1,62 @@
+// Package config loads, validates and redacts the configuration of a tsync
+// process.
+//
+// A configuration is built in layers, each overriding the previous one:
+//
+//  1. the built-in defaults ([Default]);
+//  2. a YAML file ([Load]) or YAML bytes ([Parse]);
+//  3. the conventional DATABASE_URL and REDIS_URL environment variables;
+//  4. TSYNC_* environment variables.
+//
+// Every key can be overridden by an environment variable named TSYNC_
+// followed by the key upper-cased with "." replaced by "_", for example
+// TSYNC_OBSERVER_NAME, TSYNC_TEMPORAL_HOST_PORT or TSYNC_LOOP_INTERVAL=250ms.
+// The environment is passed in explicitly (in [os.Environ] form); the
+// process environment is never read by this package. An environment variable
+// with an empty value is treated as unset. List keys accept a comma-separated
+// string in the environment (TSYNC_OBSERVER_APPLIST=core,extra), and either a
+// YAML list or such a string in the file. Durations are strings with a unit
+// ("250ms", "1m"); a bare number is rejected rather than read as nanoseconds.
+//
+// Unknown keys in the YAML, values of the wrong type and values that fail
+// validation are errors. Each error is a single line naming the key and,
+// when known, where the bad value came from (file name or environment
+// variable). Invalid YAML is reported first, then unknown keys (in
+// alphabetical order), then the first bad key in the order below. Errors never echo database or Redis URLs, which may carry
+// passwords; use [Config.Redacted] (or log the Config itself, which
+// implements [fmt.Stringer] and [log/slog.LogValuer]) to print one safely.
+//
+// Keys, with their defaults:
+//
+//	observer_disabled           false      do not run the observer loop
+//	observer_steps_dir          ""         directory of sync steps
+//	observer_sys_dir            "var/sys"  directory for the observer's system files
+//	observer_pretend            false      run steps without applying changes
+//	observer_proxy_ssh          ""         SSH jump host, "[user@]host[:port]"
+//	observer_name               (required) name of this synchronizer, ^[A-Za-z][A-Za-z0-9_.-]*$
+//	observer_applist            ["core"]   apps whose models are synchronized
+//	observer_dependency_graph   ""         model dependency graph file
+//	observer_backoff_disabled   true       disable backoff of failing objects
+//	observer_logstash_hostport  ""         logstash "host:port" to ship logs to
+//	observer_log_file           ""         log file ("" logs to stderr)
+//	observer_model_policies_dir ""         directory of model policies
+//	observer_enable_watchers    false      enable watchers
+//	temporal.host_port          "127.0.0.1:7233"  Temporal frontend "host:port"
+//	temporal.namespace          "default"  Temporal namespace
+//	temporal.task_queue         "tsync"    Temporal task queue
+//	database_url                "postgres://postgres@127.0.0.1:5432/test?sslmode=disable"
+//	                                       PostgreSQL URL (postgres:// or postgresql://)
+//	database_schema             "public"   PostgreSQL schema, ^[a-z_][a-z0-9_]*$, at most 63 bytes
+//	redis_url                   "redis://127.0.0.1:6379/0"  Redis URL (redis:// or rediss://)
+//	loop_interval               1s         pause between observer passes, > 0
+//	fetch_batch                 500        rows fetched per query, > 0
+//	concurrency.workflows       200        concurrent workflow executions, > 0
+//	concurrency.activities      100        concurrent activity executions, > 0
+//	concurrency.starts          16         concurrent workflow starts, > 0
+//	retry.initial_interval      1s         first retry delay, > 0
+//	retry.max_interval          1m         largest retry delay, >= retry.initial_interval
+//	retry.backoff_coefficient   2.0        retry delay multiplier, >= 1
+//	step_timeout                10m        timeout of one step, > 0
+//	heartbeat_timeout           30s        activity heartbeat timeout, > 0
+//	demo_dir                    "var/demo" where the demo synchronizer's backend writes
+package config

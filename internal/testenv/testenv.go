@@ -1,0 +1,143 @@
+// Package testenv gives tests the real services: a Temporal dev server (the
+// temporal CLI built into bin/ by `make tools`), a fresh PostgreSQL schema per
+// test, and a config pointing at both.
+package testenv
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/stretchr/testify/require"
+	"go.temporal.io/sdk/testsuite"
+
+	"github.com/tsync/tsync/config"
+)
+
+// DatabaseURL is the test database: TSYNC_TEST_DATABASE_URL, or the local
+// PostgreSQL's test database.
+func DatabaseURL() string {
+	if u := os.Getenv("TSYNC_TEST_DATABASE_URL"); u != "" {
+		return u
+	}
+	return "postgres://postgres@127.0.0.1:5432/test?sslmode=disable"
+}
+
+// TemporalBinary finds the temporal CLI: TSYNC_TEMPORAL_BIN, or bin/temporal
+// at the module root.
+func TemporalBinary() (string, error) {
+	if p := os.Getenv("TSYNC_TEMPORAL_BIN"); p != "" {
+		return p, nil
+	}
+	dir, err := os.Getwd()
+	if err != nil {
+		return "", err
+	}
+	for {
+		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
+			p := filepath.Join(dir, "bin", "temporal")
+			if _, err := os.Stat(p); err != nil {
+				return "", fmt.Errorf("temporal CLI not found at %s: run `make tools`", p)
+			}
+			return p, nil
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return "", fmt.Errorf("no go.mod above the working directory")
+		}
+		dir = parent
+	}
+}
+
+// Temporal is a dev server shared by the tests of one package.
+type Temporal struct {
+	server   *testsuite.DevServer
+	hostPort string
+}
+
+// StartTemporal starts a dev server on a free port (in memory). Stop it
+// when the package's tests are done. With TSYNC_TEST_TEMPORAL set to a
+// host:port, the tests use that server instead (handy to inspect workflows
+// with the temporal CLI or Web UI after a test).
+func StartTemporal(ctx context.Context, extraArgs ...string) (*Temporal, error) {
+	if hp := os.Getenv("TSYNC_TEST_TEMPORAL"); hp != "" {
+		return &Temporal{hostPort: hp}, nil
+	}
+	bin, err := TemporalBinary()
+	if err != nil {
+		return nil, err
+	}
+	s, err := testsuite.StartDevServer(ctx, testsuite.DevServerOptions{
+		ExistingPath: bin,
+		LogLevel:     "error",
+		ExtraArgs:    extraArgs,
+		Stdout:       io.Discard,
+		Stderr:       os.Stderr,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("start temporal dev server: %w", err)
+	}
+	return &Temporal{server: s, hostPort: s.FrontendHostPort()}, nil
+}
+
+// HostPort is the server's frontend address.
+func (t *Temporal) HostPort() string { return t.hostPort }
+
+// Stop stops the server (unless the tests did not start it).
+func (t *Temporal) Stop() error {
+	if t.server == nil {
+		return nil
+	}
+	return t.server.Stop()
+}
+
+// Schema creates an empty schema for one test, dropped when the test ends,
+// and returns a pool and the schema's name.
+func Schema(t testing.TB) (*pgxpool.Pool, string) {
+	t.Helper()
+	ctx := context.Background()
+	pool, err := pgxpool.New(ctx, DatabaseURL())
+	require.NoError(t, err)
+	t.Cleanup(pool.Close)
+	name := "t_" + Random(6)
+	_, err = pool.Exec(ctx, "CREATE SCHEMA "+pgx.Identifier{name}.Sanitize())
+	require.NoError(t, err, "PostgreSQL must run at %s (see README)", DatabaseURL())
+	t.Cleanup(func() {
+		_, _ = pool.Exec(context.Background(), "DROP SCHEMA "+pgx.Identifier{name}.Sanitize()+" CASCADE")
+	})
+	return pool, name
+}
+
+// Random returns 2n random hex characters.
+func Random(n int) string {
+	b := make([]byte, n)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+// Config returns a config for one test: its own schema, task queue and
+// synchronizer name, the given Temporal server, and short intervals.
+func Config(t testing.TB, hostPort, schema string) config.Config {
+	t.Helper()
+	cfg := config.Default()
+	cfg.ObserverName = "test-" + Random(4)
+	cfg.Temporal.HostPort = hostPort
+	cfg.Temporal.TaskQueue = cfg.ObserverName
+	cfg.DatabaseURL = DatabaseURL()
+	cfg.DatabaseSchema = schema
+	cfg.LoopInterval = 200 * time.Millisecond
+	cfg.Retry.InitialInterval = 100 * time.Millisecond
+	cfg.Retry.MaxInterval = time.Second
+	cfg.StepTimeout = 30 * time.Second
+	cfg.HeartbeatTimeout = 5 * time.Second
+	require.NoError(t, cfg.Validate())
+	return cfg
+}

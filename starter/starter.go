@@ -1,0 +1,213 @@
+// Package starter finds pending objects and starts one workflow per object,
+// under a deterministic workflow ID, so that an object is never synced by two
+// workflows at once. It scans every loop interval and, between scans, starts
+// the workflow of each object the model store announces on its NOTIFY
+// channel, so a change is picked up at once.
+package starter
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync/atomic"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	enumspb "go.temporal.io/api/enums/v1"
+	"go.temporal.io/sdk/client"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/tsync/tsync"
+	"github.com/tsync/tsync/models"
+	"github.com/tsync/tsync/workflows"
+)
+
+// Options configure a Starter.
+type Options struct {
+	// TaskQueue is the synchronizer's task queue.
+	TaskQueue string
+	// LoopInterval is the time between scans.
+	LoopInterval time.Duration
+	// BatchSize is how many pending objects one FetchPending returns.
+	BatchSize int
+	// Concurrency bounds the workflow starts in flight.
+	Concurrency int
+	// Params are given to every workflow; Params.Synchronizer names the IDs.
+	Params workflows.Params
+	// Logger receives the starter's logs; nil discards them.
+	Logger *slog.Logger
+}
+
+// Starter starts the workflows of pending objects.
+type Starter struct {
+	client client.Client
+	sync   *tsync.Compiled
+	store  *models.Store
+	opts   Options
+	log    *slog.Logger
+
+	started atomic.Int64
+}
+
+// New returns a starter.
+func New(c client.Client, sync *tsync.Compiled, store *models.Store, opts Options) *Starter {
+	if opts.BatchSize <= 0 {
+		opts.BatchSize = 500
+	}
+	if opts.Concurrency <= 0 {
+		opts.Concurrency = 16
+	}
+	if opts.LoopInterval <= 0 {
+		opts.LoopInterval = time.Second
+	}
+	log := opts.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Starter{client: c, sync: sync, store: store, opts: opts, log: log}
+}
+
+// Started returns how many workflow starts the starter has made (including
+// those that found the object's workflow already running).
+func (s *Starter) Started() int64 { return s.started.Load() }
+
+// Run scans every loop interval and on every announced change, until ctx is
+// done.
+func (s *Starter) Run(ctx context.Context) error {
+	wake := make(chan struct{}, 1)
+	go s.listen(ctx, wake)
+	ticker := time.NewTicker(s.opts.LoopInterval)
+	defer ticker.Stop()
+	for {
+		if n, err := s.Scan(ctx); err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			s.log.Error("scan failed", "error", err)
+		} else if n > 0 {
+			s.log.Debug("scan", "started", n)
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-ticker.C:
+		case <-wake:
+		}
+	}
+}
+
+// Scan starts a workflow for every pending object of every synchronized
+// model (sync first, then deletion), batch by batch, and returns how many it
+// started or found running.
+func (s *Starter) Scan(ctx context.Context) (int, error) {
+	total := 0
+	for _, deletion := range []bool{false, true} {
+		for _, model := range s.sync.Models() {
+			step, _ := s.sync.Step(model)
+			var after int64
+			for {
+				ids, err := tsync.FetchPending(ctx, step, tsync.PendingQuery{
+					Model: model, Deletion: deletion, AfterID: after, Limit: s.opts.BatchSize, Store: s.store,
+				})
+				if err != nil {
+					return total, err
+				}
+				g, gctx := errgroup.WithContext(ctx)
+				g.SetLimit(s.opts.Concurrency)
+				for _, id := range ids {
+					g.Go(func() error { return s.Start(gctx, models.Ref{Model: model, ID: id}, deletion) })
+				}
+				if err := g.Wait(); err != nil {
+					return total, err
+				}
+				total += len(ids)
+				if len(ids) < s.opts.BatchSize {
+					break
+				}
+				after = ids[len(ids)-1]
+			}
+		}
+	}
+	return total, nil
+}
+
+// Start starts the sync (or delete) workflow of ref, unless a workflow of
+// ref is running already, which is then left alone.
+func (s *Starter) Start(ctx context.Context, ref models.Ref, deletion bool) error {
+	var fn any = workflows.SyncWorkflow
+	if deletion {
+		fn = workflows.DeleteWorkflow
+	}
+	_, err := s.client.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
+		ID:                       workflows.WorkflowID(s.opts.Params.Synchronizer, ref),
+		TaskQueue:                s.opts.TaskQueue,
+		WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING,
+		WorkflowIDReusePolicy:    enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE,
+	}, fn, workflows.Request{Object: ref, Params: s.opts.Params})
+	if err != nil {
+		return fmt.Errorf("start workflow of %s: %w", ref, err)
+	}
+	s.started.Add(1)
+	return nil
+}
+
+// listen starts the workflow of every object announced on the store's
+// channel; after losing its connection it reconnects and wakes a full scan,
+// since announcements made meanwhile are lost.
+func (s *Starter) listen(ctx context.Context, wake chan<- struct{}) {
+	for ctx.Err() == nil {
+		err := s.listenOnce(ctx)
+		if ctx.Err() != nil {
+			return
+		}
+		s.log.Warn("listening for changes failed; reconnecting", "channel", s.store.Channel(), "error", err)
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(time.Second):
+		}
+		select {
+		case wake <- struct{}{}:
+		default:
+		}
+	}
+}
+
+func (s *Starter) listenOnce(ctx context.Context) error {
+	conn, err := s.store.Pool().Acquire(ctx)
+	if err != nil {
+		return err
+	}
+	defer conn.Release()
+	if _, err := conn.Exec(ctx, "LISTEN "+pgx.Identifier{s.store.Channel()}.Sanitize()); err != nil {
+		conn.Conn().Close(ctx) //nolint:errcheck // the connection is dropped either way
+		return err
+	}
+	defer func() {
+		// Leave the pooled connection as it was found.
+		uctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Second)
+		defer cancel()
+		if _, err := conn.Exec(uctx, "UNLISTEN *"); err != nil {
+			conn.Conn().Close(uctx) //nolint:errcheck
+		}
+	}()
+	for {
+		n, err := conn.Conn().WaitForNotification(ctx)
+		if err != nil {
+			return err
+		}
+		var c models.Change
+		if err := json.Unmarshal([]byte(n.Payload), &c); err != nil || c.Model == "" || c.ID <= 0 {
+			s.log.Warn("ignoring malformed change announcement", "payload", n.Payload, "error", err)
+			continue
+		}
+		if _, ok := s.sync.Step(c.Model); !ok {
+			continue
+		}
+		if err := s.Start(ctx, models.Ref{Model: c.Model, ID: c.ID}, c.Op == "delete"); err != nil && !errors.Is(err, context.Canceled) {
+			s.log.Error("start on change failed", "object", c.Model, "id", c.ID, "error", err)
+		}
+	}
+}

@@ -1,0 +1,103 @@
+package workflows
+
+import (
+	"fmt"
+	"strings"
+
+	"go.temporal.io/sdk/workflow"
+
+	"github.com/tsync/tsync/activities"
+	"github.com/tsync/tsync/models"
+)
+
+// maxNamed is how many blocking objects a held status names.
+const maxNamed = 5
+
+func (r *run) delete(ctx workflow.Context) (Result, error) {
+	for iteration := 0; ; iteration++ {
+		if r.shouldContinueAsNew(ctx, iteration) {
+			return r.continueAsNew(ctx, DeleteWorkflow, true)
+		}
+		ins, err := r.inspect(ctx)
+		if err != nil {
+			return Result{}, err
+		}
+		switch {
+		case !ins.Exists:
+			return r.result(OutcomeGone), nil
+		case !ins.Deleted:
+			// Undeleted meanwhile: sync it instead.
+			return r.continueAsNew(ctx, SyncWorkflow, true)
+		case ins.WriteProtect:
+			return r.result(OutcomeWriteProtected), nil
+		}
+
+		var deps []models.Dependent
+		if err := workflow.ExecuteActivity(r.bookkeepingContext(ctx), acts.Dependents, r.ref()).Get(ctx, &deps); err != nil {
+			return Result{}, fmt.Errorf("dependents of %s: %w", r.ref(), err)
+		}
+		var live []string
+		var first []models.Ref
+		for _, d := range deps {
+			switch {
+			case !d.Deleted:
+				live = append(live, d.Ref.String())
+			case d.WriteProtect:
+				live = append(live, d.Ref.String()+" (deleted, write_protect)")
+			default:
+				first = append(first, d.Ref)
+			}
+		}
+		if len(live) > 0 {
+			if err := r.hold(ctx, models.CodePending, "deferred: cannot delete, still used by "+nameSome(live)); err != nil {
+				return Result{}, err
+			}
+			continue
+		}
+		if len(first) > 0 {
+			// Dependents go first, in reverse dependency order.
+			results, err := r.await(ctx, first, DeleteWorkflow)
+			if err != nil {
+				return Result{}, err
+			}
+			if !allGone(results) {
+				if err := workflow.Sleep(ctx, r.req.Params.LoopInterval); err != nil {
+					return Result{}, err
+				}
+			}
+			continue
+		}
+
+		var out activities.Outcome
+		err = workflow.ExecuteActivity(r.stepContext(ctx), acts.DeleteObject, r.ref()).Get(ctx, &out)
+		switch {
+		case isDeferred(err):
+			if err := workflow.Sleep(ctx, r.req.Params.LoopInterval); err != nil {
+				return Result{}, err
+			}
+			continue
+		case err != nil:
+			return Result{}, fmt.Errorf("delete %s: %w", r.ref(), err)
+		}
+		if out == activities.OutcomeOK || out == activities.OutcomeGone {
+			return r.result(OutcomeGone), nil
+		}
+		// Skipped: undeleted or write-protected meanwhile; look again.
+	}
+}
+
+func allGone(results []Result) bool {
+	for _, res := range results {
+		if res.Outcome != OutcomeGone {
+			return false
+		}
+	}
+	return true
+}
+
+func nameSome(names []string) string {
+	if len(names) <= maxNamed {
+		return strings.Join(names, ", ")
+	}
+	return fmt.Sprintf("%s and %d more", strings.Join(names[:maxNamed], ", "), len(names)-maxNamed)
+}

@@ -1,0 +1,434 @@
+package workflows
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	enumspb "go.temporal.io/api/enums/v1"
+	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/sdk/workflow"
+
+	"github.com/tsync/tsync/activities"
+	"github.com/tsync/tsync/models"
+)
+
+// maxIterations bounds the loops of one run before it continues as new, to
+// keep histories short.
+const maxIterations = 100
+
+// acts is used only for activity method references; workers register a real
+// *activities.Activities.
+var acts *activities.Activities
+
+// SyncWorkflow brings req.Object in sync, its dependencies first. It ends
+// when the object is in sync (OutcomeInSync), gone, blocked (no_sync,
+// lazy_blocked) or deleted (it then continues as a DeleteWorkflow). Step
+// failures are retried by the activity's retry policy, so the workflow waits
+// until the step succeeds; deferred steps and held objects are tried again
+// after the loop interval.
+func SyncWorkflow(ctx workflow.Context, req Request) (Result, error) {
+	r := newRun(ctx, req)
+	res, err := r.sync(ctx)
+	return r.finish(ctx, res, err)
+}
+
+// DeleteWorkflow deletes req.Object from the backend and purges its row,
+// after every deleted object that depends on it; while live objects still
+// depend on it, it is held with a status naming them.
+func DeleteWorkflow(ctx workflow.Context, req Request) (Result, error) {
+	r := newRun(ctx, req)
+	res, err := r.delete(ctx)
+	return r.finish(ctx, res, err)
+}
+
+// run is the state of one object workflow run.
+type run struct {
+	req         Request
+	id          string
+	subscribers []string
+	subscribe   workflow.ReceiveChannel
+	done        workflow.ReceiveChannel
+	// results holds Done signals received and not consumed yet, by sender.
+	results map[string]Result
+}
+
+func newRun(ctx workflow.Context, req Request) *run {
+	r := &run{
+		req:         req,
+		id:          workflow.GetInfo(ctx).WorkflowExecution.ID,
+		subscribers: slices.Clone(req.Subscribers),
+		subscribe:   workflow.GetSignalChannel(ctx, SignalSubscribe),
+		done:        workflow.GetSignalChannel(ctx, SignalDone),
+		results:     map[string]Result{},
+	}
+	// Subscriptions stay buffered in their channel until the run ends (see
+	// notify). No coroutine may receive them meanwhile: a value handed to a
+	// blocked coroutine is lost if the workflow completes before it runs.
+	return r
+}
+
+func (r *run) addSubscriber(id string) {
+	if id != "" && !slices.Contains(r.subscribers, id) {
+		r.subscribers = append(r.subscribers, id)
+	}
+}
+
+func (r *run) ref() models.Ref { return r.req.Object }
+
+func (r *run) result(o Outcome) Result { return Result{Object: r.ref(), Outcome: o} }
+
+// finish notifies every subscriber of the run's end, unless it continues as
+// new as the same kind of workflow, which carries them over.
+func (r *run) finish(ctx workflow.Context, res Result, err error) (Result, error) {
+	var can *workflow.ContinueAsNewError
+	if errors.As(err, &can) {
+		return res, err
+	}
+	if err != nil {
+		res = r.result(OutcomeFailed)
+		if temporal.IsCanceledError(err) {
+			ctx, _ = workflow.NewDisconnectedContext(ctx)
+		}
+	}
+	r.notify(ctx, res)
+	return res, err
+}
+
+// notify signals res to every subscriber, including those that subscribe
+// while it does so.
+func (r *run) notify(ctx workflow.Context, res Result) {
+	notified := 0
+	for {
+		// Subscriptions already delivered but not yet received.
+		for {
+			var s Subscription
+			if !r.subscribe.ReceiveAsync(&s) {
+				break
+			}
+			r.addSubscriber(s.WorkflowID)
+		}
+		if notified == len(r.subscribers) {
+			return
+		}
+		var futures []workflow.Future
+		for _, id := range r.subscribers[notified:] {
+			futures = append(futures, workflow.SignalExternalWorkflow(ctx, id, "", SignalDone, Done{WorkflowID: r.id, Result: res}))
+		}
+		notified = len(r.subscribers)
+		for _, f := range futures {
+			// A subscriber that is gone needs no answer.
+			_ = f.Get(ctx, nil)
+		}
+	}
+}
+
+// continueAsNew continues the run as workflow fn, carrying subscribers over
+// when fn waits for the same thing they do.
+func (r *run) continueAsNew(ctx workflow.Context, fn any, carry bool) (Result, error) {
+	req := r.req
+	req.Subscribers = nil
+	if carry {
+		for {
+			var s Subscription
+			if !r.subscribe.ReceiveAsync(&s) {
+				break
+			}
+			r.addSubscriber(s.WorkflowID)
+		}
+		req.Subscribers = r.subscribers
+	}
+	return Result{}, workflow.NewContinueAsNewError(ctx, fn, req)
+}
+
+func (r *run) shouldContinueAsNew(ctx workflow.Context, iteration int) bool {
+	return iteration >= maxIterations || workflow.GetInfo(ctx).GetContinueAsNewSuggested()
+}
+
+func (r *run) bookkeepingContext(ctx workflow.Context) workflow.Context {
+	return workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+		StartToCloseTimeout: 30 * time.Second,
+		RetryPolicy: &temporal.RetryPolicy{
+			InitialInterval:    time.Second,
+			BackoffCoefficient: 2,
+			MaximumInterval:    30 * time.Second,
+		},
+	})
+}
+
+func (r *run) stepContext(ctx workflow.Context) workflow.Context {
+	p := r.req.Params
+	coefficient := p.Retry.Coefficient
+	if coefficient < 1 {
+		coefficient = 1
+	}
+	return workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+		StartToCloseTimeout: p.StepTimeout,
+		HeartbeatTimeout:    p.HeartbeatTimeout,
+		RetryPolicy: &temporal.RetryPolicy{
+			InitialInterval:        p.Retry.Initial,
+			BackoffCoefficient:     coefficient,
+			MaximumInterval:        p.Retry.Max,
+			NonRetryableErrorTypes: []string{activities.ErrTypeDeferred},
+		},
+	})
+}
+
+func (r *run) inspect(ctx workflow.Context) (activities.Inspection, error) {
+	var ins activities.Inspection
+	err := workflow.ExecuteActivity(r.bookkeepingContext(ctx), acts.Inspect, r.ref()).Get(ctx, &ins)
+	if err != nil {
+		return ins, fmt.Errorf("inspect %s: %w", r.ref(), err)
+	}
+	return ins, nil
+}
+
+func (r *run) recordStatus(ctx workflow.Context, code int, status string) error {
+	err := workflow.ExecuteActivity(r.bookkeepingContext(ctx), acts.RecordStatus, r.ref(), code, status).Get(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("record status of %s: %w", r.ref(), err)
+	}
+	return nil
+}
+
+// hold records status (code) and sleeps for the loop interval.
+func (r *run) hold(ctx workflow.Context, code int, status string) error {
+	if err := r.recordStatus(ctx, code, status); err != nil {
+		return err
+	}
+	return workflow.Sleep(ctx, r.req.Params.LoopInterval)
+}
+
+func isDeferred(err error) bool {
+	var appErr *temporal.ApplicationError
+	return errors.As(err, &appErr) && appErr.Type() == activities.ErrTypeDeferred
+}
+
+func (r *run) sync(ctx workflow.Context) (Result, error) {
+	for iteration := 0; ; iteration++ {
+		if r.shouldContinueAsNew(ctx, iteration) {
+			return r.continueAsNew(ctx, SyncWorkflow, true)
+		}
+		ins, err := r.inspect(ctx)
+		if err != nil {
+			return Result{}, err
+		}
+		switch {
+		case !ins.Exists:
+			return r.result(OutcomeGone), nil
+		case ins.Deleted:
+			// Whoever waits for this object's sync must not wait for its
+			// deletion (which may wait for them): answer now.
+			r.notify(ctx, r.result(OutcomeDeleted))
+			r.subscribers = nil
+			return r.continueAsNew(ctx, DeleteWorkflow, false)
+		case ins.Blocked:
+			return r.result(OutcomeBlocked), nil
+		case !ins.Pending:
+			return r.result(OutcomeInSync), nil
+		}
+
+		deps, err := r.ensureDependencies(ctx, ins.Deps)
+		if err != nil {
+			return Result{}, err
+		}
+		switch deps {
+		case depsHeld:
+			if err := workflow.Sleep(ctx, r.req.Params.LoopInterval); err != nil {
+				return Result{}, err
+			}
+			continue
+		case depsRecheck:
+			continue
+		}
+
+		var out activities.SyncResult
+		err = workflow.ExecuteActivity(r.stepContext(ctx), acts.SyncObject, r.ref()).Get(ctx, &out)
+		switch {
+		case isDeferred(err):
+			// Recorded as "deferred: ..." by the activity; no backoff.
+			if err := workflow.Sleep(ctx, r.req.Params.LoopInterval); err != nil {
+				return Result{}, err
+			}
+			continue
+		case err != nil:
+			return Result{}, fmt.Errorf("sync %s: %w", r.ref(), err)
+		}
+		switch {
+		case out.Outcome == activities.OutcomeGone:
+			return r.result(OutcomeGone), nil
+		case out.Outcome == activities.OutcomeOK && !out.Pending:
+			return r.result(OutcomeInSync), nil
+		}
+		// Skipped (no longer pending) or synced: look again, which also
+		// syncs again an object that changed during its sync.
+	}
+}
+
+// depsState is what ensureDependencies found.
+type depsState int
+
+const (
+	// depsReady: every dependency is in sync.
+	depsReady depsState = iota
+	// depsHeld: the object cannot be synced now; its status says why.
+	depsHeld
+	// depsRecheck: a dependency's workflow ended unseen; look again at once.
+	depsRecheck
+)
+
+// ensureDependencies brings every dependency in sync, syncing those that
+// need it by child workflows (or waiting for their running workflows).
+func (r *run) ensureDependencies(ctx workflow.Context, deps []activities.DepState) (depsState, error) {
+	var need []models.Ref
+	var reasons []string
+	failed := ""
+	for _, d := range deps {
+		switch {
+		case d.InSync():
+		case !d.Exists:
+			reasons = append(reasons, fmt.Sprintf("dependency %s does not exist", d.Ref))
+		case d.Deleted:
+			reasons = append(reasons, fmt.Sprintf("dependency %s is deleted", d.Ref))
+		case d.Blocked:
+			reasons = append(reasons, fmt.Sprintf("dependency %s is not synced (no_sync or lazy_blocked)", d.Ref))
+		case !d.Synchronized:
+			reasons = append(reasons, fmt.Sprintf("waiting for dependency %s, synchronized elsewhere", d.Ref))
+		default:
+			if d.Code == models.CodeError && failed == "" {
+				failed = fmt.Sprintf("Failed due to error in %s: %s", d.Ref, lastError(d.Status))
+			}
+			need = append(need, d.Ref)
+		}
+	}
+	if len(reasons) > 0 {
+		return depsHeld, r.recordStatus(ctx, models.CodePending, "deferred: "+strings.Join(reasons, "; "))
+	}
+	if len(need) == 0 {
+		return depsReady, nil
+	}
+	if failed != "" {
+		if err := r.recordStatus(ctx, models.CodeError, failed); err != nil {
+			return depsHeld, err
+		}
+	}
+	results, err := r.await(ctx, need, SyncWorkflow)
+	if err != nil {
+		return depsHeld, err
+	}
+	recheck := false
+	for _, res := range results {
+		switch res.Outcome {
+		case OutcomeInSync:
+		case OutcomeRecheck:
+			recheck = true
+		default:
+			reasons = append(reasons, fmt.Sprintf("dependency %s is %s", res.Object, res.Outcome))
+		}
+	}
+	if len(reasons) > 0 {
+		return depsHeld, r.recordStatus(ctx, models.CodePending, "deferred: "+strings.Join(reasons, "; "))
+	}
+	if recheck {
+		// A dependency's workflow had just ended: look again at once.
+		return depsRecheck, nil
+	}
+	return depsReady, nil
+}
+
+// lastError returns the latest error of a " // "-joined status.
+func lastError(status string) string {
+	if i := strings.LastIndex(status, " // "); i >= 0 {
+		return status[i+4:]
+	}
+	return status
+}
+
+// await runs workflow fn for each of refs as a child, or, where the object's
+// workflow is already running, subscribes to it, and returns every result.
+func (r *run) await(ctx workflow.Context, refs []models.Ref, fn any) ([]Result, error) {
+	type pending struct {
+		ref   models.Ref
+		id    string
+		child workflow.ChildWorkflowFuture
+	}
+	var waits []pending
+	for _, ref := range refs {
+		id := WorkflowID(r.req.Params.Synchronizer, ref)
+		cctx := workflow.WithChildOptions(ctx, workflow.ChildWorkflowOptions{
+			WorkflowID:        id,
+			// The dependency's sync outlives a cancelled or ended dependent.
+			ParentClosePolicy: enumspb.PARENT_CLOSE_POLICY_ABANDON,
+		})
+		child := workflow.ExecuteChildWorkflow(cctx, fn, Request{Object: ref, Params: r.req.Params})
+		waits = append(waits, pending{ref: ref, id: id, child: child})
+	}
+	results := make([]Result, len(waits))
+	var subscribed []int
+	for i, w := range waits {
+		err := w.child.GetChildWorkflowExecution().Get(ctx, nil)
+		if err == nil {
+			continue
+		}
+		if !temporal.IsWorkflowExecutionAlreadyStartedError(err) {
+			return nil, fmt.Errorf("start child %s: %w", w.id, err)
+		}
+		// Running already: ask it to tell us when it ends.
+		r.drainDone()
+		delete(r.results, w.id)
+		if err := workflow.SignalExternalWorkflow(ctx, w.id, "", SignalSubscribe, Subscription{WorkflowID: r.id}).Get(ctx, nil); err != nil {
+			// It ended in between: look again.
+			results[i] = Result{Object: w.ref, Outcome: OutcomeRecheck}
+			waits[i].child = nil
+			continue
+		}
+		waits[i].child = nil
+		subscribed = append(subscribed, i)
+	}
+	for i, w := range waits {
+		if w.child == nil {
+			continue
+		}
+		var res Result
+		if err := w.child.Get(ctx, &res); err != nil {
+			if temporal.IsCanceledError(err) && ctx.Err() != nil {
+				return nil, err
+			}
+			if temporal.IsWorkflowExecutionAlreadyStartedError(err) {
+				continue // handled above
+			}
+			res = Result{Object: w.ref, Outcome: OutcomeFailed}
+		}
+		results[i] = res
+	}
+	for _, i := range subscribed {
+		w := waits[i]
+		for {
+			if res, ok := r.results[w.id]; ok {
+				delete(r.results, w.id)
+				results[i] = res
+				break
+			}
+			var d Done
+			r.done.Receive(ctx, &d)
+			if err := ctx.Err(); err != nil {
+				return nil, err
+			}
+			r.results[d.WorkflowID] = d.Result
+		}
+	}
+	return results, nil
+}
+
+// drainDone moves Done signals already delivered into r.results.
+func (r *run) drainDone() {
+	for {
+		var d Done
+		if !r.done.ReceiveAsync(&d) {
+			return
+		}
+		r.results[d.WorkflowID] = d.Result
+	}
+}

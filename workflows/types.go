@@ -1,0 +1,116 @@
+// Package workflows holds tsync's per-object Temporal workflows.
+//
+// SyncWorkflow brings one object in sync: it first makes sure every object it
+// depends on is in sync (starting a child SyncWorkflow for each dependency
+// that is pending or in error, or waiting for the one already running), then
+// runs the object's step in one activity that loads the object fresh and
+// records the outcome. DeleteWorkflow deletes one deleted object after the
+// deleted objects that depend on it, then purges it.
+//
+// Both run under the workflow ID "<synchronizer>/<model>/<id>", so an object
+// is never synced or deleted by two workflows at once. A workflow that needs
+// an object whose workflow is already running cannot join it as a child
+// (Temporal has no USE_EXISTING policy for children); it subscribes instead,
+// with SignalSubscribe, and the running workflow signals SignalDone to every
+// subscriber when it finishes. A subscriber whose signal finds no running
+// workflow checks the object again.
+package workflows
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/tsync/tsync/models"
+)
+
+// Signal names.
+const (
+	// SignalSubscribe asks a running object workflow to signal SignalDone to
+	// the workflow named in the Subscription when it finishes.
+	SignalSubscribe = "tsync-subscribe"
+	// SignalDone carries a Done to a subscriber.
+	SignalDone = "tsync-done"
+)
+
+// Params are the settings every object workflow runs with; children inherit
+// them from their parent.
+type Params struct {
+	// Synchronizer is the synchronizer's name (observer_name).
+	Synchronizer string
+	// LoopInterval is the pause before trying a deferred or held object again.
+	LoopInterval time.Duration
+	// Retry is the step activity's retry policy.
+	Retry RetryParams
+	// StepTimeout bounds one SyncRecord or DeleteRecord call.
+	StepTimeout time.Duration
+	// HeartbeatTimeout is how long a step activity may go silent before it is
+	// retried elsewhere (it heartbeats while the step runs).
+	HeartbeatTimeout time.Duration
+}
+
+// RetryParams is the retry policy of step activities: exponential backoff
+// from Initial by Coefficient up to Max, forever; Coefficient 1 keeps the
+// interval constant (observer_backoff_disabled).
+type RetryParams struct {
+	Initial     time.Duration
+	Max         time.Duration
+	Coefficient float64
+}
+
+// Request starts an object workflow.
+type Request struct {
+	// Object is the object to sync or delete.
+	Object models.Ref
+	// Params are the settings.
+	Params Params
+	// Subscribers are the IDs of workflows waiting for this one; they are
+	// carried across continue-as-new.
+	Subscribers []string `json:",omitempty"`
+}
+
+// Outcome is how an object workflow ended.
+type Outcome string
+
+// Outcomes.
+const (
+	// OutcomeInSync: the object is in sync.
+	OutcomeInSync Outcome = "in-sync"
+	// OutcomeGone: the object does not exist (never did, or was purged).
+	OutcomeGone Outcome = "gone"
+	// OutcomeBlocked: the object is no_sync or lazy_blocked, so not synced.
+	OutcomeBlocked Outcome = "blocked"
+	// OutcomeDeleted: the object is deleted; its deletion goes on in a
+	// DeleteWorkflow.
+	OutcomeDeleted Outcome = "deleted"
+	// OutcomeWriteProtected: the object is deleted but write_protect, so it
+	// stays in the backend.
+	OutcomeWriteProtected Outcome = "write-protected"
+	// OutcomeFailed: the workflow failed or was cancelled.
+	OutcomeFailed Outcome = "failed"
+	// OutcomeRecheck: no result; check the object again (a subscriber whose
+	// subscription found no running workflow).
+	OutcomeRecheck Outcome = "recheck"
+)
+
+// Result is what an object workflow returns, and what it signals to its
+// subscribers.
+type Result struct {
+	Object  models.Ref
+	Outcome Outcome
+}
+
+// Subscription is the payload of SignalSubscribe.
+type Subscription struct {
+	WorkflowID string
+}
+
+// Done is the payload of SignalDone.
+type Done struct {
+	WorkflowID string
+	Result     Result
+}
+
+// WorkflowID returns the workflow ID of ref's workflows in synchronizer name.
+func WorkflowID(synchronizer string, ref models.Ref) string {
+	return fmt.Sprintf("%s/%s/%d", synchronizer, ref.Model, ref.ID)
+}
