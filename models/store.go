@@ -117,10 +117,10 @@ func (s *Store) Migrate(ctx context.Context) error {
 			stmts = append(stmts, `ALTER TABLE `+t+` ADD COLUMN IF NOT EXISTS `+pgx.Identifier{f.Column}.Sanitize()+` `+f.SQLType)
 		}
 		stmts = append(stmts,
-			`CREATE INDEX IF NOT EXISTS `+pgx.Identifier{m.Table+"_pending"}.Sanitize()+` ON `+t+` (id) WHERE `+PendingPredicate,
-			`CREATE INDEX IF NOT EXISTS `+pgx.Identifier{m.Table+"_deleting"}.Sanitize()+` ON `+t+` (id) WHERE `+DeletionPredicate)
+			`CREATE INDEX IF NOT EXISTS `+pgx.Identifier{m.Table + "_pending"}.Sanitize()+` ON `+t+` (id) WHERE `+PendingPredicate,
+			`CREATE INDEX IF NOT EXISTS `+pgx.Identifier{m.Table + "_deleting"}.Sanitize()+` ON `+t+` (id) WHERE `+DeletionPredicate)
 		for _, l := range m.Links {
-			stmts = append(stmts, `CREATE INDEX IF NOT EXISTS `+pgx.Identifier{m.Table+"_"+l.Via}.Sanitize()+` ON `+t+` (`+pgx.Identifier{l.Via}.Sanitize()+`)`)
+			stmts = append(stmts, `CREATE INDEX IF NOT EXISTS `+pgx.Identifier{m.Table + "_" + l.Via}.Sanitize()+` ON `+t+` (`+pgx.Identifier{l.Via}.Sanitize()+`)`)
 		}
 	}
 	for _, stmt := range stmts {

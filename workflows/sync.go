@@ -358,7 +358,7 @@ func (r *run) await(ctx workflow.Context, refs []models.Ref, fn any) ([]Result, 
 	for _, ref := range refs {
 		id := WorkflowID(r.req.Params.Synchronizer, ref)
 		cctx := workflow.WithChildOptions(ctx, workflow.ChildWorkflowOptions{
-			WorkflowID:        id,
+			WorkflowID: id,
 			// The dependency's sync outlives a cancelled or ended dependent.
 			ParentClosePolicy: enumspb.PARENT_CLOSE_POLICY_ABANDON,
 		})
