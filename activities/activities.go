@@ -48,6 +48,9 @@ type DepState struct {
 	Deleted bool
 	Blocked bool
 	Pending bool
+	// Synced reports that its current content was synced: enacted is set
+	// and not older than updated.
+	Synced bool
 	// Code and Status are its backend_code and backend_status.
 	Code   int
 	Status string
@@ -56,9 +59,9 @@ type DepState struct {
 }
 
 // InSync reports whether the dependency needs no sync now: it exists, is not
-// deleted, not pending and not in error.
+// deleted, its current content was synced and it is not in error.
 func (d DepState) InSync() bool {
-	return d.Exists && !d.Deleted && !d.Pending && d.Code != models.CodeError
+	return d.Exists && !d.Deleted && d.Synced && d.Code != models.CodeError
 }
 
 // Inspection is what a workflow needs to know of its object.
@@ -105,6 +108,7 @@ func (a *Activities) Inspect(ctx context.Context, ref models.Ref) (Inspection, e
 		default:
 			db := dep.SyncState()
 			d.Exists, d.Deleted, d.Blocked, d.Pending = true, db.Deleted, db.NoSync || db.LazyBlocked, db.Pending()
+			d.Synced = db.Enacted != nil && !db.Enacted.Before(db.Updated)
 			d.Code, d.Status = db.BackendCode, db.BackendStatus
 		}
 		ins.Deps = append(ins.Deps, d)

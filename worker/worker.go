@@ -22,6 +22,9 @@ type Options struct {
 	Workflows int
 	// Activities bounds the activities (steps) run at once.
 	Activities int
+	// Pollers is the number of pollers of each kind (workflow and activity
+	// tasks); more pollers pick up bursts of work faster. 0 means 8.
+	Pollers int
 	// StopTimeout is how long a stopping worker lets running steps finish.
 	StopTimeout time.Duration
 }
@@ -38,7 +41,12 @@ func New(c client.Client, opts Options, acts *activities.Activities) (sdkworker.
 	if opts.TaskQueue == "" {
 		return nil, fmt.Errorf("worker: no task queue")
 	}
+	if opts.Pollers <= 0 {
+		opts.Pollers = 8
+	}
 	w := sdkworker.New(c, opts.TaskQueue, sdkworker.Options{
+		MaxConcurrentWorkflowTaskPollers:       opts.Pollers,
+		MaxConcurrentActivityTaskPollers:       opts.Pollers,
 		MaxConcurrentActivityExecutionSize:     opts.Activities,
 		MaxConcurrentWorkflowTaskExecutionSize: opts.Workflows,
 		WorkerStopTimeout:                      opts.StopTimeout,
