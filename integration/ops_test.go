@@ -13,13 +13,11 @@ import (
 
 	"github.com/stretchr/testify/require"
 	"go.temporal.io/api/workflowservice/v1"
-	"go.temporal.io/sdk/client"
 
 	"github.com/tsync/tsync"
 	"github.com/tsync/tsync/app"
 	"github.com/tsync/tsync/config"
 	"github.com/tsync/tsync/models"
-	"github.com/tsync/tsync/worker"
 )
 
 // countRuns returns how many runs (open or closed) of workflow id exist.
@@ -239,6 +237,4 @@ func TestObserverDisabled(t *testing.T) {
 	require.False(t, b.BackendNeedDelete)
 	require.True(t, e.exists(site), "not purged")
 	require.Empty(t, e.openWorkflows())
-	_ = worker.Options{}
-	_ = client.Options{}
 }
