@@ -272,17 +272,28 @@ func (s *Store) Save(ctx context.Context, obj Object) error {
 			return fmt.Errorf("save %s %d: object is deleted", m.Name, b.ID)
 		}
 		cols, vals := m.writable(obj)
-		_, oldVals := m.writable(old)
-		var changed, sets []string
+		var sets []string
 		for i, c := range cols {
-			if !reflect.DeepEqual(vals[i], oldVals[i]) {
-				changed = append(changed, c)
-			}
 			sets = append(sets, fmt.Sprintf("%s = $%d", pgx.Identifier{c}.Sanitize(), i+2))
 		}
-		sql := `UPDATE ` + s.table(m) + ` SET ` + strings.Join(sets, ", ") + `, ` + bumpUpdated + ` WHERE id = $1 RETURNING updated`
-		if err := tx.QueryRow(ctx, sql, append([]any{b.ID}, vals...)...).Scan(&b.Updated); err != nil {
+		// The changed columns are found by comparing the row as stored
+		// before and after the update, both read back from PostgreSQL, so
+		// that an unchanged value held differently in memory (a time with
+		// nanoseconds, an int in a map that reads back as float64, JSON
+		// formatting) is not reported as changed.
+		cur := m.New()
+		sql := `UPDATE ` + s.table(m) + ` SET ` + strings.Join(sets, ", ") + `, ` + bumpUpdated + ` WHERE id = $1 RETURNING ` + m.columns()
+		if err := tx.QueryRow(ctx, sql, append([]any{b.ID}, vals...)...).Scan(m.scanTargets(cur)...); err != nil {
 			return fmt.Errorf("save %s %d: %w", m.Name, b.ID, err)
+		}
+		b.Updated = cur.SyncState().Updated
+		_, oldVals := m.writable(old)
+		_, newVals := m.writable(cur)
+		var changed []string
+		for i, c := range cols {
+			if !reflect.DeepEqual(newVals[i], oldVals[i]) {
+				changed = append(changed, c)
+			}
 		}
 		return s.notify(ctx, tx, Change{Model: m.Name, ID: b.ID, Op: "update", Fields: changed})
 	})

@@ -84,10 +84,16 @@ func (s *Store) RecordError(ctx context.Context, ref Ref, text string) error {
 // CombineErrors returns the status that follows previous when text is
 // recorded: the last two distinct errors joined by " // ", at most
 // MaxStatusLen characters.
+//
+// The text is made valid and cut first, as it will be stored, so that an
+// error seen again is recognised; and the latest error is always kept whole
+// (up to MaxStatusLen), the older one giving way when both do not fit.
 func CombineErrors(previous, text string) string {
+	const sep = " // "
+	text = truncate(text)
 	var list []string
 	if previous != "" {
-		list = strings.Split(previous, " // ")
+		list = strings.Split(previous, sep)
 	}
 	if !slices.Contains(list, text) {
 		list = append(list, text)
@@ -98,7 +104,16 @@ func CombineErrors(previous, text string) string {
 	if len(list) > 2 {
 		list = list[len(list)-2:]
 	}
-	return truncate(strings.Join(list, " // "))
+	if len(list) == 2 {
+		room := MaxStatusLen - utf8.RuneCountInString(text) - len(sep)
+		if older := []rune(list[0]); len(older) > room {
+			if room < 2 {
+				return text
+			}
+			list[0] = string(older[:room-1]) + "…"
+		}
+	}
+	return truncate(strings.Join(list, sep))
 }
 
 // truncate cuts s to MaxStatusLen characters, keeping it valid UTF-8.
@@ -133,6 +148,7 @@ func (s *Store) RecordStatus(ctx context.Context, ref Ref, code int, status stri
 func (s *Store) HoldDependents(ctx context.Context, ref Ref, text string) ([]Ref, error) {
 	status := truncate(fmt.Sprintf("Failed due to error in %s: %s", ref, text))
 	var held []Ref
+	seen := map[Ref]bool{}
 	frontier := map[string][]int64{ref.Model: {ref.ID}}
 	for len(frontier) > 0 {
 		next := map[string][]int64{}
@@ -149,9 +165,15 @@ func (s *Store) HoldDependents(ctx context.Context, ref Ref, text string) ([]Ref
 					return held, fmt.Errorf("hold dependents of %s: %w", ref, err)
 				}
 				for _, id := range ids {
-					held = append(held, Ref{Model: e.From, ID: id})
+					// An object reached by two paths (a diamond) is listed once.
+					r := Ref{Model: e.From, ID: id}
+					if seen[r] {
+						continue
+					}
+					seen[r] = true
+					held = append(held, r)
+					next[e.From] = append(next[e.From], id)
 				}
-				next[e.From] = append(next[e.From], ids...)
 			}
 		}
 		for k, v := range next {
