@@ -26,6 +26,12 @@ func (r *run) delete(ctx workflow.Context) (Result, error) {
 		case !ins.Exists:
 			return r.result(OutcomeGone), nil
 		case !ins.Deleted:
+			if r.isChild(ctx) {
+				// The parent waits for this deletion; as a SyncWorkflow
+				// this child would not end while the parent is deleted
+				// (see sync). End; the starter starts the sync.
+				return r.result(OutcomeRecheck), nil
+			}
 			// Undeleted meanwhile: sync it instead.
 			return r.continueAsNew(ctx, SyncWorkflow, true)
 		case ins.WriteProtect:

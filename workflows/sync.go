@@ -25,7 +25,8 @@ var acts *activities.Activities
 
 // SyncWorkflow brings req.Object in sync, its dependencies first. It ends
 // when the object is in sync (OutcomeInSync), gone, blocked (no_sync,
-// lazy_blocked) or deleted (it then continues as a DeleteWorkflow). Step
+// lazy_blocked) or deleted (it then continues as a DeleteWorkflow, unless it
+// runs as a dependent's child: it then ends with OutcomeDeleted). Step
 // failures are retried by the activity's retry policy, so the workflow waits
 // until the step succeeds; deferred steps and held objects are tried again
 // after the loop interval.
@@ -143,6 +144,12 @@ func (r *run) continueAsNew(ctx workflow.Context, fn any, carry bool) (Result, e
 	return Result{}, workflow.NewContinueAsNewError(ctx, fn, req)
 }
 
+// isChild reports whether the run is a child workflow, started by another
+// object's workflow that waits for its result (through continue-as-new).
+func (r *run) isChild(ctx workflow.Context) bool {
+	return workflow.GetInfo(ctx).ParentWorkflowExecution != nil
+}
+
 func (r *run) shouldContinueAsNew(ctx workflow.Context, iteration int) bool {
 	return iteration >= maxIterations || workflow.GetInfo(ctx).GetContinueAsNewSuggested()
 }
@@ -219,6 +226,13 @@ func (r *run) sync(ctx workflow.Context) (Result, error) {
 		case !ins.Exists:
 			return r.result(OutcomeGone), nil
 		case ins.Deleted:
+			if r.isChild(ctx) {
+				// The parent, a dependent, waits for this child to end,
+				// and a child that continues as new has not ended: it would
+				// wait for the deletion, which waits for deleted dependents
+				// (a deadlock). End; the starter starts the deletion.
+				return r.result(OutcomeDeleted), nil
+			}
 			// Whoever waits for this object's sync must not wait for its
 			// deletion (which may wait for them): answer now.
 			r.notify(ctx, r.result(OutcomeDeleted))

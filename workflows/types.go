@@ -88,7 +88,8 @@ const (
 	// OutcomeFailed: the workflow failed or was cancelled.
 	OutcomeFailed Outcome = "failed"
 	// OutcomeRecheck: no result; check the object again (a subscriber whose
-	// subscription found no running workflow).
+	// subscription found no running workflow, or a child DeleteWorkflow whose
+	// object was undeleted).
 	OutcomeRecheck Outcome = "recheck"
 )
 

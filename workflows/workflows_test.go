@@ -3,6 +3,9 @@ package workflows_test
 import (
 	"context"
 	"errors"
+	"fmt"
+	"log/slog"
+	"os"
 	"slices"
 	"strings"
 	"sync"
@@ -15,6 +18,7 @@ import (
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/converter"
 	"go.temporal.io/sdk/interceptor"
+	"go.temporal.io/sdk/log"
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/testsuite"
 	"go.temporal.io/sdk/worker"
@@ -48,9 +52,12 @@ type object struct {
 	writeProtect bool
 	blocked      bool
 	pending      bool
-	code         int
-	status       string
-	deps         []models.Ref
+	// synced: its current content was synced (enacted not older than
+	// updated); Inspect reports it as the dependency's Synced.
+	synced bool
+	code   int
+	status string
+	deps   []models.Ref
 }
 
 // call is one fake activity invocation, in the order the fakes ran.
@@ -70,17 +77,22 @@ type statusRecord struct {
 // object; handled false falls back to the default behaviour.
 type syncHook func(ref models.Ref, n int, o *object) (res activities.SyncResult, err error, handled bool)
 
+// deleteHook is syncHook's counterpart for DeleteObject.
+type deleteHook func(ref models.Ref, n int, o *object) (out activities.Outcome, err error, handled bool)
+
 type world struct {
-	mu       sync.Mutex
-	objs     map[models.Ref]*object
-	calls    []call
-	statuses []statusRecord
-	syncN    map[models.Ref]int
-	syncHook syncHook
+	mu         sync.Mutex
+	objs       map[models.Ref]*object
+	calls      []call
+	statuses   []statusRecord
+	syncN      map[models.Ref]int
+	syncHook   syncHook
+	deleteN    map[models.Ref]int
+	deleteHook deleteHook
 }
 
 func newWorld() *world {
-	return &world{objs: map[models.Ref]*object{}, syncN: map[models.Ref]int{}}
+	return &world{objs: map[models.Ref]*object{}, syncN: map[models.Ref]int{}, deleteN: map[models.Ref]int{}}
 }
 
 // add inserts (or replaces) an object.
@@ -131,6 +143,17 @@ func (w *world) callsOf(activity string) []models.Ref {
 	return out
 }
 
+// callLog lists every call, as "Activity Model id".
+func (w *world) callLog() []string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	var out []string
+	for _, c := range w.calls {
+		out = append(out, fmt.Sprintf("%s %s %d", c.Activity, c.Ref.Model, c.Ref.ID))
+	}
+	return out
+}
+
 func (w *world) statusRecords() []statusRecord {
 	w.mu.Lock()
 	defer w.mu.Unlock()
@@ -152,7 +175,7 @@ func (w *world) Inspect(_ context.Context, r models.Ref) (activities.Inspection,
 	for _, d := range o.deps {
 		ds := activities.DepState{Ref: d, Synchronized: true}
 		if do, ok := w.objs[d]; ok {
-			ds.Exists, ds.Deleted, ds.Blocked, ds.Pending = true, do.deleted, do.blocked, do.pending
+			ds.Exists, ds.Deleted, ds.Blocked, ds.Pending, ds.Synced = true, do.deleted, do.blocked, do.pending, do.synced
 			ds.Code, ds.Status = do.code, do.status
 		}
 		ins.Deps = append(ins.Deps, ds)
@@ -177,7 +200,7 @@ func (w *world) SyncObject(_ context.Context, r models.Ref) (activities.SyncResu
 	case !o.pending:
 		return activities.SyncResult{Outcome: activities.OutcomeSkipped}, nil
 	}
-	o.pending, o.code, o.status = false, models.CodeOK, "OK"
+	o.pending, o.synced, o.code, o.status = false, true, models.CodeOK, "OK"
 	return activities.SyncResult{Outcome: activities.OutcomeOK}, nil
 }
 
@@ -185,7 +208,13 @@ func (w *world) DeleteObject(_ context.Context, r models.Ref) (activities.Outcom
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	w.record("DeleteObject", r)
+	w.deleteN[r]++
 	o, ok := w.objs[r]
+	if w.deleteHook != nil {
+		if out, err, handled := w.deleteHook(r, w.deleteN[r], o); handled {
+			return out, err
+		}
+	}
 	switch {
 	case !ok:
 		return activities.OutcomeGone, nil
@@ -238,44 +267,59 @@ type start struct {
 }
 
 type harness struct {
-	env    *testsuite.TestWorkflowEnvironment
-	w      *world
-	t0     time.Time
-	mu     sync.Mutex
-	starts []start
+	env *testsuite.TestWorkflowEnvironment
+	w   *world
+	t0  time.Time
+
+	mu          sync.Mutex
+	starts      []start
+	childStarts []string
+	childErrors []string
 }
 
 type harnessOptions struct {
 	// syncDelay delays the SyncObject result of these objects on the test
 	// clock.
 	syncDelay map[models.Ref]time.Duration
-	// workerOptions, when set, are applied to the environment.
-	workerOptions *worker.Options
+	// subscribeDelay delays every SignalSubscribe signal on the test clock
+	// (see delaySubscribe).
+	subscribeDelay time.Duration
 }
+
+// watchdog is the workflow time after which a test is deemed stuck. The test
+// clock skips ahead when every workflow is blocked, so a deadlock reaches it
+// at once.
+const watchdog = time.Hour
 
 func newHarness(t *testing.T, w *world, opts harnessOptions) *harness {
 	t.Helper()
 	var suite testsuite.WorkflowTestSuite
+	suite.SetLogger(log.NewStructuredLogger(slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))))
 	env := suite.NewTestWorkflowEnvironment()
-	if opts.workerOptions != nil {
-		env.SetWorkerOptions(*opts.workerOptions)
+	// The SDK's 1s (wall time) deadlock detector trips on a loaded machine
+	// (the first workflow task of a test binary is slow under -race).
+	wopts := worker.Options{DeadlockDetectionTimeout: 30 * time.Second}
+	if opts.subscribeDelay > 0 {
+		wopts.Interceptors = []interceptor.WorkerInterceptor{&delaySubscribe{delay: opts.subscribeDelay}}
 	}
+	env.SetWorkerOptions(wopts)
 	env.SetTestTimeout(time.Minute)
 	env.RegisterWorkflow(workflows.SyncWorkflow)
 	env.RegisterWorkflow(workflows.DeleteWorkflow)
 	env.RegisterActivity(&activities.Activities{})
 
-	env.OnActivity(acts.Inspect, mock.Anything, mock.Anything).Return(w.Inspect)
+	// The fakes are Maybe: tests assert the calls the world recorded.
+	env.OnActivity(acts.Inspect, mock.Anything, mock.Anything).Return(w.Inspect).Maybe()
 	for r, d := range opts.syncDelay {
-		env.OnActivity(acts.SyncObject, mock.Anything, r).After(d).Return(w.SyncObject)
+		env.OnActivity(acts.SyncObject, mock.Anything, r).After(d).Return(w.SyncObject).Maybe()
 	}
 	env.OnActivity(acts.SyncObject, mock.Anything, mock.MatchedBy(func(r models.Ref) bool {
 		_, delayed := opts.syncDelay[r]
 		return !delayed
-	})).Return(w.SyncObject)
-	env.OnActivity(acts.DeleteObject, mock.Anything, mock.Anything).Return(w.DeleteObject)
-	env.OnActivity(acts.Dependents, mock.Anything, mock.Anything).Return(w.Dependents)
-	env.OnActivity(acts.RecordStatus, mock.Anything, mock.Anything, mock.Anything, mock.Anything).Return(w.RecordStatus)
+	})).Return(w.SyncObject).Maybe()
+	env.OnActivity(acts.DeleteObject, mock.Anything, mock.Anything).Return(w.DeleteObject).Maybe()
+	env.OnActivity(acts.Dependents, mock.Anything, mock.Anything).Return(w.Dependents).Maybe()
+	env.OnActivity(acts.RecordStatus, mock.Anything, mock.Anything, mock.Anything, mock.Anything).Return(w.RecordStatus).Maybe()
 
 	h := &harness{env: env, w: w, t0: env.Now()}
 	env.SetOnActivityStartedListener(func(info *activity.Info, _ context.Context, args converter.EncodedValues) {
@@ -287,7 +331,30 @@ func newHarness(t *testing.T, w *world, opts harnessOptions) *harness {
 		defer h.mu.Unlock()
 		h.starts = append(h.starts, start{Activity: info.ActivityType.Name, Ref: r, At: env.Now(), Attempt: info.Attempt})
 	})
-	t.Cleanup(func() { env.AssertExpectations(t) })
+	env.SetOnChildWorkflowStartedListener(func(info *workflow.Info, _ workflow.Context, _ converter.EncodedValues) {
+		h.mu.Lock()
+		defer h.mu.Unlock()
+		h.childStarts = append(h.childStarts, info.WorkflowExecution.ID)
+	})
+	env.SetOnChildWorkflowCompletedListener(func(info *workflow.Info, _ converter.EncodedValue, err error) {
+		if err == nil {
+			return
+		}
+		h.mu.Lock()
+		defer h.mu.Unlock()
+		h.childErrors = append(h.childErrors, info.WorkflowExecution.ID+": "+err.Error())
+	})
+	// Delayed callbacks run on the test's goroutine (the environment's main
+	// loop), so FailNow is allowed here.
+	env.RegisterDelayedCallback(func() {
+		t.Fatalf("stuck: nothing completed in %v of workflow time (deadlock); activity calls: %q", watchdog, w.callLog())
+	}, watchdog)
+	t.Cleanup(func() {
+		env.AssertExpectations(t)
+		h.mu.Lock()
+		defer h.mu.Unlock()
+		require.Empty(t, h.childErrors, "child workflows failed")
+	})
 	return h
 }
 
@@ -302,6 +369,19 @@ func (h *harness) startsOf(activity string, r models.Ref) []start {
 		}
 	}
 	return out
+}
+
+// childRuns returns how many child workflows started under id.
+func (h *harness) childRuns(id string) int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	n := 0
+	for _, s := range h.childStarts {
+		if s == id {
+			n++
+		}
+	}
+	return n
 }
 
 // offsets returns the start times relative to the test's start.
@@ -351,6 +431,7 @@ func inSync(t *testing.T, w *world, refs ...models.Ref) {
 		o, ok := w.get(r)
 		require.True(t, ok, "%s exists", r)
 		require.False(t, o.pending, "%s pending", r)
+		require.True(t, o.synced, "%s synced", r)
 		require.Equal(t, models.CodeOK, o.code, "%s code", r)
 		require.Equal(t, "OK", o.status, "%s status", r)
 	}
@@ -359,8 +440,6 @@ func inSync(t *testing.T, w *world, refs ...models.Ref) {
 func workflowOptions(id string) client.StartWorkflowOptions {
 	return client.StartWorkflowOptions{ID: id, TaskQueue: "tsync-test"}
 }
-
-func indexOf(refs []models.Ref, r models.Ref) int { return slices.Index(refs, r) }
 
 // ---------------------------------------------------------------------------
 // Tests.
@@ -385,6 +464,15 @@ func TestSyncChainSyncsDependenciesFirst(t *testing.T) {
 
 // A diamond A->B, A->C, B->D, C->D: the shared D is synced once, before B
 // and C (one of which subscribes to D's running workflow), and A is last.
+//
+// The subscription is delayed by 100ms of workflow time: without it, the
+// subscriber's signal can reach D's child workflow in the same dispatch as
+// the other dependent starts it, before the test environment has installed
+// its signal handler, and the test environment then panics inside the
+// subscriber (a nil signal handler: an SDK test-environment limitation; a
+// Temporal server accepts a signal to a workflow as soon as it is started).
+// (While an activity runs, the test environment fires a timer after its
+// duration in wall time, so the delay must not be tiny.)
 func TestSyncDiamondSyncsSharedDependencyOnce(t *testing.T) {
 	w := newWorld()
 	a, b, c, d := ref("A", 1), ref("B", 1), ref("C", 1), ref("D", 1)
@@ -392,16 +480,29 @@ func TestSyncDiamondSyncsSharedDependencyOnce(t *testing.T) {
 	w.add(b, object{pending: true, deps: []models.Ref{d}})
 	w.add(c, object{pending: true, deps: []models.Ref{d}})
 	w.add(a, object{pending: true, deps: []models.Ref{b, c}})
-	h := newHarness(t, w, harnessOptions{})
+	h := newHarness(t, w, harnessOptions{
+		syncDelay:      map[models.Ref]time.Duration{d: time.Second},
+		subscribeDelay: 100 * time.Millisecond,
+	})
 
 	res, err := h.runSync(t, a, testParams)
 	require.NoError(t, err)
-	require.Equal(t, workflows.OutcomeInSync, res.Outcome)
+	require.Equal(t, workflows.Result{Object: a, Outcome: workflows.OutcomeInSync}, res)
 	synced := w.callsOf("SyncObject")
 	require.Len(t, synced, 4, "%v", synced)
-	require.Equal(t, 0, indexOf(synced, d), "D first: %v", synced)
+	require.Equal(t, d, synced[0], "D first: %v", synced)
 	require.ElementsMatch(t, []models.Ref{b, c}, synced[1:3])
 	require.Equal(t, a, synced[3], "A last: %v", synced)
+	// One workflow each: the dependent that did not start D waited for it.
+	for _, id := range []string{"t/B/1", "t/C/1", "t/D/1"} {
+		require.Equal(t, 1, h.childRuns(id), id)
+	}
+	require.Len(t, h.startsOf("Inspect", a), 1, "A was never held")
+	require.Empty(t, w.statusRecords())
+	// B, C and A synced as soon as D's 1s step ended.
+	for _, r := range []models.Ref{a, b, c} {
+		require.Equal(t, []time.Duration{time.Second}, h.offsets(h.startsOf("SyncObject", r)), "%s synced once D was", r)
+	}
 	inSync(t, w, a, b, c, d)
 }
 
@@ -414,6 +515,10 @@ func TestSyncWithMockedChildWorkflow(t *testing.T) {
 	w.add(slice, object{pending: true, deps: []models.Ref{site}})
 	h := newHarness(t, w, harnessOptions{})
 
+	// OnWorkflow mocks also catch the root workflow's execution in the test
+	// environment: the root (the Slice) runs the real SyncWorkflow.
+	isSlice := mock.MatchedBy(func(req workflows.Request) bool { return req.Object == slice })
+	h.env.OnWorkflow(workflows.SyncWorkflow, mock.Anything, isSlice).Return(workflows.SyncWorkflow).Once()
 	isSite := mock.MatchedBy(func(req workflows.Request) bool { return req.Object == site })
 	h.env.OnWorkflow(workflows.SyncWorkflow, mock.Anything, isSite).
 		Return(workflows.Result{Object: site, Outcome: workflows.OutcomeInSync}, nil).Once()
@@ -469,13 +574,6 @@ func TestSyncWaitsForRunningDependency(t *testing.T) {
 	w.add(c, object{pending: true, deps: []models.Ref{d}})
 	h := newHarness(t, w, harnessOptions{syncDelay: map[models.Ref]time.Duration{d: 10 * time.Second}})
 	h.env.RegisterWorkflow(sharedDependencyParent)
-	var mu sync.Mutex
-	var childStarts []string
-	h.env.SetOnChildWorkflowStartedListener(func(info *workflow.Info, _ workflow.Context, _ converter.EncodedValues) {
-		mu.Lock()
-		defer mu.Unlock()
-		childStarts = append(childStarts, info.WorkflowExecution.ID)
-	})
 
 	h.env.SetStartWorkflowOptions(workflowOptions("t/parent"))
 	h.env.ExecuteWorkflow(sharedDependencyParent, testParams, d, []models.Ref{b, c})
@@ -494,9 +592,12 @@ func TestSyncWaitsForRunningDependency(t *testing.T) {
 	require.Equal(t, d, synced[0])
 	require.ElementsMatch(t, []models.Ref{b, c}, synced[1:])
 	// D's workflow ran once: B and C waited for it rather than running their own.
-	mu.Lock()
-	require.Equal(t, 1, strings.Count(strings.Join(childStarts, ","), "t/D/1"), "%v", childStarts)
-	mu.Unlock()
+	for _, id := range []string{"t/B/1", "t/C/1", "t/D/1"} {
+		require.Equal(t, 1, h.childRuns(id), id)
+	}
+	require.Len(t, h.startsOf("Inspect", b), 1, "B subscribed, was signalled, and synced")
+	require.Len(t, h.startsOf("Inspect", c), 1, "C subscribed, was signalled, and synced")
+	require.Empty(t, w.statusRecords())
 	// B and C synced when D's 10s step ended, not before.
 	for _, r := range []models.Ref{b, c} {
 		require.Equal(t, []time.Duration{10 * time.Second}, h.offsets(h.startsOf("SyncObject", r)), "%s", r)
@@ -718,8 +819,8 @@ func TestSyncDependencyEndsAsWeSubscribe(t *testing.T) {
 	w.add(d, object{pending: true})
 	w.add(b, object{pending: true, deps: []models.Ref{d}})
 	h := newHarness(t, w, harnessOptions{
-		syncDelay:     map[models.Ref]time.Duration{d: 2 * time.Second},
-		workerOptions: &worker.Options{Interceptors: []interceptor.WorkerInterceptor{&delaySubscribe{delay: 5 * time.Second}}},
+		syncDelay:      map[models.Ref]time.Duration{d: 2 * time.Second},
+		subscribeDelay: 5 * time.Second,
 	})
 	h.env.RegisterWorkflow(sharedDependencyParent)
 
@@ -751,7 +852,7 @@ func TestSyncHeldOnMissingDependency(t *testing.T) {
 	w.add(slice, object{pending: true, deps: []models.Ref{site}})
 	h := newHarness(t, w, harnessOptions{})
 	h.env.RegisterDelayedCallback(func() {
-		w.add(site, object{code: models.CodeOK, status: "OK"})
+		w.add(site, object{synced: true, code: models.CodeOK, status: "OK"})
 	}, 2500*time.Millisecond)
 
 	res, err := h.runSync(t, slice, testParams)
@@ -764,4 +865,80 @@ func TestSyncHeldOnMissingDependency(t *testing.T) {
 	require.Equal(t, []models.Ref{slice}, w.callsOf("SyncObject"), "the Site, in sync, is not synced")
 	require.Equal(t, []time.Duration{3 * time.Second}, h.offsets(h.startsOf("SyncObject", slice)))
 	inSync(t, w, slice)
+}
+
+// deferOnce makes the first step call on ref return a DeferredError.
+func deferOnce(ref models.Ref) (syncHook, deleteHook) {
+	deferred := temporal.NewNonRetryableApplicationError("waiting for quota", activities.ErrTypeDeferred, nil)
+	return func(r models.Ref, n int, o *object) (activities.SyncResult, error, bool) {
+			return activities.SyncResult{}, deferred, r == ref && n == 1
+		}, func(r models.Ref, n int, o *object) (activities.Outcome, error, bool) {
+			return "", deferred, r == ref && n == 1
+		}
+}
+
+// A dependency deleted while a dependent's workflow waits for its child
+// SyncWorkflow: the child must not continue as the dependency's
+// DeleteWorkflow, which its parent would then wait for while the deletion
+// waits for the (deleted) dependent: a deadlock. It ends with
+// OutcomeDeleted; the dependent is held, looks again, and, deleted itself,
+// continues as its own DeleteWorkflow.
+func TestSyncDependencyDeletedWhileDependentWaits(t *testing.T) {
+	w := newWorld()
+	site, slice := ref("Site", 1), ref("Slice", 1)
+	w.add(site, object{pending: true})
+	w.add(slice, object{pending: true, deps: []models.Ref{site}})
+	w.syncHook, _ = deferOnce(site)
+	h := newHarness(t, w, harnessOptions{})
+	h.env.RegisterDelayedCallback(func() {
+		w.update(site, func(o *object) { o.deleted, o.pending = true, false })
+		w.update(slice, func(o *object) { o.deleted, o.pending = true, false })
+	}, 500*time.Millisecond)
+
+	_, err := h.runSync(t, slice, testParams)
+	var can *workflow.ContinueAsNewError
+	require.True(t, errors.As(err, &can), "%v", err)
+	require.Equal(t, "DeleteWorkflow", can.WorkflowType.Name)
+	require.Equal(t, 2*time.Second, h.env.Now().Sub(h.t0))
+
+	require.Equal(t, []statusRecord{{Ref: slice, Code: models.CodePending, Text: "deferred: dependency model Site id 1 is deleted"}}, w.statusRecords())
+	require.Equal(t, []time.Duration{0, time.Second}, h.offsets(h.startsOf("Inspect", site)))
+	require.Equal(t, []time.Duration{0, 2 * time.Second}, h.offsets(h.startsOf("Inspect", slice)))
+	require.Equal(t, 1, h.childRuns("t/Site/1"))
+	require.Empty(t, w.callsOf("DeleteObject"))
+	require.Empty(t, w.callsOf("Dependents"), "the Site's deletion is not run by the Slice's sync")
+}
+
+// The counterpart: a deleted dependent undeleted while the DeleteWorkflow
+// of its dependency waits for its child DeleteWorkflow. The child must not
+// continue as the dependent's SyncWorkflow (held while the dependency is
+// deleted, and deadlocked with it once the dependency is undeleted too): it
+// ends, and the dependency's deletion is held with a status naming the
+// dependent, until the dependency is undeleted.
+func TestDeleteDependentUndeletedWhileWaited(t *testing.T) {
+	w := newWorld()
+	site, slice := ref("Site", 1), ref("Slice", 1)
+	w.add(site, object{deleted: true})
+	w.add(slice, object{deleted: true, deps: []models.Ref{site}})
+	_, w.deleteHook = deferOnce(slice)
+	h := newHarness(t, w, harnessOptions{})
+	h.env.RegisterDelayedCallback(func() {
+		w.update(slice, func(o *object) { o.deleted, o.pending = false, true })
+	}, 500*time.Millisecond)
+	h.env.RegisterDelayedCallback(func() {
+		w.update(site, func(o *object) { o.deleted, o.pending = false, true })
+	}, 3500*time.Millisecond)
+
+	_, err := h.runDelete(t, site, testParams)
+	var can *workflow.ContinueAsNewError
+	require.True(t, errors.As(err, &can), "%v", err)
+	require.Equal(t, "SyncWorkflow", can.WorkflowType.Name)
+	require.Equal(t, 4*time.Second, h.env.Now().Sub(h.t0))
+
+	held := statusRecord{Ref: site, Code: models.CodePending, Text: "deferred: cannot delete, still used by model Slice id 1"}
+	require.Equal(t, []statusRecord{held, held}, w.statusRecords())
+	require.Equal(t, []time.Duration{2 * time.Second, 3 * time.Second}, h.offsets(h.startsOf("RecordStatus", site)))
+	require.Equal(t, []models.Ref{slice}, w.callsOf("DeleteObject"), "only the deferred try")
+	require.Equal(t, 1, h.childRuns("t/Slice/1"))
+	require.Empty(t, w.callsOf("SyncObject"))
 }

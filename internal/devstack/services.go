@@ -120,19 +120,19 @@ func (s Services) postgres(ctx context.Context, url string) error {
 func (s Services) redis(ctx context.Context, url string) error {
 	opts, err := redis.ParseURL(url)
 	if err != nil {
-		return fmt.Errorf("Redis: bad redis_url: %v", err)
+		return fmt.Errorf("redis: bad redis_url: %v", err)
 	}
 	addr := opts.Addr
 	if opts.Network == "tcp" && !Listening(addr) {
 		if !s.canStart(addr, 6379, "redis-server") {
-			return fmt.Errorf("Redis at %s is not running: %s", addr, RedisStartHint)
+			return fmt.Errorf("redis at %s is not running: %s", addr, RedisStartHint)
 		}
 		_, port, _ := net.SplitHostPort(addr)
 		if err := startRedis(ctx, port); err != nil {
-			return fmt.Errorf("Redis at %s is not running and starting it failed (%v): %s", addr, err, RedisStartHint)
+			return fmt.Errorf("redis at %s is not running and starting it failed (%v): %s", addr, err, RedisStartHint)
 		}
 		if err := waitListening(ctx, addr, s.readyTimeout()); err != nil {
-			return fmt.Errorf("Redis at %s was started but %v: %s", addr, err, RedisStartHint)
+			return fmt.Errorf("redis at %s was started but %v: %s", addr, err, RedisStartHint)
 		}
 		s.notify("started Redis at " + addr)
 	}
@@ -143,7 +143,7 @@ func (s Services) redis(ctx context.Context, url string) error {
 	pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	if err := rc.Ping(pctx).Err(); err != nil {
-		return fmt.Errorf("Redis at %s does not answer PING (%v): check redis_url / TSYNC_REDIS_URL", addr, err)
+		return fmt.Errorf("redis at %s does not answer PING (%v): check redis_url / TSYNC_REDIS_URL", addr, err)
 	}
 	return nil
 }

@@ -18,12 +18,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"log/slog"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -222,20 +222,66 @@ func CheckHealth(ctx context.Context, hostPort, namespace string) error {
 }
 
 // Status reports what runs at t.HostPort, and whether it is the server
-// Start started.
+// Start started (then UIURL uses the UI port it was started with).
 func (t Temporal) Status(ctx context.Context) Status {
+	if o, ok := t.Owned(); ok && o.HostPort == t.HostPort {
+		t.UIPort = o.UIPort
+		s := t.status(ctx)
+		s.PID = o.PID
+		return s
+	}
+	return t.status(ctx)
+}
+
+func (t Temporal) status(ctx context.Context) Status {
 	s := Status{HostPort: t.HostPort, UIURL: t.UIURL()}
 	s.Listening = Listening(t.HostPort)
 	if s.Listening {
 		s.Healthy = CheckHealth(ctx, t.HostPort, t.namespace()) == nil
 	}
-	if pid, err := t.readPID(); err == nil && alive(pid) {
-		s.PID = pid
-	}
 	if s.UIURL != "" {
 		s.UIServed = Listening(t.uiAddr())
 	}
 	return s
+}
+
+// Server is a dev server Start started, as its pid file and process tell.
+type Server struct {
+	// PID is its process id.
+	PID int
+	// HostPort is its frontend address.
+	HostPort string
+	// UIPort is its Web UI's port, -1 when it runs without one.
+	UIPort int
+}
+
+// Owned returns the server Start started (found by PIDFile), when it is
+// still running. A stale pid file is removed.
+func (t Temporal) Owned() (Server, bool) {
+	pid, err := t.readPID()
+	if err != nil {
+		return Server{}, false
+	}
+	args, known := procArgs(pid)
+	if !alive(pid) || (known && !isStartDev(args)) {
+		_ = os.Remove(t.PIDFile())
+		return Server{}, false
+	}
+	srv := Server{PID: pid, HostPort: t.HostPort, UIPort: t.uiPort()}
+	if known {
+		// The process's own arguments say where it listens.
+		host, port := flagValue(args, "--ip", "localhost"), flagValue(args, "--port", "7233")
+		srv.HostPort = net.JoinHostPort(host, port)
+		srv.UIPort, _ = strconv.Atoi(flagValue(args, "--ui-port", ""))
+		if srv.UIPort == 0 {
+			p, _ := strconv.Atoi(port)
+			srv.UIPort = p + 1000
+		}
+		if slices.Contains(args, "--headless") {
+			srv.UIPort = -1
+		}
+	}
+	return srv, true
 }
 
 // Start reuses a server listening at t.HostPort, or else starts
@@ -244,11 +290,22 @@ func (t Temporal) Status(ctx context.Context) Status {
 // PIDFile, and waits until a client can connect and the namespace is
 // served.
 func (t Temporal) Start(ctx context.Context) (StartResult, error) {
+	o, owned := t.Owned()
+	if owned && o.HostPort == t.HostPort && !Listening(t.HostPort) {
+		// Ours, still starting: wait for it rather than start another.
+		if err := t.waitHealthy(ctx, nil); err != nil {
+			return StartResult{}, fmt.Errorf("the dev server started by tsync (pid %d) at %s does not serve: %w (stop it with tsync dev stop)", o.PID, t.HostPort, err)
+		}
+	}
 	if Listening(t.HostPort) {
 		if err := t.waitHealthy(ctx, nil); err != nil {
 			return StartResult{}, fmt.Errorf("something listens at %s but it is not a usable Temporal server: %w", t.HostPort, err)
 		}
 		return StartResult{Status: t.Status(ctx), Reused: true}, nil
+	}
+	if owned {
+		return StartResult{}, fmt.Errorf("the dev server started by tsync (pid %d, %s) listens at %s, not %s: stop it first (tsync dev stop) or set temporal.host_port to %[3]s",
+			o.PID, t.PIDFile(), o.HostPort, t.HostPort)
 	}
 	bin := t.Bin
 	if bin == "" {
@@ -355,25 +412,19 @@ func (t Temporal) logTail(offset int64) string {
 // to stop.
 var ErrNotOwned = errors.New("no temporal dev server started by tsync is running")
 
-// Stop stops the server Start started, found by its pid file: SIGTERM to
-// its process group, then SIGKILL after 10 s. A server it did not start is
-// left alone (ErrNotOwned).
+// Stop stops the server Start started, found by its pid file (wherever it
+// listens): SIGTERM to its process group, then SIGKILL after 10 s. A server
+// it did not start is left alone (ErrNotOwned).
 func (t Temporal) Stop() error {
-	pid, err := t.readPID()
-	if errors.Is(err, fs.ErrNotExist) {
+	_, statErr := os.Stat(t.PIDFile())
+	o, ok := t.Owned()
+	if !ok {
+		if statErr == nil {
+			return fmt.Errorf("%w (stale pid file %s removed)", ErrNotOwned, t.PIDFile())
+		}
 		return ErrNotOwned
 	}
-	if err != nil {
-		return err
-	}
-	if !alive(pid) {
-		_ = os.Remove(t.PIDFile())
-		return fmt.Errorf("%w (stale pid file %s removed)", ErrNotOwned, t.PIDFile())
-	}
-	if !isTemporal(pid) {
-		_ = os.Remove(t.PIDFile())
-		return fmt.Errorf("%w (pid %d from %s is another program now; pid file removed)", ErrNotOwned, pid, t.PIDFile())
-	}
+	pid := o.PID
 	if err := syscall.Kill(-pid, syscall.SIGTERM); err != nil {
 		if err := syscall.Kill(pid, syscall.SIGTERM); err != nil {
 			return fmt.Errorf("stop temporal dev server (pid %d): %w", pid, err)
@@ -418,14 +469,34 @@ func alive(pid int) bool {
 	return true
 }
 
-// isTemporal reports whether pid runs a temporal server, when /proc tells;
-// elsewhere it trusts the pid file.
-func isTemporal(pid int) bool {
+// procArgs returns pid's command line, when /proc tells (known false
+// elsewhere: the pid file is trusted then).
+func procArgs(pid int) (args []string, known bool) {
 	cmdline, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
 	if err != nil {
-		return true
+		return nil, false
 	}
-	return bytes.Contains(cmdline, []byte("temporal")) && bytes.Contains(cmdline, []byte("start-dev"))
+	return strings.Split(strings.TrimRight(string(cmdline), "\x00"), "\x00"), true
+}
+
+// isStartDev reports whether args run `temporal server start-dev`.
+func isStartDev(args []string) bool {
+	return len(args) > 0 && strings.Contains(filepath.Base(args[0]), "temporal") &&
+		slices.Contains(args, "server") && slices.Contains(args, "start-dev")
+}
+
+// flagValue returns the value of flag name in args ("--name v" or
+// "--name=v"), or def.
+func flagValue(args []string, name, def string) string {
+	for i, a := range args {
+		if a == name && i+1 < len(args) {
+			return args[i+1]
+		}
+		if v, ok := strings.CutPrefix(a, name+"="); ok {
+			return v
+		}
+	}
+	return def
 }
 
 // FindTemporalBin returns the temporal CLI to run: flag when set, else

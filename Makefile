@@ -1,0 +1,64 @@
+# tsync — see README.md. GNU make.
+#
+#   make demo    run the demo synchronizer on a local dev stack until every
+#                seeded object is in sync; prints where the Web UI is
+#   make test    everything CI runs: tools, services, lint, all tests
+
+SHELL := /bin/bash
+GO    ?= go
+BIN   := $(CURDIR)/bin
+
+TEMPORAL_CLI_VERSION := v1.5.1
+STATICCHECK_VERSION  := v0.8.2
+
+# Extra flags for `bin/tsync demo`, e.g. make demo DEMO_FLAGS='--sites 5 --stay'.
+DEMO_FLAGS ?=
+
+.PHONY: all tools build demo dev dev-stop services lint test clean
+
+all: build
+
+## tools: the temporal CLI (dev server + Web UI) and staticcheck, built into bin/ when missing
+tools: bin/temporal bin/staticcheck
+
+# Building the temporal CLI takes minutes the first time; it is never rebuilt
+# while bin/temporal exists.
+bin/temporal:
+	GOBIN=$(BIN) $(GO) install github.com/temporalio/cli/cmd/temporal@$(TEMPORAL_CLI_VERSION)
+
+bin/staticcheck:
+	GOBIN=$(BIN) $(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
+
+## build: bin/tsync
+build:
+	$(GO) build -o bin/tsync ./cmd/tsync
+
+## demo: run the demo end to end (starts what is missing of the dev stack)
+demo: tools build
+	bin/tsync demo $(DEMO_FLAGS)
+
+## dev: start the local Temporal dev server with its Web UI (reuses a running one)
+dev: tools build
+	bin/tsync dev start
+
+## dev-stop: stop the dev server `make dev` started
+dev-stop: build
+	bin/tsync dev stop
+
+## services: make sure PostgreSQL and Redis are up (starts them when it can)
+services:
+	bash scripts/ensure-services.sh
+
+## lint: gofmt, go vet, staticcheck
+lint: bin/staticcheck
+	@files=$$(gofmt -l .); if [[ -n "$$files" ]]; then echo "gofmt -l: these files need gofmt:"; echo "$$files"; exit 1; fi
+	$(GO) vet ./...
+	bin/staticcheck ./...
+
+## test: what CI runs
+test: tools services lint
+	TSYNC_TEMPORAL_BIN=$(BIN)/temporal $(GO) test -count=1 -timeout 25m ./...
+
+## clean: remove what build makes (keeps bin/temporal and var/, the dev server's state)
+clean:
+	rm -f bin/tsync coverage.out

@@ -1,0 +1,340 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/tsync/tsync/demo"
+	"github.com/tsync/tsync/internal/devstack"
+	"github.com/tsync/tsync/models"
+)
+
+// demoOptions are the flags of `tsync demo`.
+type demoOptions struct {
+	dev     devFlags
+	sites   int
+	timeout time.Duration
+	stay    bool
+}
+
+func (c *cli) demoCommand() *cobra.Command {
+	var opts demoOptions
+	cmd := &cobra.Command{
+		Use:   "demo",
+		Short: "Run the demo synchronizer until every demo object is in sync",
+		Long: `Run the demo end to end: make sure PostgreSQL and Redis are up (starting them
+on a development machine where that is possible), start a Temporal dev server
+with its Web UI (or reuse the server listening at temporal.host_port), seed the
+demo objects when the demo's tables are empty, run a worker and a starter in
+this process, and wait until every demo object is in sync (backend code 1,
+enacted = updated). Then print where the backend tree and the Web UI are.
+
+Exits 0 once all objects are in sync (with --stay, keeps the worker and the
+starter running until SIGINT), and 1 with the objects not in sync when
+--timeout passes first.`,
+		Args:        cobra.NoArgs,
+		Annotations: map[string]string{"quiet": "true"},
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if opts.sites < 1 {
+				return fmt.Errorf("--sites must be at least 1, got %d", opts.sites)
+			}
+			if opts.timeout <= 0 {
+				return fmt.Errorf("--timeout must be positive, got %s", opts.timeout)
+			}
+			return c.runDemo(cmd.Context(), opts)
+		},
+	}
+	opts.dev.register(cmd.Flags())
+	cmd.Flags().IntVar(&opts.sites, "sites", 2, "number of sites to seed when the demo's tables are empty (11 objects each)")
+	cmd.Flags().DurationVar(&opts.timeout, "timeout", 2*time.Minute, "how long to wait for every object to be in sync")
+	cmd.Flags().BoolVar(&opts.stay, "stay", false, "keep the worker and the starter running after all objects are in sync, until SIGINT")
+	return cmd
+}
+
+func (c *cli) runDemo(ctx context.Context, opts demoOptions) error {
+	begin := time.Now()
+	if c.cfg.ObserverDisabled {
+		return fmt.Errorf("demo: observer_disabled is set, so nothing would be synced (unset it or TSYNC_OBSERVER_DISABLED)")
+	}
+	services := devstack.Services{Notify: func(line string) { c.printf("Services: %s", line) }}
+	if err := services.Ensure(ctx, c.cfg); err != nil {
+		return err
+	}
+	c.printf("Services: PostgreSQL and Redis are up")
+	tres, err := c.startTemporal(ctx, opts.dev)
+	if err != nil {
+		return err
+	}
+	a, err := c.openApp(ctx)
+	if err != nil {
+		return err
+	}
+	defer a.Close()
+
+	objs, err := listObjects(ctx, a.Store)
+	if err != nil {
+		return err
+	}
+	if len(objs) == 0 {
+		n, err := demo.Seed(ctx, a.Store, opts.sites)
+		if err != nil {
+			return err
+		}
+		c.printf("Seeded %d demo objects (%d sites) into schema %s", n, opts.sites, a.Store.Schema())
+		if objs, err = listObjects(ctx, a.Store); err != nil {
+			return err
+		}
+	} else {
+		c.printf("Found %d demo objects in schema %s; not seeding", len(objs), a.Store.Schema())
+	}
+	before := count(objs)
+
+	// The worker and the starter run until the demo is done.
+	runCtx, stopRun := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	failed := make(chan error, 2)
+	for name, fn := range map[string]func(context.Context) error{"worker": a.RunWorker, "starter": a.RunStarter} {
+		wg.Go(func() {
+			if err := fn(runCtx); err != nil && runCtx.Err() == nil {
+				failed <- fmt.Errorf("%s: %w", name, err)
+			}
+		})
+	}
+	defer func() {
+		stopRun()
+		wg.Wait()
+	}()
+	c.printf("Syncing: a worker and a starter on task queue %s (namespace %s), demo backend in %s; waiting up to %s",
+		a.Config.Temporal.TaskQueue, a.Config.Temporal.Namespace, a.Config.DemoDir, opts.timeout)
+
+	final, err := c.waitInSync(ctx, a.Store, opts.timeout, failed)
+	if err != nil {
+		return err
+	}
+	c.printSummary(final, before, time.Since(begin), tres.Status, opts)
+	if !opts.stay {
+		return nil
+	}
+	c.printf("")
+	c.printf("Staying up: the worker and the starter keep running (try `tsync seed` in another shell); press Ctrl-C to stop.")
+	last := final
+	ticker := time.NewTicker(time.Second)
+	defer ticker.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			c.printf("Stopping.")
+			return nil
+		case err := <-failed:
+			return err
+		case <-ticker.C:
+		}
+		objs, err := listObjects(ctx, a.Store)
+		if err != nil {
+			if ctx.Err() != nil {
+				continue
+			}
+			return err
+		}
+		if t := count(objs); t != last {
+			c.printf("[%6.1fs] %s", time.Since(begin).Seconds(), t)
+			last = t
+		}
+	}
+}
+
+// maxErrorLines bounds the new errors waitInSync prints per poll.
+const maxErrorLines = 5
+
+// waitInSync polls the store until every object is in sync, printing
+// progress and each new error, and returns the final tally. On timeout it
+// prints the objects not in sync and fails.
+func (c *cli) waitInSync(ctx context.Context, store *models.Store, timeout time.Duration, failed <-chan error) (tally, error) {
+	begin := time.Now()
+	deadline := time.NewTimer(timeout)
+	defer deadline.Stop()
+	ticker := time.NewTicker(250 * time.Millisecond)
+	defer ticker.Stop()
+	last := tally{total: -1}
+	seenErrors := map[string]bool{}
+	var objs []objectState
+	for {
+		var err error
+		if objs, err = listObjects(ctx, store); err != nil {
+			if ctx.Err() != nil {
+				return tally{}, fmt.Errorf("demo interrupted")
+			}
+			return tally{}, err
+		}
+		t := count(objs)
+		if t != last {
+			c.printf("[%6.1fs] %s", time.Since(begin).Seconds(), t)
+			last = t
+		}
+		shown, more := 0, 0
+		for _, o := range objs {
+			if key := fmt.Sprintf("%s/%d/%s", o.Model, o.ID, o.Status); o.InError() && !seenErrors[key] {
+				seenErrors[key] = true
+				if shown == maxErrorLines {
+					more++
+					continue
+				}
+				shown++
+				c.printf("          %s %d in error: %s", o.Model, o.ID, oneLine(o.Status))
+			}
+		}
+		if more > 0 {
+			c.printf("          ... and %d more in error (`tsync status` lists them all)", more)
+		}
+		if t.total > 0 && t.inSync == t.total {
+			return t, nil
+		}
+		select {
+		case <-ctx.Done():
+			return t, fmt.Errorf("demo interrupted: %s", t)
+		case err := <-failed:
+			return t, err
+		case <-deadline.C:
+			var behind []objectState
+			for _, o := range objs {
+				if !o.InSync() {
+					behind = append(behind, o)
+				}
+			}
+			c.printf("")
+			c.printf("Timed out after %s; %d of %d objects are not in sync:", timeout, len(behind), t.total)
+			_ = printTable(c.stdout, behind)
+			return t, fmt.Errorf("demo: %d of %d objects not in sync after %s (see `tsync status`; rerun with --log-level info for the worker's log)",
+				len(behind), t.total, timeout)
+		case <-ticker.C:
+		}
+	}
+}
+
+// printSummary says what the demo did and where to look.
+func (c *cli) printSummary(final, before tally, wall time.Duration, st devstack.Status, opts demoOptions) {
+	synced := final.inSync - before.inSync
+	if wall < 10*time.Second {
+		wall = wall.Round(10 * time.Millisecond)
+	} else {
+		wall = wall.Round(100 * time.Millisecond)
+	}
+	c.printf("")
+	if synced == 0 {
+		c.printf("All %d demo objects in sync (they were already); wall time %s.", final.total, wall)
+	} else {
+		c.printf("All %d demo objects in sync (%d synced by this run); wall time %s.", final.total, synced, wall)
+	}
+	dir := c.cfg.DemoDir
+	abs, _ := filepath.Abs(dir)
+	files, examples := backendFiles(dir)
+	where := dir
+	if abs != "" && abs != dir {
+		where = fmt.Sprintf("%s (%s)", dir, abs)
+	}
+	if files == 0 {
+		c.printf("Backend tree: %s has no files: it was removed after the objects were synced (the database still says they are in sync).", where)
+	} else {
+		c.printf("Backend tree: %s, %d files, e.g.", where, files)
+		for _, p := range examples {
+			c.printf("  %s", p)
+		}
+	}
+	c.printf("%s", uiLine(st))
+	bin := c.temporalBinHint(opts.dev)
+	query := fmt.Sprintf("'TaskQueue=%q'", c.cfg.Temporal.TaskQueue)
+	ns := ""
+	if c.cfg.Temporal.Namespace != "default" {
+		ns = " --namespace " + c.cfg.Temporal.Namespace
+	}
+	c.printf("Workflows: %s workflow list --address %s%s --query %s", bin, c.cfg.Temporal.HostPort, ns, query)
+	c.printf("Objects:   %s status", selfHint())
+}
+
+// backendFiles counts the files under dir and picks one example path of
+// each kind (ids replaced by *), shallowest first.
+func backendFiles(dir string) (int, []string) {
+	n := 0
+	kinds := map[string]string{}
+	_ = filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() || strings.HasSuffix(path, ".tmp") {
+			return nil
+		}
+		n++
+		rel, err := filepath.Rel(dir, path)
+		if err != nil {
+			return nil
+		}
+		parts := strings.Split(filepath.ToSlash(rel), "/")
+		for i, p := range parts {
+			if strings.Trim(strings.TrimSuffix(p, filepath.Ext(p)), "0123456789") == "" {
+				parts[i] = "*" + filepath.Ext(p)
+			}
+		}
+		kind := strings.Join(parts, "/")
+		if _, ok := kinds[kind]; !ok {
+			kinds[kind] = path
+		}
+		return nil
+	})
+	var examples []string
+	for _, p := range kinds {
+		examples = append(examples, p)
+	}
+	sort.Slice(examples, func(i, j int) bool {
+		di, dj := strings.Count(examples[i], string(filepath.Separator)), strings.Count(examples[j], string(filepath.Separator))
+		if di != dj {
+			return di < dj
+		}
+		return examples[i] < examples[j]
+	})
+	if len(examples) > 6 {
+		examples = examples[:6]
+	}
+	return n, examples
+}
+
+// temporalBinHint is how to run the temporal CLI from the working
+// directory.
+func (c *cli) temporalBinHint(f devFlags) string {
+	bin, err := devstack.FindTemporalBin(f.temporalBin)
+	if err != nil {
+		return "temporal"
+	}
+	return relHint(bin)
+}
+
+// selfHint is how to run this binary from the working directory.
+func selfHint() string {
+	exe, err := os.Executable()
+	if err != nil || strings.HasPrefix(exe, os.TempDir()) {
+		return "tsync"
+	}
+	return relHint(exe)
+}
+
+// relHint shortens path to one relative to the working directory, when it
+// is below it.
+func relHint(path string) string {
+	wd, err := os.Getwd()
+	if err != nil {
+		return path
+	}
+	rel, err := filepath.Rel(wd, path)
+	if err != nil || strings.HasPrefix(rel, "..") {
+		return path
+	}
+	if !strings.Contains(rel, string(filepath.Separator)) {
+		return "./" + rel
+	}
+	return rel
+}

@@ -1,0 +1,169 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"path/filepath"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+
+	"github.com/tsync/tsync/internal/devstack"
+)
+
+// devFlags are the flags of the commands that start a dev server.
+type devFlags struct {
+	temporalBin string
+	uiPort      int
+}
+
+func (f *devFlags) register(fs *pflag.FlagSet) {
+	fs.StringVar(&f.temporalBin, "temporal-bin", "", "temporal CLI to run (default: bin/temporal next to the go.mod above the working directory, else temporal on PATH)")
+	fs.IntVar(&f.uiPort, "ui-port", devstack.DefaultUIPort, "port of the Temporal Web UI")
+}
+
+// devStateDir holds the dev server's pid file, log and database.
+const devStateDir = "var"
+
+// temporal describes the dev server at the configured temporal.host_port.
+func (c *cli) temporal(f devFlags) devstack.Temporal {
+	return devstack.Temporal{
+		Bin:       f.temporalBin,
+		HostPort:  c.cfg.Temporal.HostPort,
+		Namespace: c.cfg.Temporal.Namespace,
+		UIPort:    f.uiPort,
+		Dir:       devStateDir,
+		DBFile:    filepath.Join(devStateDir, "temporal.db"),
+		LogLevel:  "warn",
+	}
+}
+
+// startTemporal starts the dev server, or reuses the one listening, and
+// says which.
+func (c *cli) startTemporal(ctx context.Context, f devFlags) (devstack.StartResult, error) {
+	t := c.temporal(f)
+	if f.temporalBin != "" && !devstack.Listening(t.HostPort) {
+		bin, err := devstack.FindTemporalBin(f.temporalBin)
+		if err != nil {
+			return devstack.StartResult{}, err
+		}
+		t.Bin = bin
+	}
+	res, err := t.Start(ctx)
+	if err != nil {
+		return res, err
+	}
+	switch {
+	case !res.Reused:
+		c.printf("Temporal: started a dev server at %s (pid %d, log %s, db %s)", t.HostPort, res.PID, res.Log, t.DBFile)
+	case res.Owned():
+		c.printf("Temporal: a dev server is already running at %s (pid %d, started by tsync dev); reusing it", t.HostPort, res.PID)
+	default:
+		c.printf("Temporal: a server is already listening at %s; reusing it", t.HostPort)
+	}
+	return res, nil
+}
+
+// uiLine says where the Web UI is, or why there is none.
+func uiLine(st devstack.Status) string {
+	switch {
+	case st.UIURL == "":
+		return "Temporal Web UI: off"
+	case st.UIServed:
+		return "Temporal Web UI: " + st.UIURL
+	case st.Owned():
+		return "Temporal Web UI: not answering yet at " + st.UIURL
+	default:
+		return fmt.Sprintf("Temporal Web UI: none at %s (the server at %s runs without it, e.g. --headless; stop it and run `tsync dev start` to get one)",
+			st.UIURL, st.HostPort)
+	}
+}
+
+func (c *cli) devCommand() *cobra.Command {
+	var flags devFlags
+	dev := &cobra.Command{
+		Use:   "dev",
+		Short: "Manage a local Temporal dev server (with the Web UI)",
+		Long: `Manage a local Temporal dev server: the temporal CLI's "server start-dev", with
+the Web UI, its state in var/temporal.db, its log in var/temporal.log and its
+pid in var/temporal.pid. A server already listening at temporal.host_port is
+reused, never replaced.`,
+	}
+	flags.register(dev.PersistentFlags())
+
+	start := &cobra.Command{
+		Use:         "start",
+		Short:       "Start the dev server (or reuse the one running) and wait until it serves",
+		Args:        cobra.NoArgs,
+		Annotations: map[string]string{"quiet": "true"},
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			res, err := c.startTemporal(cmd.Context(), flags)
+			if err != nil {
+				return err
+			}
+			c.printf("%s", uiLine(res.Status))
+			return nil
+		},
+	}
+	stop := &cobra.Command{
+		Use:         "stop",
+		Short:       "Stop the dev server started by `tsync dev start` (by its pid file)",
+		Args:        cobra.NoArgs,
+		Annotations: map[string]string{"quiet": "true"},
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			t := c.temporal(flags)
+			srv, _ := t.Owned()
+			err := t.Stop()
+			switch {
+			case err == nil:
+				c.printf("Temporal: stopped the dev server at %s (pid %d)", srv.HostPort, srv.PID)
+			case errors.Is(err, devstack.ErrNotOwned):
+				c.printf("Temporal: %v", err)
+				if devstack.Listening(t.HostPort) {
+					c.printf("Temporal: the server listening at %s was not started by `tsync dev start`; left running", t.HostPort)
+				}
+			default:
+				return err
+			}
+			return nil
+		},
+	}
+	status := &cobra.Command{
+		Use:         "status",
+		Short:       "Show whether Temporal, PostgreSQL and Redis are up",
+		Args:        cobra.NoArgs,
+		Annotations: map[string]string{"quiet": "true"},
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			st := c.temporal(flags).Status(cmd.Context())
+			down := 0
+			switch {
+			case st.Healthy && st.Owned():
+				c.printf("Temporal: serving at %s (pid %d, started by tsync dev)", st.HostPort, st.PID)
+			case st.Healthy:
+				c.printf("Temporal: serving at %s (not started by tsync dev)", st.HostPort)
+			case st.Listening:
+				c.printf("Temporal: something listens at %s but does not pass a Temporal health check", st.HostPort)
+				down++
+			default:
+				c.printf("Temporal: not running at %s (start it with `tsync dev start`)", st.HostPort)
+				down++
+			}
+			if st.Healthy {
+				c.printf("%s", uiLine(st))
+			}
+			if err := (devstack.Services{NoStart: true}).Ensure(cmd.Context(), c.cfg); err != nil {
+				c.printf("Services: %v", err)
+				down++
+			} else {
+				c.printf("Services: PostgreSQL and Redis are up")
+			}
+			if down > 0 {
+				return errors.New("the dev stack is not all up")
+			}
+			return nil
+		},
+	}
+	dev.AddCommand(start, stop, status)
+	return dev
+}

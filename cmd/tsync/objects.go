@@ -1,0 +1,156 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/tsync/tsync/app"
+	"github.com/tsync/tsync/demo"
+	"github.com/tsync/tsync/models"
+)
+
+// openApp opens the demo synchronizer's app (PostgreSQL, migrated, and
+// Temporal) with its backend wired to the app's store.
+func (c *cli) openApp(ctx context.Context) (*app.App, error) {
+	backend := &demo.Backend{Dir: c.cfg.DemoDir}
+	a, err := app.Open(ctx, c.cfg, demo.Synchronizer(backend), c.log)
+	if err != nil {
+		return nil, err
+	}
+	backend.Store = a.Store
+	return a, nil
+}
+
+// openStore opens the demo's model store without Temporal, migrating the
+// schema when migrate is set. Call the returned func to close it.
+func (c *cli) openStore(ctx context.Context, migrate bool) (*models.Store, func(), error) {
+	if err := c.cfg.Validate(); err != nil {
+		return nil, nil, err
+	}
+	compiled, err := demo.Synchronizer(&demo.Backend{Dir: c.cfg.DemoDir}).Compile()
+	if err != nil {
+		return nil, nil, err
+	}
+	pool, err := app.OpenDatabase(ctx, c.cfg)
+	if err != nil {
+		return nil, nil, err
+	}
+	store, err := models.NewStore(pool, c.cfg.DatabaseSchema, compiled.Graph)
+	if err == nil && migrate {
+		err = store.Migrate(ctx)
+	}
+	if err != nil {
+		pool.Close()
+		return nil, nil, err
+	}
+	return store, pool.Close, nil
+}
+
+// objectState is the sync state of one object, as `tsync status` shows it.
+type objectState struct {
+	Model   string
+	ID      int64
+	Code    int
+	Status  string
+	Deleted bool
+	// Current reports enacted == updated: the last successful sync saw the
+	// object's current content.
+	Current bool
+}
+
+// InSync reports whether the object is in sync: code 1 and enacted ==
+// updated, and not deleted.
+func (o objectState) InSync() bool {
+	return !o.Deleted && o.Code == models.CodeOK && o.Current
+}
+
+// InError reports whether the object's last sync failed or it is held.
+func (o objectState) InError() bool { return o.Code == models.CodeError }
+
+// listObjects returns the sync state of every object of the store's
+// models, dependencies first, each model's by id. A model whose table does
+// not exist yet has no objects.
+func listObjects(ctx context.Context, store *models.Store) ([]objectState, error) {
+	var out []objectState
+	for _, name := range store.Graph().Order() {
+		m, _ := store.Graph().Model(name)
+		table := pgx.Identifier{store.Schema(), m.Table}.Sanitize()
+		var exists bool
+		if err := store.Pool().QueryRow(ctx, `SELECT to_regclass($1) IS NOT NULL`, table).Scan(&exists); err != nil {
+			return nil, fmt.Errorf("list %s: %w", name, err)
+		}
+		if !exists {
+			continue
+		}
+		rows, err := store.Pool().Query(ctx, `SELECT id, backend_code, backend_status, deleted, coalesce(enacted = updated, false) FROM `+
+			table+` ORDER BY id`)
+		if err != nil {
+			return nil, fmt.Errorf("list %s: %w", name, err)
+		}
+		objs, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (objectState, error) {
+			o := objectState{Model: name}
+			err := row.Scan(&o.ID, &o.Code, &o.Status, &o.Deleted, &o.Current)
+			return o, err
+		})
+		if err != nil {
+			return nil, fmt.Errorf("list %s: %w", name, err)
+		}
+		out = append(out, objs...)
+	}
+	return out, nil
+}
+
+// tally counts objects by state.
+type tally struct{ total, inSync, pending, inError int }
+
+func count(objs []objectState) tally {
+	var t tally
+	for _, o := range objs {
+		t.total++
+		switch {
+		case o.InSync():
+			t.inSync++
+		case o.InError():
+			t.inError++
+		default:
+			t.pending++
+		}
+	}
+	return t
+}
+
+func (t tally) String() string {
+	return fmt.Sprintf("%d objects, %d in sync, %d pending, %d in error", t.total, t.inSync, t.pending, t.inError)
+}
+
+// printTable writes objs as a table.
+func printTable(w io.Writer, objs []objectState) error {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "MODEL\tID\tCODE\tENACTED=UPDATED\tSTATUS")
+	for _, o := range objs {
+		status := oneLine(o.Status)
+		if o.Deleted {
+			status = "[deleted] " + status
+		}
+		current := "no"
+		if o.Current {
+			current = "yes"
+		}
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%s\t%s\n", o.Model, o.ID, o.Code, current, status)
+	}
+	return tw.Flush()
+}
+
+// oneLine shortens a status to one line of at most 100 characters.
+func oneLine(s string) string {
+	s = strings.Join(strings.Fields(s), " ")
+	if r := []rune(s); len(r) > 100 {
+		s = string(r[:99]) + "…"
+	}
+	return s
+}

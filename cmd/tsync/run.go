@@ -1,0 +1,136 @@
+package main
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/tsync/tsync/demo"
+)
+
+func (c *cli) workerCommand() *cobra.Command {
+	return &cobra.Command{
+		Use:   "worker",
+		Short: "Run the demo synchronizer's worker until SIGINT/SIGTERM",
+		Long: `Run the demo synchronizer's worker: it runs the sync workflows and the steps
+(activities) on the configured task queue until SIGINT or SIGTERM. Run more
+workers to scale out; run a starter too, or nothing gets started.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			a, err := c.openApp(cmd.Context())
+			if err != nil {
+				return err
+			}
+			defer a.Close()
+			return a.RunWorker(cmd.Context())
+		},
+	}
+}
+
+func (c *cli) starterCommand() *cobra.Command {
+	return &cobra.Command{
+		Use:   "starter",
+		Short: "Run the demo synchronizer's starter until SIGINT/SIGTERM",
+		Long: `Run the demo synchronizer's starter: it finds pending objects every loop
+interval (and at once on every change the model store announces) and starts
+one workflow per object, until SIGINT or SIGTERM.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			a, err := c.openApp(cmd.Context())
+			if err != nil {
+				return err
+			}
+			defer a.Close()
+			return a.RunStarter(cmd.Context())
+		},
+	}
+}
+
+func (c *cli) migrateCommand() *cobra.Command {
+	return &cobra.Command{
+		Use:         "migrate",
+		Short:       "Create or upgrade the demo's tables in the configured schema",
+		Args:        cobra.NoArgs,
+		Annotations: map[string]string{"quiet": "true"},
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			store, closeStore, err := c.openStore(cmd.Context(), true)
+			if err != nil {
+				return err
+			}
+			defer closeStore()
+			var tables []string
+			for _, name := range store.Graph().Order() {
+				m, _ := store.Graph().Model(name)
+				tables = append(tables, m.Table)
+			}
+			c.printf("schema %s is up to date: tables %s", store.Schema(), strings.Join(tables, ", "))
+			return nil
+		},
+	}
+}
+
+func (c *cli) seedCommand() *cobra.Command {
+	var sites int
+	cmd := &cobra.Command{
+		Use:   "seed",
+		Short: "Insert demo objects (each site with 2 networks, 2 slices and 6 instances)",
+		Long: `Insert demo objects: each site gets two networks and two slices of three
+instances each, 11 objects per site. Running it again inserts more. A running
+starter picks them up at once.`,
+		Args:        cobra.NoArgs,
+		Annotations: map[string]string{"quiet": "true"},
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if sites < 1 {
+				return fmt.Errorf("--sites must be at least 1, got %d", sites)
+			}
+			store, closeStore, err := c.openStore(cmd.Context(), true)
+			if err != nil {
+				return err
+			}
+			defer closeStore()
+			n, err := demo.Seed(cmd.Context(), store, sites)
+			if err != nil {
+				return err
+			}
+			c.printf("seeded %d objects (%d sites) into schema %s", n, sites, store.Schema())
+			return nil
+		},
+	}
+	cmd.Flags().IntVar(&sites, "sites", 2, "number of sites to insert")
+	return cmd
+}
+
+func (c *cli) statusCommand() *cobra.Command {
+	return &cobra.Command{
+		Use:   "status",
+		Short: "Show every demo object's sync state",
+		Long: `Show every demo object: its model, id, backend code (0 pending, 1 OK,
+2 error), whether the last successful sync saw its current content
+(enacted = updated), and its backend status; then a summary line.`,
+		Args:        cobra.NoArgs,
+		Annotations: map[string]string{"quiet": "true"},
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			store, closeStore, err := c.openStore(cmd.Context(), false)
+			if err != nil {
+				return err
+			}
+			defer closeStore()
+			objs, err := listObjects(cmd.Context(), store)
+			if err != nil {
+				return err
+			}
+			if len(objs) > 0 {
+				if err := printTable(c.stdout, objs); err != nil {
+					return err
+				}
+			}
+			summary := count(objs).String()
+			if len(objs) == 0 {
+				summary += fmt.Sprintf(" in schema %s (insert some with `tsync seed`, or run `tsync demo`)", store.Schema())
+			}
+			c.printf("%s", summary)
+			return nil
+		},
+	}
+}
