@@ -380,7 +380,10 @@ func (r *run) await(ctx workflow.Context, refs []models.Ref, fn any) ([]Result, 
 		waits = append(waits, pending{ref: ref, id: id, child: child})
 	}
 	results := make([]Result, len(waits))
+	// Those running already: ask each to tell us when it ends, all at once.
 	var subscribed []int
+	var signals []workflow.Future
+	r.drainDone()
 	for i, w := range waits {
 		err := w.child.GetChildWorkflowExecution().Get(ctx, nil)
 		if err == nil {
@@ -389,18 +392,21 @@ func (r *run) await(ctx workflow.Context, refs []models.Ref, fn any) ([]Result, 
 		if !temporal.IsWorkflowExecutionAlreadyStartedError(err) {
 			return nil, fmt.Errorf("start child %s: %w", w.id, err)
 		}
-		// Running already: ask it to tell us when it ends.
-		r.drainDone()
+		waits[i].child = nil
 		delete(r.results, w.id)
-		if err := workflow.SignalExternalWorkflow(ctx, w.id, "", SignalSubscribe, Subscription{WorkflowID: r.id}).Get(ctx, nil); err != nil {
+		subscribed = append(subscribed, i)
+		signals = append(signals, workflow.SignalExternalWorkflow(ctx, w.id, "", SignalSubscribe, Subscription{WorkflowID: r.id}))
+	}
+	waiting := subscribed[:0:0]
+	for k, i := range subscribed {
+		if err := signals[k].Get(ctx, nil); err != nil {
 			// It ended in between: look again.
-			results[i] = Result{Object: w.ref, Outcome: OutcomeRecheck}
-			waits[i].child = nil
+			results[i] = Result{Object: waits[i].ref, Outcome: OutcomeRecheck}
 			continue
 		}
-		waits[i].child = nil
-		subscribed = append(subscribed, i)
+		waiting = append(waiting, i)
 	}
+	subscribed = waiting
 	for i, w := range waits {
 		if w.child == nil {
 			continue
