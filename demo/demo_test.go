@@ -1,0 +1,101 @@
+package demo_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/tsync/tsync/app"
+	"github.com/tsync/tsync/demo"
+	"github.com/tsync/tsync/internal/testenv"
+	"github.com/tsync/tsync/models"
+)
+
+// The demo synchronizer keeps a directory tree in step with its objects,
+// creating and removing entries in dependency order.
+func TestDemoBackendFollowsModel(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	srv, err := testenv.StartTemporal(ctx)
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = srv.Stop() })
+	_, schema := testenv.Schema(t)
+	cfg := testenv.Config(t, srv.HostPort(), schema)
+	backend := &demo.Backend{Dir: t.TempDir()}
+	a, err := app.Open(ctx, cfg, demo.Synchronizer(backend), nil)
+	require.NoError(t, err)
+	t.Cleanup(a.Close)
+	backend.Store = a.Store
+
+	n, err := demo.Seed(ctx, a.Store, 1)
+	require.NoError(t, err)
+	require.Equal(t, 11, n)
+	go func() { _ = a.RunWorker(ctx) }()
+	go func() { _ = a.RunStarter(ctx) }()
+
+	countPending := func() int {
+		total := 0
+		for _, model := range []string{"Site", "Network", "Slice", "Instance"} {
+			ids, err := a.Store.FetchPending(ctx, model, false, 0, 100)
+			require.NoError(t, err)
+			total += len(ids)
+			del, err := a.Store.FetchPending(ctx, model, true, 0, 100)
+			require.NoError(t, err)
+			total += len(del)
+		}
+		return total
+	}
+	require.Eventually(t, func() bool { return countPending() == 0 }, 60*time.Second, 50*time.Millisecond)
+
+	var files []string
+	require.NoError(t, filepath.WalkDir(backend.Dir, func(p string, d os.DirEntry, err error) error {
+		if err == nil && !d.IsDir() {
+			rel, _ := filepath.Rel(backend.Dir, p)
+			files = append(files, rel)
+		}
+		return err
+	}))
+	require.Len(t, files, 11)
+	inst, err := models.Load[demo.Instance](ctx, a.Store, 1)
+	require.NoError(t, err)
+	slice, err := models.Load[demo.Slice](ctx, a.Store, inst.SliceID)
+	require.NoError(t, err)
+	net, err := models.Load[demo.Network](ctx, a.Store, inst.NetworkID)
+	require.NoError(t, err)
+	path := filepath.Join(backend.Dir, "sites", fmt.Sprint(slice.SiteID), "slices", fmt.Sprint(slice.ID), "instances", "1.json")
+	data, err := os.ReadFile(path)
+	require.NoError(t, err)
+	var got map[string]any
+	require.NoError(t, json.Unmarshal(data, &got))
+	require.Equal(t, inst.Name, got["name"])
+	require.Equal(t, net.CIDR, got["cidr"])
+
+	// Change a network's CIDR: its file follows.
+	net.CIDR = "192.168.77.0/24"
+	require.NoError(t, a.Store.Save(ctx, net))
+	netPath := filepath.Join(backend.Dir, "sites", fmt.Sprint(net.SiteID), "networks", fmt.Sprintf("%d.json", net.ID))
+	require.Eventually(t, func() bool {
+		data, err := os.ReadFile(netPath)
+		return err == nil && json.Unmarshal(data, &got) == nil && got["cidr"] == "192.168.77.0/24"
+	}, 30*time.Second, 50*time.Millisecond)
+
+	// Delete the whole site: everything goes, dependents first.
+	for _, model := range []string{"Instance", "Slice", "Network", "Site"} {
+		for id := int64(1); id <= 6; id++ {
+			if _, err := a.Store.Get(ctx, model, id); err == nil {
+				require.NoError(t, a.Store.Delete(ctx, model, id))
+			}
+		}
+	}
+	require.Eventually(t, func() bool {
+		_, err := os.Stat(filepath.Join(backend.Dir, "sites", "1"))
+		return os.IsNotExist(err)
+	}, 60*time.Second, 50*time.Millisecond, "site directory still there")
+	require.Eventually(t, func() bool { return countPending() == 0 }, 30*time.Second, 50*time.Millisecond, "rows not purged")
+}
