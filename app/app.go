@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
+	enumspb "go.temporal.io/api/enums/v1"
+	"go.temporal.io/api/operatorservice/v1"
 	"go.temporal.io/sdk/client"
 	sdklog "go.temporal.io/sdk/log"
 
@@ -30,6 +32,10 @@ type App struct {
 	Store  *models.Store
 	Client client.Client
 	Log    *slog.Logger
+
+	// searchAttributes reports that the Tsync* search attributes are
+	// registered on the namespace.
+	searchAttributes bool
 }
 
 // Open validates the synchronizer, connects to PostgreSQL (migrating the
@@ -61,7 +67,58 @@ func Open(ctx context.Context, cfg config.Config, s tsync.Synchronizer, log *slo
 		a.Close()
 		return nil, err
 	}
+	if err := RegisterSearchAttributes(ctx, a.Client, cfg.Temporal.Namespace); err != nil {
+		log.Warn("workflows will run without the Tsync* search attributes; register them on the namespace to find syncs by state", "error", err)
+	} else {
+		a.searchAttributes = true
+	}
 	return a, nil
+}
+
+// RegisterSearchAttributes makes sure namespace has the search attributes
+// of tsync's workflows (workflows.SearchAttributes), adding those missing.
+func RegisterSearchAttributes(ctx context.Context, c client.Client, namespace string) error {
+	want := workflows.SearchAttributes()
+	missing := func() (map[string]enumspb.IndexedValueType, error) {
+		resp, err := c.OperatorService().ListSearchAttributes(ctx, &operatorservice.ListSearchAttributesRequest{Namespace: namespace})
+		if err != nil {
+			return nil, err
+		}
+		out := map[string]enumspb.IndexedValueType{}
+		for name, t := range want {
+			have, ok := resp.GetCustomAttributes()[name]
+			if !ok {
+				out[name] = t
+			} else if have != t {
+				return nil, fmt.Errorf("search attribute %s is registered as %s, want %s", name, have, t)
+			}
+		}
+		return out, nil
+	}
+	m, err := missing()
+	if err != nil {
+		return fmt.Errorf("list search attributes of namespace %s: %w", namespace, err)
+	}
+	if len(m) == 0 {
+		return nil
+	}
+	if _, err := c.OperatorService().AddSearchAttributes(ctx, &operatorservice.AddSearchAttributesRequest{
+		Namespace: namespace, SearchAttributes: m,
+	}); err != nil {
+		return fmt.Errorf("add search attributes to namespace %s: %w", namespace, err)
+	}
+	// Wait until they are visible, so the first workflows can use them.
+	for range 50 {
+		if m, err = missing(); err == nil && len(m) == 0 {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+	return fmt.Errorf("search attributes of namespace %s: still missing after adding them: %v", namespace, m)
 }
 
 // OpenDatabase connects to cfg's database, failing with a clear message
@@ -107,7 +164,15 @@ func (a *App) Close() {
 	}
 }
 
-// Params returns the workflow settings from config.
+// Params returns the workflow settings of the app.
+func (a *App) Params() workflows.Params {
+	p := Params(a.Config)
+	p.SearchAttributes = a.searchAttributes
+	return p
+}
+
+// Params returns the workflow settings from config (without search
+// attributes, which need a registered namespace: see App.Params).
 func Params(cfg config.Config) workflows.Params {
 	coefficient := cfg.Retry.BackoffCoefficient
 	if cfg.ObserverBackoffDisabled {
@@ -152,7 +217,7 @@ func (a *App) NewStarter() *starter.Starter {
 		LoopInterval: a.Config.LoopInterval,
 		BatchSize:    a.Config.FetchBatch,
 		Concurrency:  a.Config.Concurrency.Starts,
-		Params:       Params(a.Config),
+		Params:       a.Params(),
 		Logger:       a.Log.With("component", "starter"),
 	})
 }

@@ -55,13 +55,14 @@ func (r *run) delete(ctx workflow.Context) (Result, error) {
 			}
 		}
 		if len(live) > 0 {
-			if err := r.hold(ctx, models.CodePending, "deferred: cannot delete, still used by "+nameSome(live)); err != nil {
+			if err := r.hold(ctx, "deferred: cannot delete, still used by "+nameSome(live)); err != nil {
 				return Result{}, err
 			}
 			continue
 		}
 		if len(first) > 0 {
 			// Dependents go first, in reverse dependency order.
+			r.setState(ctx, StateWaiting, "waiting for the deletion of "+refNames(first))
 			results, err := r.await(ctx, first, DeleteWorkflow)
 			if err != nil {
 				return Result{}, err
@@ -75,7 +76,7 @@ func (r *run) delete(ctx workflow.Context) (Result, error) {
 		}
 
 		var out activities.Outcome
-		err = workflow.ExecuteActivity(r.stepContext(ctx), acts.DeleteObject, r.ref()).Get(ctx, &out)
+		err = r.runStep(ctx, acts.DeleteObject, &out)
 		switch {
 		case isDeferred(err):
 			if err := workflow.Sleep(ctx, r.req.Params.LoopInterval); err != nil {

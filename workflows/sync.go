@@ -31,7 +31,7 @@ var acts *activities.Activities
 // until the step succeeds; deferred steps and held objects are tried again
 // after the loop interval.
 func SyncWorkflow(ctx workflow.Context, req Request) (Result, error) {
-	r := newRun(ctx, req)
+	r := newRun(ctx, req, "sync")
 	res, err := r.sync(ctx)
 	return r.finish(ctx, res, err)
 }
@@ -40,7 +40,7 @@ func SyncWorkflow(ctx workflow.Context, req Request) (Result, error) {
 // after every deleted object that depends on it; while live objects still
 // depend on it, it is held with a status naming them.
 func DeleteWorkflow(ctx workflow.Context, req Request) (Result, error) {
-	r := newRun(ctx, req)
+	r := newRun(ctx, req, "delete")
 	res, err := r.delete(ctx)
 	return r.finish(ctx, res, err)
 }
@@ -54,9 +54,11 @@ type run struct {
 	done        workflow.ReceiveChannel
 	// results holds Done signals received and not consumed yet, by sender.
 	results map[string]Result
+	// live is the run's state, as QueryState answers it.
+	live LiveState
 }
 
-func newRun(ctx workflow.Context, req Request) *run {
+func newRun(ctx workflow.Context, req Request, op string) *run {
 	r := &run{
 		req:         req,
 		id:          workflow.GetInfo(ctx).WorkflowExecution.ID,
@@ -68,6 +70,7 @@ func newRun(ctx workflow.Context, req Request) *run {
 	// Subscriptions stay buffered in their channel until the run ends (see
 	// notify). No coroutine may receive them meanwhile: a value handed to a
 	// blocked coroutine is lost if the workflow completes before it runs.
+	r.startState(ctx, op)
 	return r
 }
 
@@ -93,6 +96,13 @@ func (r *run) finish(ctx workflow.Context, res Result, err error) (Result, error
 		if temporal.IsCanceledError(err) {
 			ctx, _ = workflow.NewDisconnectedContext(ctx)
 		}
+		r.setState(ctx, StateFailed, err.Error())
+	} else {
+		status := r.live.Status
+		if res.Outcome == OutcomeInSync {
+			status = "OK"
+		}
+		r.setState(ctx, outcomeStates[res.Outcome], status)
 	}
 	r.notify(ctx, res)
 	return res, err
@@ -165,7 +175,7 @@ func (r *run) bookkeepingContext(ctx workflow.Context) workflow.Context {
 	})
 }
 
-func (r *run) stepContext(ctx workflow.Context) workflow.Context {
+func (r *run) stepOptions(ctx workflow.Context, initial time.Duration, attempts int32) workflow.Context {
 	p := r.req.Params
 	coefficient := p.Retry.Coefficient
 	if coefficient < 1 {
@@ -175,12 +185,45 @@ func (r *run) stepContext(ctx workflow.Context) workflow.Context {
 		StartToCloseTimeout: p.StepTimeout,
 		HeartbeatTimeout:    p.HeartbeatTimeout,
 		RetryPolicy: &temporal.RetryPolicy{
-			InitialInterval:        p.Retry.Initial,
+			InitialInterval:        initial,
 			BackoffCoefficient:     coefficient,
-			MaximumInterval:        p.Retry.Max,
+			MaximumInterval:        max(p.Retry.Max, initial),
+			MaximumAttempts:        attempts,
 			NonRetryableErrorTypes: []string{activities.ErrTypeDeferred},
 		},
 	})
+}
+
+// runStep runs a step activity (fn) until it succeeds or defers. Its first
+// attempt runs alone, so that the workflow sees a failure at once and shows
+// itself in error (TsyncState, memo, query); the retries come from the
+// activity's retry policy, starting one backoff step later, so the attempts
+// are Initial, Initial*c, Initial*c², ... apart, capped at Max (c = 1 with
+// observer_backoff_disabled).
+func (r *run) runStep(ctx workflow.Context, fn any, out any) error {
+	r.setState(ctx, StateRunning, r.live.Status)
+	p := r.req.Params.Retry
+	err := workflow.ExecuteActivity(r.stepOptions(ctx, p.Initial, 1), fn, r.ref()).Get(ctx, out)
+	if err == nil || ctx.Err() != nil {
+		return err
+	}
+	if isDeferred(err) {
+		r.setState(ctx, StateDeferred, "deferred: "+errorText(err))
+		return err
+	}
+	r.setState(ctx, StateError, errorText(err))
+	if err := workflow.Sleep(ctx, p.Initial); err != nil {
+		return err
+	}
+	next := p.Initial
+	if p.Coefficient > 1 {
+		next = min(time.Duration(float64(p.Initial)*p.Coefficient), max(p.Max, p.Initial))
+	}
+	err = workflow.ExecuteActivity(r.stepOptions(ctx, next, 0), fn, r.ref()).Get(ctx, out)
+	if isDeferred(err) {
+		r.setState(ctx, StateDeferred, "deferred: "+errorText(err))
+	}
+	return err
 }
 
 func (r *run) inspect(ctx workflow.Context) (activities.Inspection, error) {
@@ -200,12 +243,27 @@ func (r *run) recordStatus(ctx workflow.Context, code int, status string) error 
 	return nil
 }
 
-// hold records status (code) and sleeps for the loop interval.
-func (r *run) hold(ctx workflow.Context, code int, status string) error {
-	if err := r.recordStatus(ctx, code, status); err != nil {
+// holdStatus records that the object is held, with code 0 and status.
+func (r *run) holdStatus(ctx workflow.Context, status string) error {
+	r.setState(ctx, StateHeld, status)
+	return r.recordStatus(ctx, models.CodePending, status)
+}
+
+// hold records that the object is held and sleeps for the loop interval.
+func (r *run) hold(ctx workflow.Context, status string) error {
+	if err := r.holdStatus(ctx, status); err != nil {
 		return err
 	}
 	return workflow.Sleep(ctx, r.req.Params.LoopInterval)
+}
+
+// refNames lists refs for a status.
+func refNames(refs []models.Ref) string {
+	names := make([]string, len(refs))
+	for i, ref := range refs {
+		names[i] = ref.String()
+	}
+	return nameSome(names)
 }
 
 func isDeferred(err error) bool {
@@ -259,7 +317,7 @@ func (r *run) sync(ctx workflow.Context) (Result, error) {
 		}
 
 		var out activities.SyncResult
-		err = workflow.ExecuteActivity(r.stepContext(ctx), acts.SyncObject, r.ref()).Get(ctx, &out)
+		err = r.runStep(ctx, acts.SyncObject, &out)
 		switch {
 		case isDeferred(err):
 			// Recorded as "deferred: ..." by the activity; no backoff.
@@ -318,16 +376,19 @@ func (r *run) ensureDependencies(ctx workflow.Context, deps []activities.DepStat
 		}
 	}
 	if len(reasons) > 0 {
-		return depsHeld, r.recordStatus(ctx, models.CodePending, "deferred: "+strings.Join(reasons, "; "))
+		return depsHeld, r.holdStatus(ctx, "deferred: "+strings.Join(reasons, "; "))
 	}
 	if len(need) == 0 {
 		return depsReady, nil
 	}
+	waiting := "waiting for " + refNames(need)
 	if failed != "" {
+		waiting = failed
 		if err := r.recordStatus(ctx, models.CodeError, failed); err != nil {
 			return depsHeld, err
 		}
 	}
+	r.setState(ctx, StateWaiting, waiting)
 	results, err := r.await(ctx, need, SyncWorkflow)
 	if err != nil {
 		return depsHeld, err
@@ -343,7 +404,7 @@ func (r *run) ensureDependencies(ctx workflow.Context, deps []activities.DepStat
 		}
 	}
 	if len(reasons) > 0 {
-		return depsHeld, r.recordStatus(ctx, models.CodePending, "deferred: "+strings.Join(reasons, "; "))
+		return depsHeld, r.holdStatus(ctx, "deferred: "+strings.Join(reasons, "; "))
 	}
 	if recheck {
 		// A dependency's workflow had just ended: look again at once.

@@ -46,6 +46,9 @@ type Params struct {
 	// HeartbeatTimeout is how long a step activity may go silent before it is
 	// retried elsewhere (it heartbeats while the step runs).
 	HeartbeatTimeout time.Duration
+	// SearchAttributes turns on the Tsync* search attributes, which must be
+	// registered on the namespace (see SearchAttributes).
+	SearchAttributes bool `json:",omitempty"`
 }
 
 // RetryParams is the retry policy of step activities: exponential backoff

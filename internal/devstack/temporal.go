@@ -33,6 +33,8 @@ import (
 	"go.temporal.io/api/workflowservice/v1"
 	"go.temporal.io/sdk/client"
 	sdklog "go.temporal.io/sdk/log"
+
+	"github.com/tsync/tsync/workflows"
 )
 
 // DefaultUIPort is the port of the Temporal Web UI.
@@ -179,6 +181,9 @@ func (t Temporal) Args() ([]string, error) {
 		args = append(args, "--namespace", t.namespace())
 	}
 	args = append(args, "--log-level", level)
+	// The search attributes of tsync's workflows, so the Web UI can list
+	// syncs by model, object and state.
+	args = append(args, workflows.DevServerArgs()...)
 	return append(args, t.ExtraArgs...), nil
 }
 

@@ -20,6 +20,7 @@ import (
 	"go.temporal.io/sdk/testsuite"
 
 	"github.com/tsync/tsync/config"
+	"github.com/tsync/tsync/workflows"
 )
 
 // DatabaseURL is the test database: TSYNC_TEST_DATABASE_URL, or the local
@@ -78,7 +79,7 @@ func StartTemporal(ctx context.Context, extraArgs ...string) (*Temporal, error) 
 	s, err := testsuite.StartDevServer(ctx, testsuite.DevServerOptions{
 		ExistingPath: bin,
 		LogLevel:     "error",
-		ExtraArgs:    extraArgs,
+		ExtraArgs:    append(workflows.DevServerArgs(), extraArgs...),
 		Stdout:       io.Discard,
 		Stderr:       os.Stderr,
 	})
