@@ -14,6 +14,7 @@ import (
 	"go.temporal.io/sdk/temporal"
 
 	"github.com/tsync/tsync"
+	"github.com/tsync/tsync/metrics"
 	"github.com/tsync/tsync/models"
 )
 
@@ -32,6 +33,8 @@ type Activities struct {
 	Sync *tsync.Compiled
 	// Store is the model store.
 	Store *models.Store
+	// Metrics records step calls; nil records nothing.
+	Metrics *metrics.Metrics
 }
 
 // New returns the activities of synchronizer sync over store.
@@ -161,7 +164,7 @@ func (a *Activities) SyncObject(ctx context.Context, ref models.Ref) (SyncResult
 		return SyncResult{Outcome: OutcomeSkipped}, nil
 	}
 	enacted := b.Updated
-	stepErr := runStep(ctx, func(ctx context.Context) error { return step.SyncRecord(ctx, obj) })
+	stepErr := a.call(ctx, ref, "sync", func(ctx context.Context) error { return step.SyncRecord(ctx, obj) })
 	status := "OK"
 	if stepErr != nil {
 		if tsync.IsInnocuous(stepErr) {
@@ -217,7 +220,7 @@ func (a *Activities) DeleteObject(ctx context.Context, ref models.Ref) (Outcome,
 		return OutcomeSkipped, nil
 	}
 	if b.BackendNeedDelete {
-		if err := runStep(ctx, func(ctx context.Context) error { return step.DeleteRecord(ctx, obj) }); err != nil && !tsync.IsInnocuous(err) {
+		if err := a.call(ctx, ref, "delete", func(ctx context.Context) error { return step.DeleteRecord(ctx, obj) }); err != nil && !tsync.IsInnocuous(err) {
 			return "", a.recordFailure(ctx, ref, err, false)
 		}
 	}
@@ -235,6 +238,25 @@ func (a *Activities) Dependents(ctx context.Context, ref models.Ref) ([]models.D
 // RecordStatus sets ref's code and status (for objects a workflow holds).
 func (a *Activities) RecordStatus(ctx context.Context, ref models.Ref, code int, status string) error {
 	return a.Store.RecordStatus(ctx, ref, code, status)
+}
+
+// call runs a step call fn for operation op on ref by runStep, and records
+// its outcome and duration in the metrics.
+func (a *Activities) call(ctx context.Context, ref models.Ref, op string, fn func(context.Context) error) error {
+	start := time.Now()
+	err := runStep(ctx, fn)
+	outcome := metrics.OutcomeOK
+	switch {
+	case err == nil:
+	case tsync.IsDeferred(err):
+		outcome = metrics.OutcomeDeferred
+	case tsync.IsInnocuous(err):
+		outcome = metrics.OutcomeInnocuous
+	default:
+		outcome = metrics.OutcomeError
+	}
+	a.Metrics.Step(ref.Model, op, outcome, time.Since(start))
+	return err
 }
 
 // runStep runs fn, heartbeating while it runs, and turns a panic into an

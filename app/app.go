@@ -7,6 +7,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"net"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -18,6 +19,7 @@ import (
 	"github.com/tsync/tsync"
 	"github.com/tsync/tsync/activities"
 	"github.com/tsync/tsync/config"
+	"github.com/tsync/tsync/metrics"
 	"github.com/tsync/tsync/models"
 	"github.com/tsync/tsync/starter"
 	"github.com/tsync/tsync/worker"
@@ -32,6 +34,12 @@ type App struct {
 	Store  *models.Store
 	Client client.Client
 	Log    *slog.Logger
+	// Metrics are the process's metrics, served at metrics_address.
+	Metrics *metrics.Metrics
+	// MetricsURL is where the metrics are served, or "".
+	MetricsURL string
+
+	stopMetrics context.CancelFunc
 
 	// searchAttributes reports that the Tsync* search attributes are
 	// registered on the namespace.
@@ -52,7 +60,26 @@ func Open(ctx context.Context, cfg config.Config, s tsync.Synchronizer, log *slo
 		return nil, err
 	}
 	a := &App{Config: cfg, Sync: compiled, Log: log}
+	if a.Metrics, err = metrics.New(log); err != nil {
+		return nil, err
+	}
+	if cfg.MetricsAddress != "" {
+		ln, err := net.Listen("tcp", cfg.MetricsAddress)
+		if err != nil {
+			return nil, fmt.Errorf("metrics_address %s: %w", cfg.MetricsAddress, err)
+		}
+		mctx, stop := context.WithCancel(context.WithoutCancel(ctx))
+		a.stopMetrics = stop
+		go func() {
+			if err := a.Metrics.ServeListener(mctx, ln); err != nil {
+				log.Error("metrics endpoint failed", "error", err)
+			}
+		}()
+		a.MetricsURL = "http://" + ln.Addr().String() + "/metrics"
+		log.Info("serving metrics", "url", a.MetricsURL)
+	}
 	if a.Pool, err = OpenDatabase(ctx, cfg); err != nil {
+		a.Close()
 		return nil, err
 	}
 	if a.Store, err = models.NewStore(a.Pool, cfg.DatabaseSchema, compiled.Graph); err != nil {
@@ -63,7 +90,7 @@ func Open(ctx context.Context, cfg config.Config, s tsync.Synchronizer, log *slo
 		a.Close()
 		return nil, err
 	}
-	if a.Client, err = DialTemporal(ctx, cfg, log); err != nil {
+	if a.Client, err = dialTemporal(ctx, cfg, log, a.Metrics.SDKHandler()); err != nil {
 		a.Close()
 		return nil, err
 	}
@@ -141,12 +168,17 @@ func OpenDatabase(ctx context.Context, cfg config.Config) (*pgxpool.Pool, error)
 // DialTemporal connects to cfg's Temporal server, failing with a clear
 // message when it cannot be reached.
 func DialTemporal(ctx context.Context, cfg config.Config, log *slog.Logger) (client.Client, error) {
+	return dialTemporal(ctx, cfg, log, nil)
+}
+
+func dialTemporal(ctx context.Context, cfg config.Config, log *slog.Logger, mh client.MetricsHandler) (client.Client, error) {
 	dctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	c, err := client.DialContext(dctx, client.Options{
 		HostPort:  cfg.Temporal.HostPort,
 		Namespace: cfg.Temporal.Namespace,
-		Logger:    sdklog.NewStructuredLogger(log.With("component", "temporal")),
+		Logger:         sdklog.NewStructuredLogger(log.With("component", "temporal")),
+		MetricsHandler: mh,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("temporal at %s is unreachable (run `tsync dev start` or set temporal.host_port / TSYNC_TEMPORAL_HOST_PORT): %w", cfg.Temporal.HostPort, err)
@@ -156,6 +188,9 @@ func DialTemporal(ctx context.Context, cfg config.Config, log *slog.Logger) (cli
 
 // Close releases the app's connections.
 func (a *App) Close() {
+	if a.stopMetrics != nil {
+		a.stopMetrics()
+	}
 	if a.Client != nil {
 		a.Client.Close()
 	}
@@ -192,7 +227,11 @@ func Params(cfg config.Config) workflows.Params {
 }
 
 // Activities returns the synchronizer's activities.
-func (a *App) Activities() *activities.Activities { return activities.New(a.Sync, a.Store) }
+func (a *App) Activities() *activities.Activities {
+	acts := activities.New(a.Sync, a.Store)
+	acts.Metrics = a.Metrics
+	return acts
+}
 
 // RunWorker runs a worker until ctx is done. With observer_disabled it runs
 // nothing and only waits.
@@ -219,6 +258,7 @@ func (a *App) NewStarter() *starter.Starter {
 		Concurrency:  a.Config.Concurrency.Starts,
 		Params:       a.Params(),
 		Logger:       a.Log.With("component", "starter"),
+		Metrics:      a.Metrics,
 	})
 }
 

@@ -90,6 +90,10 @@ type Config struct {
 	// HeartbeatTimeout is the activity heartbeat timeout.
 	HeartbeatTimeout time.Duration `mapstructure:"heartbeat_timeout"`
 
+	// MetricsAddress is the "host:port" on which the worker and the starter
+	// serve Prometheus metrics at /metrics, or "" for none.
+	MetricsAddress string `mapstructure:"metrics_address"`
+
 	// DemoDir is where the demo synchronizer's backend writes.
 	DemoDir string `mapstructure:"demo_dir"`
 }
@@ -629,6 +633,9 @@ func (c Config) problem() *problem {
 			return bad("observer_applist", "app %q is listed twice", app)
 		}
 	}
+	if c.MetricsAddress != "" && !validListenAddress(c.MetricsAddress) {
+		return bad("metrics_address", "invalid address %q, want [host]:port", c.MetricsAddress)
+	}
 	if c.ObserverLogstashHostport != "" && !validHostPort(c.ObserverLogstashHostport) {
 		return bad("observer_logstash_hostport", "invalid address %q, want host:port", c.ObserverLogstashHostport)
 	}
@@ -726,6 +733,14 @@ func validPort(p string) bool {
 }
 
 // validHostPort reports whether s is "host:port" ("[ipv6]:port").
+// validListenAddress accepts host:port and :port (all interfaces).
+func validListenAddress(s string) bool {
+	if strings.HasPrefix(s, ":") {
+		return validPort(s[1:])
+	}
+	return validHostPort(s)
+}
+
 func validHostPort(s string) bool {
 	host, port, err := net.SplitHostPort(s)
 	return err == nil && validHost(host) && validPort(port)

@@ -133,6 +133,7 @@ retry:
   backoff_coefficient: 1.5
 step_timeout: 5m
 heartbeat_timeout: 10s
+metrics_address: 127.0.0.1:9464
 demo_dir: /tmp/demo
 `)
 	c, err := Load(file, nil)
@@ -161,6 +162,7 @@ demo_dir: /tmp/demo
 		Retry:                    RetryConfig{InitialInterval: 2 * time.Second, MaxInterval: 30 * time.Second, BackoffCoefficient: 1.5},
 		StepTimeout:              5 * time.Minute,
 		HeartbeatTimeout:         10 * time.Second,
+		MetricsAddress:           "127.0.0.1:9464",
 		DemoDir:                  "/tmp/demo",
 	}, c)
 }
@@ -240,6 +242,7 @@ func TestEnvOverridesEveryKey(t *testing.T) {
 		{"TSYNC_STEP_TIMEOUT", "1h", func(c *Config) { c.StepTimeout = time.Hour }},
 		{"TSYNC_HEARTBEAT_TIMEOUT", "5s", func(c *Config) { c.HeartbeatTimeout = 5 * time.Second }},
 		{"TSYNC_DEMO_DIR", "d", func(c *Config) { c.DemoDir = "d" }},
+		{"TSYNC_METRICS_ADDRESS", ":9464", func(c *Config) { c.MetricsAddress = ":9464" }},
 		{"DATABASE_URL", "postgresql://conv/db", func(c *Config) { c.DatabaseURL = "postgresql://conv/db" }},
 		{"REDIS_URL", "rediss://conv:6380", func(c *Config) { c.RedisURL = "rediss://conv:6380" }},
 	}

@@ -58,5 +58,6 @@
 //	retry.backoff_coefficient   2.0        retry delay multiplier, >= 1
 //	step_timeout                10m        timeout of one step, > 0
 //	heartbeat_timeout           30s        activity heartbeat timeout, > 0
+//	metrics_address             ""         "host:port" serving Prometheus /metrics ("" for none)
 //	demo_dir                    "var/demo" where the demo synchronizer's backend writes
 package config

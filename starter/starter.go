@@ -20,6 +20,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/tsync/tsync"
+	"github.com/tsync/tsync/metrics"
 	"github.com/tsync/tsync/models"
 	"github.com/tsync/tsync/workflows"
 )
@@ -38,6 +39,8 @@ type Options struct {
 	Params workflows.Params
 	// Logger receives the starter's logs; nil discards them.
 	Logger *slog.Logger
+	// Metrics receives the backlog and start counts; nil records nothing.
+	Metrics *metrics.Metrics
 }
 
 // Starter starts the workflows of pending objects.
@@ -107,6 +110,7 @@ func (s *Starter) Scan(ctx context.Context) (int, error) {
 		for _, model := range s.sync.Models() {
 			step, _ := s.sync.Step(model)
 			var after int64
+			backlog := 0
 			for {
 				ids, err := tsync.FetchPending(ctx, step, tsync.PendingQuery{
 					Model: model, Deletion: deletion, AfterID: after, Limit: s.opts.BatchSize, Store: s.store,
@@ -123,11 +127,17 @@ func (s *Starter) Scan(ctx context.Context) (int, error) {
 					return total, err
 				}
 				total += len(ids)
+				backlog += len(ids)
 				if len(ids) < s.opts.BatchSize {
 					break
 				}
 				after = ids[len(ids)-1]
 			}
+			op := "sync"
+			if deletion {
+				op = "delete"
+			}
+			s.opts.Metrics.Pending(model, op, backlog)
 		}
 	}
 	return total, nil
@@ -150,6 +160,7 @@ func (s *Starter) Start(ctx context.Context, ref models.Ref, deletion bool) erro
 		return fmt.Errorf("start workflow of %s: %w", ref, err)
 	}
 	s.started.Add(1)
+	s.opts.Metrics.Started()
 	return nil
 }
 
