@@ -175,8 +175,8 @@ func dialTemporal(ctx context.Context, cfg config.Config, log *slog.Logger, mh c
 	dctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	c, err := client.DialContext(dctx, client.Options{
-		HostPort:  cfg.Temporal.HostPort,
-		Namespace: cfg.Temporal.Namespace,
+		HostPort:       cfg.Temporal.HostPort,
+		Namespace:      cfg.Temporal.Namespace,
 		Logger:         sdklog.NewStructuredLogger(log.With("component", "temporal")),
 		MetricsHandler: mh,
 	})
