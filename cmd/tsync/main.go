@@ -21,7 +21,6 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
-	"path/filepath"
 	"strings"
 	"syscall"
 
@@ -29,6 +28,7 @@ import (
 
 	"github.com/tsync/tsync"
 	"github.com/tsync/tsync/config"
+	"github.com/tsync/tsync/logging"
 )
 
 func main() {
@@ -72,7 +72,7 @@ type cli struct {
 	cfg       config.Config
 	cfgSource string
 	log       *slog.Logger
-	logFile   *os.File
+	logCloser io.Closer
 }
 
 func (c *cli) rootCommand() *cobra.Command {
@@ -153,48 +153,31 @@ func (c *cli) loadConfig() (config.Config, string, error) {
 	return cfg, "the built-in sample config", err
 }
 
-// newLogger logs to stderr, or to observer_log_file when it is set.
+// newLogger logs to stderr, or to observer_log_file when it is set, and
+// also to observer_logstash_hostport when that is set.
 func (c *cli) newLogger(level string) (*slog.Logger, error) {
-	var lv slog.Level
-	switch level {
-	case "debug":
-		lv = slog.LevelDebug
-	case "info":
-		lv = slog.LevelInfo
-	case "warn":
-		lv = slog.LevelWarn
-	case "error":
-		lv = slog.LevelError
-	default:
+	lv, err := logging.ParseLevel(level)
+	if err != nil {
 		return nil, fmt.Errorf("--log-level: %q is not one of debug, info, warn, error", level)
 	}
-	out := c.stderr
-	if f := c.cfg.ObserverLogFile; f != "" {
-		if err := os.MkdirAll(filepath.Dir(f), 0o755); err != nil {
-			return nil, fmt.Errorf("observer_log_file: %v", err)
-		}
-		file, err := os.OpenFile(f, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
-		if err != nil {
-			return nil, fmt.Errorf("observer_log_file: %v", err)
-		}
-		c.logFile = file
-		out = file
-	}
-	opts := &slog.HandlerOptions{Level: lv}
-	switch c.logFormat {
-	case "text":
-		return slog.New(slog.NewTextHandler(out, opts)), nil
-	case "json":
-		return slog.New(slog.NewJSONHandler(out, opts)), nil
-	default:
+	if c.logFormat != "text" && c.logFormat != "json" {
 		return nil, fmt.Errorf("--log-format: %q is not one of text, json", c.logFormat)
 	}
+	log, closer, err := logging.New(logging.Options{
+		Level: lv, Format: c.logFormat, Stderr: c.stderr,
+		File: c.cfg.ObserverLogFile, Logstash: c.cfg.ObserverLogstashHostport,
+	})
+	if err != nil {
+		return nil, err
+	}
+	c.logCloser = closer
+	return log, nil
 }
 
 func (c *cli) closeLog() {
-	if c.logFile != nil {
-		c.logFile.Close()
-		c.logFile = nil
+	if c.logCloser != nil {
+		c.logCloser.Close()
+		c.logCloser = nil
 	}
 }
 
