@@ -14,12 +14,18 @@ STATICCHECK_VERSION  := v0.8.2
 # Extra flags for `bin/tsync demo`, e.g. make demo DEMO_FLAGS='--sites 5 --stay'.
 DEMO_FLAGS ?=
 
-.PHONY: all tools build demo dev dev-stop services lint test clean
+.PHONY: all tools system-tools build demo dev dev-stop services lint test clean
 
 all: build
 
-## tools: the temporal CLI (dev server + Web UI) and staticcheck, built into bin/ when missing
-tools: bin/temporal bin/staticcheck
+## tools: the temporal CLI (dev server + Web UI) and staticcheck, built into bin/ when missing,
+##        and the system tools (see system-tools)
+tools: bin/temporal bin/staticcheck system-tools
+
+## system-tools: ansible-playbook, ssh and sshd (Debian's ansible-core and openssh), installed
+##               with apt-get when missing and root; otherwise says what to install
+system-tools:
+	bash scripts/ensure-tools.sh
 
 # Building the temporal CLI takes minutes the first time; it is never rebuilt
 # while bin/temporal exists.

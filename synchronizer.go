@@ -13,20 +13,39 @@ type Synchronizer struct {
 	Models *models.Registry
 	// Steps are the work-based modules.
 	Steps []Step
+	// Watchers are the event-based modules (see Watcher); they run only with
+	// observer_enable_watchers.
+	Watchers []Watcher
+	// Policies are the model policies, run before an object is synced.
+	Policies []Policy
 }
 
 // Compiled is a validated Synchronizer.
 type Compiled struct {
 	// Graph is the dependency graph of the models.
-	Graph *models.Graph
-	steps map[string]Step
+	Graph    *models.Graph
+	steps    map[string]Step
+	watchers []*CompiledWatcher
+	policies map[string][]Policy
 }
 
-// Compile validates the models (links, cycles) and the steps (each
-// synchronizes known models, and no model is synchronized by two steps).
+// Policies returns the model policies of model, in registration order.
+func (c *Compiled) Policies(model string) []Policy { return c.policies[model] }
+
+// Compile validates the models (links, cycles), the steps (each
+// synchronizes known models, and no model is synchronized by two steps) and
+// the watchers (unique names, known models and columns; see Watcher).
 func (s Synchronizer) Compile() (*Compiled, error) {
 	if s.Models == nil {
 		return nil, fmt.Errorf("synchronizer: no models registered")
+	}
+	for i, p := range s.Policies {
+		if p == nil {
+			return nil, fmt.Errorf("synchronizer: policy %d is nil", i)
+		}
+		if err := s.Models.SetPolicies(p.Model()); err != nil {
+			return nil, fmt.Errorf("synchronizer: %w", err)
+		}
 	}
 	g, err := s.Models.Graph()
 	if err != nil {
@@ -46,6 +65,13 @@ func (s Synchronizer) Compile() (*Compiled, error) {
 			}
 			c.steps[name] = st
 		}
+	}
+	if c.watchers, err = compileWatchers(g, s.Watchers); err != nil {
+		return nil, err
+	}
+	c.policies = map[string][]Policy{}
+	for _, p := range s.Policies {
+		c.policies[p.Model()] = append(c.policies[p.Model()], p)
 	}
 	return c, nil
 }

@@ -14,6 +14,7 @@ import (
 	"go.temporal.io/sdk/temporal"
 
 	"github.com/tsync/tsync"
+	"github.com/tsync/tsync/ansible"
 	"github.com/tsync/tsync/metrics"
 	"github.com/tsync/tsync/models"
 )
@@ -35,6 +36,9 @@ type Activities struct {
 	Store *models.Store
 	// Metrics records step calls; nil records nothing.
 	Metrics *metrics.Metrics
+	// Ansible runs the playbooks of steps that are tsync.AnsibleSteps (see
+	// ansible.go); nil uses a runner with zero ansible.Options.
+	Ansible *ansible.Runner
 }
 
 // New returns the activities of synchronizer sync over store.
@@ -75,8 +79,11 @@ type Inspection struct {
 	// Blocked is no_sync or lazy_blocked.
 	Blocked bool
 	Pending bool
-	Code    int
-	Updated time.Time
+	// NeedsPolicy reports that its model policies have not run since its
+	// last update.
+	NeedsPolicy bool
+	Code        int
+	Updated     time.Time
 	// Deps are the objects it links to, in link order.
 	Deps []DepState
 }
@@ -96,6 +103,7 @@ func (a *Activities) Inspect(ctx context.Context, ref models.Ref) (Inspection, e
 		Pending: b.Pending(), Code: b.BackendCode, Updated: b.Updated,
 	}
 	m, _ := a.Store.Graph().Model(ref.Model)
+	ins.NeedsPolicy = m.NeedsPolicy(b)
 	for _, l := range m.Links {
 		id, ok := m.LinkTarget(obj, l)
 		if !ok {
@@ -160,11 +168,13 @@ func (a *Activities) SyncObject(ctx context.Context, ref models.Ref) (SyncResult
 		return SyncResult{}, fmt.Errorf("sync %s %d: %w", ref.Model, ref.ID, err)
 	}
 	b := obj.SyncState()
-	if !b.Pending() {
+	m, _ := a.Store.Graph().Model(ref.Model)
+	if !b.Pending() || m.NeedsPolicy(b) {
+		// In sync already, or its policies must run first.
 		return SyncResult{Outcome: OutcomeSkipped}, nil
 	}
 	enacted := b.Updated
-	stepErr := a.call(ctx, ref, "sync", func(ctx context.Context) error { return step.SyncRecord(ctx, obj) })
+	stepErr := a.call(ctx, ref, "sync", func(ctx context.Context) error { return a.syncRecord(ctx, step, ref, obj) })
 	status := "OK"
 	if stepErr != nil {
 		if tsync.IsInnocuous(stepErr) {
@@ -220,7 +230,7 @@ func (a *Activities) DeleteObject(ctx context.Context, ref models.Ref) (Outcome,
 		return OutcomeSkipped, nil
 	}
 	if b.BackendNeedDelete {
-		if err := a.call(ctx, ref, "delete", func(ctx context.Context) error { return step.DeleteRecord(ctx, obj) }); err != nil && !tsync.IsInnocuous(err) {
+		if err := a.call(ctx, ref, "delete", func(ctx context.Context) error { return a.deleteRecord(ctx, step, ref, obj) }); err != nil && !tsync.IsInnocuous(err) {
 			return "", a.recordFailure(ctx, ref, err, false)
 		}
 	}

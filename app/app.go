@@ -5,12 +5,16 @@ package app
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"net"
+	"os"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/redis/go-redis/v9"
 	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/api/operatorservice/v1"
 	"go.temporal.io/sdk/client"
@@ -18,6 +22,7 @@ import (
 
 	"github.com/tsync/tsync"
 	"github.com/tsync/tsync/activities"
+	"github.com/tsync/tsync/ansible"
 	"github.com/tsync/tsync/config"
 	"github.com/tsync/tsync/metrics"
 	"github.com/tsync/tsync/models"
@@ -34,6 +39,9 @@ type App struct {
 	Store  *models.Store
 	Client client.Client
 	Log    *slog.Logger
+	// Redis carries the watchers' change stream; nil unless
+	// observer_enable_watchers (see OpenRedis, RunDispatcher).
+	Redis *redis.Client
 	// Metrics are the process's metrics, served at metrics_address.
 	Metrics *metrics.Metrics
 	// MetricsURL is where the metrics are served, or "".
@@ -59,6 +67,9 @@ func Open(ctx context.Context, cfg config.Config, s tsync.Synchronizer, log *slo
 	if err != nil {
 		return nil, err
 	}
+	if err := checkDepsFile(cfg.ObserverDependencyGraph, compiled.Graph); err != nil {
+		return nil, err
+	}
 	a := &App{Config: cfg, Sync: compiled, Log: log}
 	if a.Metrics, err = metrics.New(log); err != nil {
 		return nil, err
@@ -82,13 +93,19 @@ func Open(ctx context.Context, cfg config.Config, s tsync.Synchronizer, log *slo
 		a.Close()
 		return nil, err
 	}
-	if a.Store, err = models.NewStore(a.Pool, cfg.DatabaseSchema, compiled.Graph); err != nil {
+	if a.Store, err = models.NewStore(a.Pool, cfg.DatabaseSchema, compiled.Graph, models.WithOutbox(cfg.ObserverEnableWatchers)); err != nil {
 		a.Close()
 		return nil, err
 	}
 	if err := a.Store.Migrate(ctx); err != nil {
 		a.Close()
 		return nil, err
+	}
+	if cfg.ObserverEnableWatchers {
+		if a.Redis, err = OpenRedis(ctx, cfg); err != nil {
+			a.Close()
+			return nil, err
+		}
 	}
 	if a.Client, err = dialTemporal(ctx, cfg, log, a.Metrics.SDKHandler()); err != nil {
 		a.Close()
@@ -148,6 +165,25 @@ func RegisterSearchAttributes(ctx context.Context, c client.Client, namespace st
 	return fmt.Errorf("search attributes of namespace %s: still missing after adding them: %v", namespace, m)
 }
 
+// checkDepsFile refuses a model-deps file (observer_dependency_graph) that
+// disagrees with the code's links. A file that does not exist is fine.
+func checkDepsFile(file string, g *models.Graph) error {
+	if file == "" {
+		return nil
+	}
+	data, err := os.ReadFile(file)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("observer_dependency_graph: %w", err)
+	}
+	if err := g.CheckDepsFile(data); err != nil {
+		return fmt.Errorf("observer_dependency_graph %s: %w (regenerate it with `tsync deps`)", file, err)
+	}
+	return nil
+}
+
 // OpenDatabase connects to cfg's database, failing with a clear message
 // when it cannot be reached.
 func OpenDatabase(ctx context.Context, cfg config.Config) (*pgxpool.Pool, error) {
@@ -194,6 +230,9 @@ func (a *App) Close() {
 	if a.Client != nil {
 		a.Client.Close()
 	}
+	if a.Redis != nil {
+		a.Redis.Close()
+	}
 	if a.Pool != nil {
 		a.Pool.Close()
 	}
@@ -230,6 +269,7 @@ func Params(cfg config.Config) workflows.Params {
 func (a *App) Activities() *activities.Activities {
 	acts := activities.New(a.Sync, a.Store)
 	acts.Metrics = a.Metrics
+	acts.Ansible = ansible.NewRunner(ansible.FromConfig(a.Config, a.Log.With("component", "ansible")))
 	return acts
 }
 
@@ -246,6 +286,7 @@ func (a *App) RunWorker(ctx context.Context) error {
 		TaskQueue:  a.Config.Temporal.TaskQueue,
 		Workflows:  a.Config.Concurrency.Workflows,
 		Activities: a.Config.Concurrency.Activities,
+		Watchers:   a.WatcherActivities(),
 	}, a.Activities())
 }
 

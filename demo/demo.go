@@ -1,12 +1,14 @@
-// Package demo is the synchronizer that ships with tsync: four models with a
+// Package demo is the synchronizer that ships with tsync: five models with a
 // chain and a shared dependency, and steps that keep a directory tree on this
 // machine in step with them.
 //
 // The models form a diamond: an Instance depends on its Slice and its Network,
-// and both depend on their Site.
+// and both depend on their Site. A Service, synced by an Ansible playbook,
+// depends on its Site too.
 //
 //	Site <- Slice <- Instance
 //	Site <- Network <- Instance
+//	Site <- Service
 //
 // The backend is the directory demo_dir:
 //
@@ -14,6 +16,7 @@
 //	sites/<site>/networks/<network>.json
 //	sites/<site>/slices/<slice>/slice.json
 //	sites/<site>/slices/<slice>/instances/<instance>.json
+//	services/<service>.json   (written by Ansible: see Service, ServiceStep)
 //
 // Each step refuses to write below a parent that is not in the backend yet,
 // so a sync out of dependency order fails loudly; each delete removes only
@@ -74,6 +77,7 @@ func Models() *models.Registry {
 	models.MustRegister[Instance](reg, "Instance",
 		models.Link{Dest: "Slice", Via: "slice_id"},
 		models.Link{Dest: "Network", Via: "network_id", Into: "cidr"})
+	registerService(reg)
 	return reg
 }
 
@@ -103,7 +107,9 @@ func Synchronizer(b *Backend) tsync.Synchronizer {
 			tsync.Typed[Network]("Network", tsync.StepFuncs[Network]{Sync: b.syncNetwork, Delete: b.deleteNetwork}),
 			tsync.Typed[Slice]("Slice", tsync.StepFuncs[Slice]{Sync: b.syncSlice, Delete: b.deleteSlice}),
 			tsync.Typed[Instance]("Instance", tsync.StepFuncs[Instance]{Sync: b.syncInstance, Delete: b.deleteInstance}),
+			b.ServiceStep(),
 		},
+		Watchers: []tsync.Watcher{b.NetworkWatcher()},
 	}
 }
 
@@ -216,8 +222,9 @@ func removeAll(paths ...string) error {
 	return nil
 }
 
-// Seed inserts sites sites, each with two networks and two slices of three
-// instances spread over the networks, and returns how many objects it made.
+// Seed inserts sites sites, each with two networks, two slices of three
+// instances spread over the networks, and a Service (the Ansible step's
+// model), and returns how many objects it made: 12 per site.
 func Seed(ctx context.Context, store *models.Store, sites int) (int, error) {
 	n := 0
 	insert := func(obj models.Object) error {
@@ -251,6 +258,9 @@ func Seed(ctx context.Context, store *models.Store, sites int) (int, error) {
 					return n, err
 				}
 			}
+		}
+		if err := insert(siteService(site)); err != nil {
+			return n, err
 		}
 	}
 	return n, nil

@@ -27,6 +27,7 @@ func TestDemoBackendFollowsModel(t *testing.T) {
 	t.Cleanup(func() { _ = srv.Stop() })
 	_, schema := testenv.Schema(t)
 	cfg := testenv.Config(t, srv.HostPort(), schema)
+	cfg.ObserverSysDir = t.TempDir() // the Service step's playbooks
 	backend := &demo.Backend{Dir: t.TempDir()}
 	a, err := app.Open(ctx, cfg, demo.Synchronizer(backend), nil)
 	require.NoError(t, err)
@@ -35,13 +36,13 @@ func TestDemoBackendFollowsModel(t *testing.T) {
 
 	n, err := demo.Seed(ctx, a.Store, 1)
 	require.NoError(t, err)
-	require.Equal(t, 11, n)
+	require.Equal(t, 12, n)
 	go func() { _ = a.RunWorker(ctx) }()
 	go func() { _ = a.RunStarter(ctx) }()
 
 	countPending := func() int {
 		total := 0
-		for _, model := range []string{"Site", "Network", "Slice", "Instance"} {
+		for _, model := range []string{"Site", "Network", "Slice", "Instance", "Service"} {
 			ids, err := a.Store.FetchPending(ctx, model, false, 0, 100)
 			require.NoError(t, err)
 			total += len(ids)
@@ -61,7 +62,7 @@ func TestDemoBackendFollowsModel(t *testing.T) {
 		}
 		return err
 	}))
-	require.Len(t, files, 11)
+	require.Len(t, files, 12)
 	inst, err := models.Load[demo.Instance](ctx, a.Store, 1)
 	require.NoError(t, err)
 	slice, err := models.Load[demo.Slice](ctx, a.Store, inst.SliceID)
@@ -76,6 +77,19 @@ func TestDemoBackendFollowsModel(t *testing.T) {
 	require.Equal(t, inst.Name, got["name"])
 	require.Equal(t, net.CIDR, got["cidr"])
 
+	// The Service's file was written by its Ansible playbook, the banner's
+	// quotes, $(...) and {{ ... }} verbatim.
+	svc, err := models.Load[demo.Service](ctx, a.Store, 1)
+	require.NoError(t, err)
+	svcPath := filepath.Join(backend.Dir, "services", "1.json")
+	data, err = os.ReadFile(svcPath)
+	require.NoError(t, err)
+	got = nil
+	require.NoError(t, json.Unmarshal(data, &got))
+	require.Equal(t, svc.Banner, got["banner"])
+	require.Contains(t, svc.Banner, "{{ and so is this }}")
+	require.FileExists(t, filepath.Join(cfg.ObserverSysDir, "Service", "1", "sync", "run.sh"))
+
 	// Change a network's CIDR: its file follows.
 	net.CIDR = "192.168.77.0/24"
 	require.NoError(t, a.Store.Save(ctx, net))
@@ -86,7 +100,7 @@ func TestDemoBackendFollowsModel(t *testing.T) {
 	}, 30*time.Second, 50*time.Millisecond)
 
 	// Delete the whole site: everything goes, dependents first.
-	for _, model := range []string{"Instance", "Slice", "Network", "Site"} {
+	for _, model := range []string{"Instance", "Slice", "Network", "Service", "Site"} {
 		for id := int64(1); id <= 6; id++ {
 			if _, err := a.Store.Get(ctx, model, id); err == nil {
 				require.NoError(t, a.Store.Delete(ctx, model, id))
@@ -97,5 +111,6 @@ func TestDemoBackendFollowsModel(t *testing.T) {
 		_, err := os.Stat(filepath.Join(backend.Dir, "sites", "1"))
 		return os.IsNotExist(err)
 	}, 60*time.Second, 50*time.Millisecond, "site directory still there")
+	require.NoFileExists(t, svcPath)
 	require.Eventually(t, func() bool { return countPending() == 0 }, 30*time.Second, 50*time.Millisecond, "rows not purged")
 }

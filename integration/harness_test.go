@@ -217,6 +217,12 @@ type env struct {
 
 func newEnv(t *testing.T, mutate ...func(*config.Config)) *env {
 	t.Helper()
+	return newEnvWithPolicies(t, nil, mutate...)
+}
+
+// newEnvWithPolicies is newEnv with model policies.
+func newEnvWithPolicies(t *testing.T, policies []tsync.Policy, mutate ...func(*config.Config)) *env {
+	t.Helper()
 	_, schema := testenv.Schema(t)
 	cfg := testenv.Config(t, temporalServer.HostPort(), schema)
 	for _, m := range mutate {
@@ -226,7 +232,7 @@ func newEnv(t *testing.T, mutate ...func(*config.Config)) *env {
 	t.Cleanup(cancel)
 	rec := newRecorder()
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	a, err := app.Open(ctx, cfg, tsync.Synchronizer{Models: registry(), Steps: []tsync.Step{rec}}, log)
+	a, err := app.Open(ctx, cfg, tsync.Synchronizer{Models: registry(), Steps: []tsync.Step{rec}, Policies: policies}, log)
 	require.NoError(t, err)
 	t.Cleanup(a.Close)
 	return &env{t: t, ctx: ctx, cfg: cfg, app: a, rec: rec}

@@ -17,6 +17,7 @@ import (
 	"github.com/tsync/tsync"
 	"github.com/tsync/tsync/app"
 	"github.com/tsync/tsync/config"
+	"github.com/tsync/tsync/internal/testenv"
 	"github.com/tsync/tsync/models"
 )
 
@@ -207,6 +208,24 @@ func TestStartupErrors(t *testing.T) {
 	models.MustRegister[Site](unknownField, "Site")
 	models.MustRegister[Slice](unknownField, "Slice", models.Link{Dest: "Site", Via: "site"})
 	require.EqualError(t, open(unknownField), `synchronizer: model Slice: link to Site: unknown field "site"`)
+
+	// A model-deps file that disagrees with the links refuses start-up; one
+	// that agrees is fine.
+	chain := models.NewRegistry()
+	models.MustRegister[Site](chain, "Site")
+	models.MustRegister[Slice](chain, "Slice", models.Link{Dest: "Site", Via: "site_id"})
+	depsFile := filepath.Join(t.TempDir(), "model-deps.json")
+	require.NoError(t, os.WriteFile(depsFile, []byte(`{"Site": [], "Slice": []}`), 0o600))
+	cfg.ObserverDependencyGraph = depsFile
+	cfg.DatabaseURL = testenv.DatabaseURL()
+	_, cfg.DatabaseSchema = testenv.Schema(t)
+	require.EqualError(t, open(chain), "observer_dependency_graph "+depsFile+
+		": model-deps file disagrees with the code: model Slice: the file says [], the code says [Site] (regenerate it with `tsync deps`)")
+	g, err := chain.Graph()
+	require.NoError(t, err)
+	require.NoError(t, os.WriteFile(depsFile, g.DepsFile(), 0o600))
+	require.NoError(t, open(chain))
+	cfg.ObserverDependencyGraph = ""
 
 	_, err = config.Parse([]byte("loop_interval: 1s\n"), nil)
 	require.Error(t, err)

@@ -121,6 +121,9 @@ type Model struct {
 	Links []Link
 	// Fields are the content columns, in struct order (Base excluded).
 	Fields []Field
+	// Policies reports that the model has model policies: its objects are
+	// synced only once policed at or after their last update.
+	Policies bool
 
 	typ reflect.Type
 }

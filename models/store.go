@@ -37,16 +37,23 @@ type Store struct {
 	pool   *pgxpool.Pool
 	schema string
 	graph  *Graph
+	// outbox: every change is also written to the outbox (see outbox.go).
+	outbox bool
 }
 
 var schemaName = regexp.MustCompile(`^[a-z_][a-z0-9_]{0,55}$`)
 
-// NewStore returns a store of graph's models in the given schema.
-func NewStore(pool *pgxpool.Pool, schema string, graph *Graph) (*Store, error) {
+// NewStore returns a store of graph's models in the given schema, with the
+// given options (see WithOutbox).
+func NewStore(pool *pgxpool.Pool, schema string, graph *Graph, opts ...Option) (*Store, error) {
 	if !schemaName.MatchString(schema) {
 		return nil, fmt.Errorf("store: schema %q must match %s", schema, schemaName)
 	}
-	return &Store{pool: pool, schema: schema, graph: graph}, nil
+	s := &Store{pool: pool, schema: schema, graph: graph}
+	for _, o := range opts {
+		o(s)
+	}
+	return s, nil
 }
 
 // Graph returns the store's dependency graph.
@@ -87,7 +94,8 @@ func (b *Base) Pending() bool {
 
 // Migrate creates the schema, each model's table with the sync-state columns,
 // any missing content column, and the indexes serving the pending predicates
-// and the reverse link lookups. It is safe to run concurrently and again.
+// and the reverse link lookups, and the outbox table (see WithOutbox). It is
+// safe to run concurrently and again.
 func (s *Store) Migrate(ctx context.Context) error {
 	tx, err := s.pool.Begin(ctx)
 	if err != nil {
@@ -116,13 +124,15 @@ func (s *Store) Migrate(ctx context.Context) error {
 		for _, f := range m.Fields {
 			stmts = append(stmts, `ALTER TABLE `+t+` ADD COLUMN IF NOT EXISTS `+pgx.Identifier{f.Column}.Sanitize()+` `+f.SQLType)
 		}
+		pending, deleting := m.fetchPredicates()
 		stmts = append(stmts,
-			`CREATE INDEX IF NOT EXISTS `+pgx.Identifier{m.Table + "_pending"}.Sanitize()+` ON `+t+` (id) WHERE `+PendingPredicate,
-			`CREATE INDEX IF NOT EXISTS `+pgx.Identifier{m.Table + "_deleting"}.Sanitize()+` ON `+t+` (id) WHERE `+DeletionPredicate)
+			`CREATE INDEX IF NOT EXISTS `+pgx.Identifier{m.indexName("pending")}.Sanitize()+` ON `+t+` (id) WHERE `+pending,
+			`CREATE INDEX IF NOT EXISTS `+pgx.Identifier{m.indexName("deleting")}.Sanitize()+` ON `+t+` (id) WHERE `+deleting)
 		for _, l := range m.Links {
 			stmts = append(stmts, `CREATE INDEX IF NOT EXISTS `+pgx.Identifier{m.Table + "_" + l.Via}.Sanitize()+` ON `+t+` (`+pgx.Identifier{l.Via}.Sanitize()+`)`)
 		}
 	}
+	stmts = append(stmts, s.outboxDDL()...)
 	for _, stmt := range stmts {
 		if _, err := tx.Exec(ctx, stmt); err != nil {
 			return fmt.Errorf("migrate: %s: %w", firstLine(stmt), err)
@@ -210,6 +220,9 @@ func (s *Store) notify(ctx context.Context, tx pgx.Tx, c Change) error {
 	payload, err := json.Marshal(c)
 	if err != nil {
 		return err
+	}
+	if s.outbox {
+		return s.notifyWithOutbox(ctx, tx, payload)
 	}
 	_, err = tx.Exec(ctx, `SELECT pg_notify($1, $2)`, s.Channel(), string(payload))
 	return err
@@ -327,9 +340,9 @@ func (s *Store) FetchPending(ctx context.Context, model string, deletion bool, a
 	if err != nil {
 		return nil, err
 	}
-	pred := PendingPredicate
+	pred, deleting := m.fetchPredicates()
 	if deletion {
-		pred = DeletionPredicate
+		pred = deleting
 	}
 	rows, err := s.pool.Query(ctx, `SELECT id FROM `+s.table(m)+` WHERE `+pred+` AND id > $1 ORDER BY id LIMIT $2`, afterID, limit)
 	if err != nil {

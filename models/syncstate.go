@@ -15,7 +15,8 @@ import (
 // The methods in this file write sync state. Only the synchronizer calls
 // them; none of them bumps updated.
 
-// BeginSync loads object ref fresh for a sync attempt and marks it
+// BeginSync loads object ref fresh for a sync attempt and, when it is ready
+// for one (pending, and policed for a model with policies), marks it
 // backend_need_delete: from now on, deleting it needs DeleteRecord.
 func (s *Store) BeginSync(ctx context.Context, ref Ref) (Object, error) {
 	m, err := s.model(ref.Model)
@@ -23,7 +24,11 @@ func (s *Store) BeginSync(ctx context.Context, ref Ref) (Object, error) {
 		return nil, err
 	}
 	obj := m.New()
-	err = s.pool.QueryRow(ctx, `UPDATE `+s.table(m)+` SET backend_need_delete = true WHERE id = $1 RETURNING `+m.columns(), ref.ID).
+	ready := PendingPredicate
+	if m.Policies {
+		ready += ` AND NOT ` + NeedsPolicyPredicate
+	}
+	err = s.pool.QueryRow(ctx, `UPDATE `+s.table(m)+` SET backend_need_delete = backend_need_delete OR (`+ready+`) WHERE id = $1 RETURNING `+m.columns(), ref.ID).
 		Scan(m.scanTargets(obj)...)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, fmt.Errorf("%s %d: %w", ref.Model, ref.ID, ErrNotFound)

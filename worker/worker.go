@@ -11,6 +11,7 @@ import (
 	sdkworker "go.temporal.io/sdk/worker"
 
 	"github.com/tsync/tsync/activities"
+	"github.com/tsync/tsync/watchers"
 	"github.com/tsync/tsync/workflows"
 )
 
@@ -27,6 +28,10 @@ type Options struct {
 	Pollers int
 	// StopTimeout is how long a stopping worker lets running steps finish.
 	StopTimeout time.Duration
+	// Watchers, when set, are the watcher activities: the worker then runs
+	// the watcher workflows too (a hybrid synchronizer runs steps and
+	// watchers in one worker). nil: no watchers.
+	Watchers *watchers.Activities
 }
 
 // Register registers tsync's workflows and acts on r.
@@ -52,6 +57,9 @@ func New(c client.Client, opts Options, acts *activities.Activities) (sdkworker.
 		WorkerStopTimeout:                      opts.StopTimeout,
 	})
 	Register(w, acts)
+	if opts.Watchers != nil {
+		watchers.Register(w, opts.Watchers)
+	}
 	return w, nil
 }
 

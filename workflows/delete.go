@@ -34,12 +34,18 @@ func (r *run) delete(ctx workflow.Context) (Result, error) {
 			}
 			// Undeleted meanwhile: sync it instead.
 			return r.continueAsNew(ctx, SyncWorkflow, true)
+		case ins.NeedsPolicy:
+			// The delete policies run before the deletion.
+			if err := r.runPolicy(ctx); err != nil {
+				return Result{}, err
+			}
+			continue
 		case ins.WriteProtect:
 			return r.result(OutcomeWriteProtected), nil
 		}
 
 		var deps []models.Dependent
-		if err := workflow.ExecuteActivity(r.bookkeepingContext(ctx), acts.Dependents, r.ref()).Get(ctx, &deps); err != nil {
+		if err := workflow.ExecuteLocalActivity(r.bookkeepingContext(ctx), acts.Dependents, r.ref()).Get(ctx, &deps); err != nil {
 			return Result{}, fmt.Errorf("dependents of %s: %w", r.ref(), err)
 		}
 		var live []string

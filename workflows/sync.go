@@ -164,11 +164,15 @@ func (r *run) shouldContinueAsNew(ctx workflow.Context, iteration int) bool {
 	return iteration >= maxIterations || workflow.GetInfo(ctx).GetContinueAsNewSuggested()
 }
 
+// bookkeepingContext is for the short database reads and writes of the
+// workflow (Inspect, Dependents, RecordStatus): local activities, run in the
+// worker that runs the workflow task, with no task queue round trip. A
+// database outage makes them retry with backoff, for as long as it lasts.
 func (r *run) bookkeepingContext(ctx workflow.Context) workflow.Context {
-	return workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
-		StartToCloseTimeout: 30 * time.Second,
+	return workflow.WithLocalActivityOptions(ctx, workflow.LocalActivityOptions{
+		StartToCloseTimeout: 10 * time.Second,
 		RetryPolicy: &temporal.RetryPolicy{
-			InitialInterval:    time.Second,
+			InitialInterval:    100 * time.Millisecond,
 			BackoffCoefficient: 2,
 			MaximumInterval:    30 * time.Second,
 		},
@@ -192,6 +196,20 @@ func (r *run) stepOptions(ctx workflow.Context, initial time.Duration, attempts 
 			NonRetryableErrorTypes: []string{activities.ErrTypeDeferred},
 		},
 	})
+}
+
+// runPolicy runs the object's model policies (as a step: retried with
+// backoff, deferrable).
+func (r *run) runPolicy(ctx workflow.Context) error {
+	var out activities.Outcome
+	err := r.runStep(ctx, acts.RunPolicy, &out)
+	if isDeferred(err) {
+		return workflow.Sleep(ctx, r.req.Params.LoopInterval)
+	}
+	if err != nil {
+		return fmt.Errorf("policies of %s: %w", r.ref(), err)
+	}
+	return nil
 }
 
 // runStep runs a step activity (fn) until it succeeds or defers. Its first
@@ -228,7 +246,7 @@ func (r *run) runStep(ctx workflow.Context, fn any, out any) error {
 
 func (r *run) inspect(ctx workflow.Context) (activities.Inspection, error) {
 	var ins activities.Inspection
-	err := workflow.ExecuteActivity(r.bookkeepingContext(ctx), acts.Inspect, r.ref()).Get(ctx, &ins)
+	err := workflow.ExecuteLocalActivity(r.bookkeepingContext(ctx), acts.Inspect, r.ref()).Get(ctx, &ins)
 	if err != nil {
 		return ins, fmt.Errorf("inspect %s: %w", r.ref(), err)
 	}
@@ -236,7 +254,7 @@ func (r *run) inspect(ctx workflow.Context) (activities.Inspection, error) {
 }
 
 func (r *run) recordStatus(ctx workflow.Context, code int, status string) error {
-	err := workflow.ExecuteActivity(r.bookkeepingContext(ctx), acts.RecordStatus, r.ref(), code, status).Get(ctx, nil)
+	err := workflow.ExecuteLocalActivity(r.bookkeepingContext(ctx), acts.RecordStatus, r.ref(), code, status).Get(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("record status of %s: %w", r.ref(), err)
 	}
@@ -296,6 +314,12 @@ func (r *run) sync(ctx workflow.Context) (Result, error) {
 			r.notify(ctx, r.result(OutcomeDeleted))
 			r.subscribers = nil
 			return r.continueAsNew(ctx, DeleteWorkflow, false)
+		case ins.NeedsPolicy:
+			// Model policies run before the sync; then look again.
+			if err := r.runPolicy(ctx); err != nil {
+				return Result{}, err
+			}
+			continue
 		case ins.Blocked:
 			return r.result(OutcomeBlocked), nil
 		case !ins.Pending:

@@ -331,6 +331,13 @@ func newHarness(t *testing.T, w *world, opts harnessOptions) *harness {
 		defer h.mu.Unlock()
 		h.starts = append(h.starts, start{Activity: info.ActivityType.Name, Ref: r, At: env.Now(), Attempt: info.Attempt})
 	})
+	// Inspect, Dependents and RecordStatus run as local activities.
+	env.SetOnLocalActivityStartedListener(func(info *activity.Info, _ context.Context, args []any) {
+		r, _ := args[0].(models.Ref)
+		h.mu.Lock()
+		defer h.mu.Unlock()
+		h.starts = append(h.starts, start{Activity: info.ActivityType.Name, Ref: r, At: env.Now(), Attempt: info.Attempt})
+	})
 	env.SetOnChildWorkflowStartedListener(func(info *workflow.Info, _ workflow.Context, _ converter.EncodedValues) {
 		h.mu.Lock()
 		defer h.mu.Unlock()

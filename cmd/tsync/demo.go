@@ -54,7 +54,7 @@ starter running until SIGINT), and 1 with the objects not in sync when
 		},
 	}
 	opts.dev.register(cmd.Flags())
-	cmd.Flags().IntVar(&opts.sites, "sites", 2, "number of sites to seed when the demo's tables are empty (11 objects each)")
+	cmd.Flags().IntVar(&opts.sites, "sites", 2, "number of sites to seed when the demo's tables are empty (12 objects each)")
 	cmd.Flags().DurationVar(&opts.timeout, "timeout", 2*time.Minute, "how long to wait for every object to be in sync")
 	cmd.Flags().BoolVar(&opts.stay, "stay", false, "keep the worker and the starter running after all objects are in sync, until SIGINT")
 	return cmd
@@ -101,8 +101,12 @@ func (c *cli) runDemo(ctx context.Context, opts demoOptions) error {
 	// The worker and the starter run until the demo is done.
 	runCtx, stopRun := context.WithCancel(ctx)
 	var wg sync.WaitGroup
-	failed := make(chan error, 2)
-	for name, fn := range map[string]func(context.Context) error{"worker": a.RunWorker, "starter": a.RunStarter} {
+	failed := make(chan error, 3)
+	procs := map[string]func(context.Context) error{"worker": a.RunWorker, "starter": a.RunStarter}
+	if a.Config.ObserverEnableWatchers {
+		procs["dispatcher"] = a.RunDispatcher
+	}
+	for name, fn := range procs {
 		wg.Go(func() {
 			if err := fn(runCtx); err != nil && runCtx.Err() == nil {
 				failed <- fmt.Errorf("%s: %w", name, err)
@@ -115,6 +119,10 @@ func (c *cli) runDemo(ctx context.Context, opts demoOptions) error {
 	}()
 	c.printf("Syncing: a worker and a starter on task queue %s (namespace %s), demo backend in %s; waiting up to %s",
 		a.Config.Temporal.TaskQueue, a.Config.Temporal.Namespace, a.Config.DemoDir, opts.timeout)
+	if a.Config.ObserverEnableWatchers {
+		c.printf("Watchers: a dispatcher on stream %s (group %s); network CIDR changes are logged to %s",
+			a.Stream(), a.Config.ObserverName, filepath.Join(a.Config.DemoDir, demo.WatcherLog))
+	}
 
 	final, err := c.waitInSync(ctx, a.Store, opts.timeout, failed)
 	if err != nil {

@@ -3,6 +3,7 @@
 //
 //	tsync demo                 run the demo until every object is in sync
 //	tsync worker | starter     run the demo's worker / starter until SIGINT
+//	tsync dispatcher           run the demo's watcher dispatcher (observer_enable_watchers)
 //	tsync migrate | seed       create the schema / insert demo objects
 //	tsync status               every demo object and its sync state
 //	tsync dev start|stop|status  a local Temporal dev server (with Web UI)
@@ -101,6 +102,7 @@ e.g. TSYNC_TEMPORAL_HOST_PORT=127.0.0.1:7233 or TSYNC_LOOP_INTERVAL=250ms.`,
 	root.AddCommand(
 		c.workerCommand(),
 		c.starterCommand(),
+		c.dispatcherCommand(),
 		c.migrateCommand(),
 		c.seedCommand(),
 		c.statusCommand(),

@@ -115,6 +115,7 @@ func demoEnv(t *testing.T, hostPort string) []string {
 		"TSYNC_TEMPORAL_HOST_PORT=" + hostPort,
 		"TSYNC_TEMPORAL_TASK_QUEUE=" + name,
 		"TSYNC_DEMO_DIR=" + t.TempDir(),
+		"TSYNC_OBSERVER_SYS_DIR=" + t.TempDir(),
 		"TSYNC_LOOP_INTERVAL=200ms",
 		"TSYNC_RETRY_INITIAL_INTERVAL=100ms",
 		"TSYNC_RETRY_MAX_INTERVAL=1s",
@@ -150,31 +151,31 @@ func TestSeedStatusDemo(t *testing.T) {
 
 	code, stdout, stderr = tsyncRun(t, env, "seed", "--sites", "1")
 	require.Equal(t, 0, code, stderr)
-	require.Contains(t, stdout, "seeded 11 objects (1 sites)")
+	require.Contains(t, stdout, "seeded 12 objects (1 sites)")
 
 	code, stdout, stderr = tsyncRun(t, env, "status")
 	require.Equal(t, 0, code, stderr)
 	require.Contains(t, stdout, "MODEL")
-	require.Contains(t, stdout, "11 objects, 0 in sync, 11 pending, 0 in error")
+	require.Contains(t, stdout, "12 objects, 0 in sync, 12 pending, 0 in error")
 
 	code, stdout, stderr = tsyncRun(t, env, "demo", "--timeout", "1m")
 	require.Equal(t, 0, code, "stdout:\n%s\nstderr:\n%s", stdout, stderr)
 	require.Contains(t, stdout, "Temporal: a server is already listening at "+hostPort+"; reusing it")
-	require.Contains(t, stdout, "Found 11 demo objects")
-	require.Contains(t, stdout, "All 11 demo objects in sync (11 synced by this run)")
-	require.Contains(t, stdout, "11 files, e.g.")
+	require.Contains(t, stdout, "Found 12 demo objects")
+	require.Contains(t, stdout, "All 12 demo objects in sync (12 synced by this run)")
+	require.Contains(t, stdout, "12 files, e.g.")
 	require.Contains(t, stdout, "instances/")
 	require.Contains(t, stdout, fmt.Sprintf("workflow list --address %s --query 'TaskQueue=", hostPort))
 
 	start := time.Now()
 	code, stdout, stderr = tsyncRun(t, env, "demo")
 	require.Equal(t, 0, code, "stdout:\n%s\nstderr:\n%s", stdout, stderr)
-	require.Contains(t, stdout, "All 11 demo objects in sync (they were already)")
+	require.Contains(t, stdout, "All 12 demo objects in sync (they were already)")
 	require.Less(t, time.Since(start), 15*time.Second)
 
 	code, stdout, stderr = tsyncRun(t, env, "status")
 	require.Equal(t, 0, code, stderr)
-	require.Contains(t, stdout, "11 objects, 11 in sync, 0 pending, 0 in error")
+	require.Contains(t, stdout, "12 objects, 12 in sync, 0 pending, 0 in error")
 }
 
 // TestDemoSeedsAndTimesOut: a demo whose backend cannot be written seeds
@@ -188,10 +189,10 @@ func TestDemoSeedsAndTimesOut(t *testing.T) {
 
 	code, stdout, stderr := tsyncRun(t, env, "demo", "--sites", "1", "--timeout", "5s")
 	require.Equal(t, 1, code, "stdout:\n%s\nstderr:\n%s", stdout, stderr)
-	require.Contains(t, stdout, "Seeded 11 demo objects (1 sites)")
+	require.Contains(t, stdout, "Seeded 12 demo objects (1 sites)")
 	require.Contains(t, stdout, "Site 1 in error: ")
-	require.Contains(t, stdout, "Timed out after 5s; 11 of 11 objects are not in sync:")
+	require.Contains(t, stdout, "Timed out after 5s; 12 of 12 objects are not in sync:")
 	lines := strings.Split(strings.TrimSpace(stderr), "\n")
-	require.Equal(t, "demo: 11 of 11 objects not in sync after 5s (see `tsync status`; rerun with --log-level info for the worker's log)",
+	require.Equal(t, "demo: 12 of 12 objects not in sync after 5s (see `tsync status`; rerun with --log-level info for the worker's log)",
 		lines[len(lines)-1])
 }

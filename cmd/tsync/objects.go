@@ -40,7 +40,7 @@ func (c *cli) openStore(ctx context.Context, migrate bool) (*models.Store, func(
 	if err != nil {
 		return nil, nil, err
 	}
-	store, err := models.NewStore(pool, c.cfg.DatabaseSchema, compiled.Graph)
+	store, err := models.NewStore(pool, c.cfg.DatabaseSchema, compiled.Graph, models.WithOutbox(c.cfg.ObserverEnableWatchers))
 	if err == nil && migrate {
 		err = store.Migrate(ctx)
 	}

@@ -74,10 +74,10 @@ func (c *cli) seedCommand() *cobra.Command {
 	var sites int
 	cmd := &cobra.Command{
 		Use:   "seed",
-		Short: "Insert demo objects (each site with 2 networks, 2 slices and 6 instances)",
-		Long: `Insert demo objects: each site gets two networks and two slices of three
-instances each, 11 objects per site. Running it again inserts more. A running
-starter picks them up at once.`,
+		Short: "Insert demo objects (each site with 2 networks, 2 slices, 6 instances and a service)",
+		Long: `Insert demo objects: each site gets two networks, two slices of three
+instances each, and a service (synced by an Ansible playbook), 12 objects per
+site. Running it again inserts more. A running starter picks them up at once.`,
 		Args:        cobra.NoArgs,
 		Annotations: map[string]string{"quiet": "true"},
 		RunE: func(cmd *cobra.Command, _ []string) error {

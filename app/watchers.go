@@ -1,0 +1,97 @@
+package app
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/tsync/tsync/config"
+	"github.com/tsync/tsync/watchers"
+)
+
+// OpenRedis connects to cfg's Redis, failing with a clear message when it
+// cannot be reached.
+func OpenRedis(ctx context.Context, cfg config.Config) (*redis.Client, error) {
+	redacted := cfg.Redacted().RedisURL
+	opts, err := redis.ParseURL(cfg.RedisURL)
+	if err != nil {
+		return nil, fmt.Errorf("redis %s: %w", redacted, err)
+	}
+	rdb := redis.NewClient(opts)
+	pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	if err := rdb.Ping(pctx).Err(); err != nil {
+		rdb.Close()
+		return nil, fmt.Errorf("redis %s is unreachable (start Redis or set redis_url / TSYNC_REDIS_URL; it is needed because observer_enable_watchers is on): %w", redacted, err)
+	}
+	return rdb, nil
+}
+
+// WatcherActivities returns the activities of the synchronizer's watchers,
+// or nil when it has none. Workers register them whether or not
+// observer_enable_watchers is on, so that a worker can serve a dispatcher
+// started with it on.
+func (a *App) WatcherActivities() *watchers.Activities {
+	if len(a.Sync.Watchers()) == 0 {
+		return nil
+	}
+	return watchers.NewActivities(a.Sync, a.Store)
+}
+
+// Stream returns the Redis stream of the changes of the app's schema.
+func (a *App) Stream() string { return watchers.StreamName(a.Config.DatabaseSchema) }
+
+// NewRelay returns the relay of the app's outbox to its stream.
+func (a *App) NewRelay() *watchers.Relay {
+	return watchers.NewRelay(a.Store, a.Redis, watchers.RelayOptions{
+		Stream:    a.Stream(),
+		BatchSize: a.Config.FetchBatch,
+		Interval:  a.Config.LoopInterval,
+		Logger:    a.Log.With("component", "relay"),
+	})
+}
+
+// NewDispatcher returns the dispatcher of the app's watchers: consumer
+// group observer_name on the app's stream.
+func (a *App) NewDispatcher() (*watchers.Dispatcher, error) {
+	return watchers.NewDispatcher(a.Redis, a.Client, a.Sync, a.Store, watchers.Options{
+		Stream:      a.Stream(),
+		Group:       a.Config.ObserverName,
+		TaskQueue:   a.Config.Temporal.TaskQueue,
+		Params:      a.Params(),
+		Concurrency: a.Config.Concurrency.Starts,
+		Logger:      a.Log.With("component", "dispatcher"),
+	})
+}
+
+// RunDispatcher runs the event-based path until ctx is done: the relay,
+// which publishes the committed changes of the outbox to the Redis stream,
+// and the dispatcher, which starts a watcher workflow for every watcher and
+// object each change affects. Run any number of them; workers run the
+// workflows. It fails unless observer_enable_watchers is on; with
+// observer_disabled it runs nothing and only waits.
+func (a *App) RunDispatcher(ctx context.Context) error {
+	if !a.Config.ObserverEnableWatchers || a.Redis == nil {
+		return fmt.Errorf("dispatcher: observer_enable_watchers is off, so there are no changes to dispatch (set it, or TSYNC_OBSERVER_ENABLE_WATCHERS=true)")
+	}
+	if a.Config.ObserverDisabled {
+		a.Log.Warn("observer_disabled is set: the dispatcher runs nothing")
+		<-ctx.Done()
+		return nil
+	}
+	d, err := a.NewDispatcher()
+	if err != nil {
+		return err
+	}
+	if len(a.Sync.Watchers()) == 0 {
+		a.Log.Warn("the synchronizer has no watchers: the dispatcher acknowledges every change and starts nothing")
+	}
+	a.Log.Info("dispatcher running", "stream", a.Stream(), "group", a.Config.ObserverName, "watchers", len(a.Sync.Watchers()))
+	g, ctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return a.NewRelay().Run(ctx) })
+	g.Go(func() error { return d.Run(ctx) })
+	return g.Wait()
+}

@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# ensure-tools.sh: make sure the system tools tsync's Ansible dispatch and its
+# tests use are installed: ansible-playbook (Debian's ansible-core), and
+# ssh, ssh-keygen and sshd (openssh-client, openssh-server; the tests start a
+# private sshd on 127.0.0.1 to test the ssh connection and the jump host).
+#
+# What is missing is installed with apt-get when this is a Debian-style
+# machine and we are root; otherwise the script says what to install and
+# fails. Run by `make tools` (so by `make test` and `make demo`).
+set -euo pipefail
+
+# command -> Debian package
+declare -A want=(
+	[ansible-playbook]=ansible-core
+	[ssh]=openssh-client
+	[ssh-keygen]=openssh-client
+	[sshd]=openssh-server
+)
+
+have() {
+	case "$1" in
+	sshd) [[ -x /usr/sbin/sshd ]] || command -v sshd >/dev/null ;;
+	*) command -v "$1" >/dev/null ;;
+	esac
+}
+
+missing=()
+for cmd in "${!want[@]}"; do
+	if ! have "$cmd"; then
+		pkg=${want[$cmd]}
+		[[ " ${missing[*]-} " == *" $pkg "* ]] || missing+=("$pkg")
+	fi
+done
+
+if ((${#missing[@]} > 0)); then
+	if [[ $(id -u) -eq 0 ]] && command -v apt-get >/dev/null; then
+		echo "Tools: installing ${missing[*]} with apt-get"
+		export DEBIAN_FRONTEND=noninteractive
+		# The package lists may be missing or stale on a fresh machine.
+		if ! apt-get install -y -q --no-install-recommends "${missing[@]}" >/tmp/tsync-apt.log 2>&1; then
+			apt-get update -q >/tmp/tsync-apt.log 2>&1 || { cat /tmp/tsync-apt.log >&2; exit 1; }
+			apt-get install -y -q --no-install-recommends "${missing[@]}" >/tmp/tsync-apt.log 2>&1 || { cat /tmp/tsync-apt.log >&2; exit 1; }
+		fi
+		# Debian starts no sshd in a container and needs no system one: the
+		# tests run their own on a free port.
+	else
+		cat >&2 <<MSG
+Tools: missing ${missing[*]}. Install them, e.g. (Debian, as root):
+    apt-get install -y --no-install-recommends ${missing[*]}
+ansible-playbook runs the Ansible steps; the tests also use ssh, ssh-keygen and sshd.
+MSG
+		exit 1
+	fi
+fi
+
+echo "Tools: $(ansible-playbook --version | head -n1), $(ssh -V 2>&1)"

@@ -1,0 +1,133 @@
+package watchers
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"runtime/debug"
+	"time"
+
+	"go.temporal.io/sdk/activity"
+	"go.temporal.io/sdk/temporal"
+	sdkworker "go.temporal.io/sdk/worker"
+
+	"github.com/tsync/tsync"
+	"github.com/tsync/tsync/models"
+)
+
+// Application error types of the watcher activity.
+const (
+	// ErrTypeWatcher is a failed handler; it is retried with backoff.
+	ErrTypeWatcher = "WatcherError"
+	// ErrTypeDeferred is a handler's DeferredError; it is not retried by
+	// Temporal: the workflow runs the handler again after the loop interval.
+	ErrTypeDeferred = "DeferredError"
+	// ErrTypeNoWatcher: the worker has no watcher of the requested name (a
+	// worker running another version of the synchronizer). Not retried.
+	ErrTypeNoWatcher = "NoWatcher"
+)
+
+// Outcome of one HandleWatchedObject activity.
+type Outcome string
+
+// Outcomes.
+const (
+	// OutcomeHandled: the handler ran and succeeded.
+	OutcomeHandled Outcome = "handled"
+	// OutcomeGone: the object no longer exists.
+	OutcomeGone Outcome = "gone"
+	// OutcomeSkipped: the object is deleted, no_sync or lazy_blocked.
+	OutcomeSkipped Outcome = "skipped"
+)
+
+// Activities are the activities of WatchWorkflow. Register them on the
+// synchronizer's task queue next to the sync workflows' (worker.Options
+// Watchers).
+type Activities struct {
+	// Sync is the synchronizer whose watchers run.
+	Sync *tsync.Compiled
+	// Store is the model store.
+	Store *models.Store
+}
+
+// NewActivities returns the watcher activities of sync over store.
+func NewActivities(sync *tsync.Compiled, store *models.Store) *Activities {
+	return &Activities{Sync: sync, Store: store}
+}
+
+// HandleWatchedObject loads req.Object fresh and runs the watcher's
+// HandleWatchedObject on it, heartbeating meanwhile. Objects that are gone,
+// deleted, no_sync or lazy_blocked are skipped. A handler error (or panic) is
+// returned as a retryable ErrTypeWatcher error; a DeferredError as a
+// non-retryable ErrTypeDeferred one; an InnocuousError is a success, logged.
+func (a *Activities) HandleWatchedObject(ctx context.Context, req Request) (Outcome, error) {
+	w, ok := a.Sync.Watcher(req.Watcher)
+	if !ok {
+		return "", temporal.NewNonRetryableApplicationError(fmt.Sprintf("watcher %s: not in this worker's synchronizer", req.Watcher), ErrTypeNoWatcher, nil)
+	}
+	obj, err := a.Store.Get(ctx, req.Object.Model, req.Object.ID)
+	if errors.Is(err, models.ErrNotFound) {
+		return OutcomeGone, nil
+	}
+	if err != nil {
+		return "", fmt.Errorf("watcher %s: %w", req.Watcher, err)
+	}
+	if b := obj.SyncState(); b.Deleted || b.NoSync || b.LazyBlocked {
+		return OutcomeSkipped, nil
+	}
+	err = runHandler(ctx, func(ctx context.Context) error { return w.Watcher.HandleWatchedObject(ctx, obj, req.Event) })
+	switch {
+	case err == nil:
+		return OutcomeHandled, nil
+	case tsync.IsInnocuous(err):
+		activity.GetLogger(ctx).Info("watcher note", "watcher", req.Watcher, "object", req.Object.String(), "note", err.Error())
+		return OutcomeHandled, nil
+	case tsync.IsDeferred(err):
+		return "", temporal.NewNonRetryableApplicationError(err.Error(), ErrTypeDeferred, nil)
+	default:
+		return "", temporal.NewApplicationError(err.Error(), ErrTypeWatcher)
+	}
+}
+
+// runHandler runs fn, heartbeating while it runs, and turns a panic into an
+// error. It returns when fn returns: a handler must honour ctx's
+// cancellation.
+func runHandler(ctx context.Context, fn func(context.Context) error) error {
+	done := make(chan error, 1)
+	go func() {
+		defer func() {
+			if r := recover(); r != nil {
+				stack := debug.Stack()
+				if len(stack) > 600 {
+					stack = stack[:600]
+				}
+				done <- fmt.Errorf("panic: %v\n%s", r, stack)
+			}
+		}()
+		done <- fn(ctx)
+	}()
+	interval := time.Second
+	if activity.IsActivity(ctx) {
+		if hb := activity.GetInfo(ctx).HeartbeatTimeout; hb > 0 {
+			interval = hb / 3
+		}
+	}
+	ticker := time.NewTicker(interval)
+	defer ticker.Stop()
+	for {
+		select {
+		case err := <-done:
+			return err
+		case <-ticker.C:
+			if activity.IsActivity(ctx) {
+				activity.RecordHeartbeat(ctx)
+			}
+		}
+	}
+}
+
+// Register registers WatchWorkflow and acts on r (a Temporal worker).
+func Register(r sdkworker.Registry, acts *Activities) {
+	r.RegisterWorkflow(WatchWorkflow)
+	r.RegisterActivity(acts)
+}
