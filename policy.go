@@ -84,13 +84,19 @@ type PolicyFuncs[T any] struct {
 }
 
 // HandleCreate calls f.Create.
-func (f PolicyFuncs[T]) HandleCreate(ctx context.Context, obj *T) error { return call(ctx, f.Create, obj) }
+func (f PolicyFuncs[T]) HandleCreate(ctx context.Context, obj *T) error {
+	return call(ctx, f.Create, obj)
+}
 
 // HandleUpdate calls f.Update.
-func (f PolicyFuncs[T]) HandleUpdate(ctx context.Context, obj *T) error { return call(ctx, f.Update, obj) }
+func (f PolicyFuncs[T]) HandleUpdate(ctx context.Context, obj *T) error {
+	return call(ctx, f.Update, obj)
+}
 
 // HandleDelete calls f.Delete.
-func (f PolicyFuncs[T]) HandleDelete(ctx context.Context, obj *T) error { return call(ctx, f.Delete, obj) }
+func (f PolicyFuncs[T]) HandleDelete(ctx context.Context, obj *T) error {
+	return call(ctx, f.Delete, obj)
+}
 
 func call[T any](ctx context.Context, fn func(context.Context, *T) error, obj *T) error {
 	if fn == nil {
