@@ -89,7 +89,6 @@ func (a *App) RunDispatcher(ctx context.Context) error {
 	if len(a.Sync.Watchers()) == 0 {
 		a.Log.Warn("the synchronizer has no watchers: the dispatcher acknowledges every change and starts nothing")
 	}
-	a.Log.Info("dispatcher running", "stream", a.Stream(), "group", a.Config.ObserverName, "watchers", len(a.Sync.Watchers()))
 	g, ctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return a.NewRelay().Run(ctx) })
 	g.Go(func() error { return d.Run(ctx) })

@@ -3,7 +3,6 @@ package integration
 import (
 	"context"
 	"errors"
-	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -77,5 +76,5 @@ func TestMetricsEndpoint(t *testing.T) {
 	} {
 		require.Contains(t, body, want, "metric %s", want)
 	}
-	t.Log(fmt.Sprintf("scraped %d bytes from %s", len(body), e.app.MetricsURL))
+	t.Logf("scraped %d bytes from %s", len(body), e.app.MetricsURL)
 }

@@ -20,6 +20,7 @@ import (
 	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/api/serviceerror"
 	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/temporal"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/tsync/tsync"
@@ -314,7 +315,9 @@ func (d *Dispatcher) Sweep(ctx context.Context) error {
 }
 
 // trim removes the entries below the oldest one any group still needs: its
-// oldest pending entry, or the first after the last it was delivered.
+// oldest pending entry, or the first after the last it was delivered. A
+// group nobody reads any more (a synchronizer renamed or retired) holds the
+// stream back: remove it with XGROUP DESTROY.
 func (d *Dispatcher) trim(ctx context.Context) error {
 	groups, err := d.rdb.XInfoGroups(ctx, d.opts.Stream).Result()
 	if err != nil {
@@ -531,6 +534,10 @@ func (d *Dispatcher) deadLetter(ctx context.Context, m redis.XMessage, why strin
 	return nil
 }
 
+// OperationWatch is the TsyncOperation search attribute of watcher
+// workflows (when the namespace has the Tsync* attributes).
+const OperationWatch = "watch"
+
 // start starts the workflow of t for ev; a workflow already started for
 // them is a success.
 func (d *Dispatcher) start(ctx context.Context, t Target, ev tsync.WatchEvent) error {
@@ -539,14 +546,23 @@ func (d *Dispatcher) start(ctx context.Context, t Target, ev tsync.WatchEvent) e
 	if len(ev.Fields) > 0 {
 		what += " [" + strings.Join(ev.Fields, " ") + "]"
 	}
-	_, err := d.client.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
+	opts := client.StartWorkflowOptions{
 		ID:                                       id,
 		TaskQueue:                                d.opts.TaskQueue,
 		WorkflowIDReusePolicy:                    enumspb.WORKFLOW_ID_REUSE_POLICY_REJECT_DUPLICATE,
 		WorkflowIDConflictPolicy:                 enumspb.WORKFLOW_ID_CONFLICT_POLICY_FAIL,
 		WorkflowExecutionErrorWhenAlreadyStarted: true,
 		Memo:                                     map[string]any{"change": what},
-	}, WatchWorkflow, Request{Watcher: t.Watcher, Object: t.Object, Event: ev, Params: d.opts.Params})
+	}
+	if d.opts.Params.SearchAttributes {
+		// Found with TsyncOperation="watch" (and the object's model and id).
+		opts.TypedSearchAttributes = temporal.NewSearchAttributes(
+			workflows.AttrSynchronizer.ValueSet(d.opts.Params.Synchronizer),
+			workflows.AttrModel.ValueSet(t.Object.Model),
+			workflows.AttrObjectID.ValueSet(t.Object.ID),
+			workflows.AttrOperation.ValueSet(OperationWatch))
+	}
+	_, err := d.client.ExecuteWorkflow(ctx, opts, WatchWorkflow, Request{Watcher: t.Watcher, Object: t.Object, Event: ev, Params: d.opts.Params})
 	var already *serviceerror.WorkflowExecutionAlreadyStarted
 	switch {
 	case errors.As(err, &already):

@@ -12,6 +12,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 	"github.com/stretchr/testify/require"
+	"go.temporal.io/api/workflowservice/v1"
 
 	"github.com/tsync/tsync"
 	"github.com/tsync/tsync/app"
@@ -517,6 +518,17 @@ func TestHybridStepsAndWatchers(t *testing.T) {
 		return n == 2
 	}, 30*time.Second, 20*time.Millisecond)
 	requireOncePerChange(t, e.rec)
+
+	// The watcher workflows carry the Tsync* search attributes.
+	require.True(t, e.app.Params().SearchAttributes)
+	require.Eventually(t, func() bool {
+		resp, err := e.app.Client.CountWorkflow(e.ctx, &workflowservice.CountWorkflowExecutionsRequest{
+			Namespace: e.cfg.Temporal.Namespace,
+			Query: fmt.Sprintf(`TsyncOperation = %q AND TsyncSynchronizer = %q AND TsyncModel = "Instance" AND TsyncObjectID = %d`,
+				watchers.OperationWatch, e.cfg.ObserverName, i1.ID),
+		})
+		return err == nil && resp.GetCount() >= 1
+	}, 10*time.Second, 50*time.Millisecond)
 }
 
 func TestWatchersDisabled(t *testing.T) {
