@@ -403,8 +403,8 @@ func (b *bench) dag(ctx context.Context, sites, networks, slicesPer, instances i
 		{`INSERT INTO ` + e.table("network") + ` (name, site_id) SELECT 'net-' || s || '-' || k, s FROM generate_series(1, $1) s, generate_series(1, $2) k ORDER BY s, k`, []any{sites, networks}},
 		{`INSERT INTO ` + e.table("slice") + ` (name, site_id) SELECT 'slice-' || s || '-' || k, s FROM generate_series(1, $1) s, generate_series(1, $2) k ORDER BY s, k`, []any{sites, slicesPer}},
 		{`INSERT INTO ` + e.table("instance") + ` (name, slice_id, network_id)
-			SELECT 'vm-' || sl || '-' || i, sl, ((sl - 1) / $2) * $3 + 1 + (i % $3)
-			FROM generate_series(1, $1 * $2) sl, generate_series(1, $4) i ORDER BY sl, i`, []any{sites, slicesPer, networks, instances}},
+			SELECT 'vm-' || sl || '-' || i, sl, ((sl - 1) / $2::int) * $3::int + 1 + (i % $3::int)
+			FROM generate_series(1, $1::int * $2::int) sl, generate_series(1, $4::int) i ORDER BY sl, i`, []any{sites, slicesPer, networks, instances}},
 	}
 	for _, s := range stmts {
 		if _, err := e.pool.Exec(ctx, s.sql, s.args...); err != nil {
@@ -469,7 +469,7 @@ func (b *bench) fetch(ctx context.Context, rows, pending int) (time.Duration, st
 		SELECT 'row-' || g, now(), now(), 1, 'OK' FROM generate_series(1, $1) g`, rows); err != nil {
 		return 0, "", err
 	}
-	if _, err := e.pool.Exec(ctx, `UPDATE `+t+` SET enacted = NULL, backend_code = 0 WHERE id % ($1 / $2) = 0`, rows, pending); err != nil {
+	if _, err := e.pool.Exec(ctx, `UPDATE `+t+` SET enacted = NULL, backend_code = 0 WHERE id % ($1::bigint / $2::bigint) = 0`, rows, pending); err != nil {
 		return 0, "", err
 	}
 	if _, err := e.pool.Exec(ctx, `ANALYZE `+t); err != nil {

@@ -52,6 +52,21 @@ func TestGenerateWorkbasedBuildsAndPasses(t *testing.T) {
 	require.ErrorContains(t, err, "exists already")
 }
 
+// A generated watcher synchronizer builds, vets and passes its own test.
+func TestGenerateWatcherBuildsAndPasses(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds a generated module")
+	}
+	dir := t.TempDir()
+	_, err := Generate(Options{Kind: Watcher, Name: "notify", Dir: dir, TsyncPath: repoRoot(t)})
+	require.NoError(t, err)
+	root := filepath.Join(dir, "notify")
+	goCmd(t, root, "mod", "tidy")
+	goCmd(t, root, "vet", "./...")
+	out := goCmd(t, root, "test", "-count=1", "./...")
+	require.Contains(t, out, "ok  	notify")
+}
+
 // Inside an existing module, the package is placed in it (no go.mod).
 func TestGenerateInsideModule(t *testing.T) {
 	dir := t.TempDir()

@@ -307,7 +307,7 @@ func (e *env) describe(refs ...models.Ref) string {
 			continue
 		}
 		b := obj.SyncState()
-		s += fmt.Sprintf("[%s: code %d %q enacted %v updated %v] ", r, b.BackendCode, b.BackendStatus, b.Enacted, b.Updated)
+		s += fmt.Sprintf("[%s: code %d %q enacted %v updated %v policed %v] ", r, b.BackendCode, b.BackendStatus, b.Enacted, b.Updated, b.Policed)
 	}
 	return s
 }

@@ -8,6 +8,7 @@ import (
 	"reflect"
 	"regexp"
 	"strings"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -353,4 +354,48 @@ func (s *Store) FetchPending(ctx context.Context, model string, deletion bool, a
 		return nil, fmt.Errorf("fetch pending %s: %w", m.Name, err)
 	}
 	return ids, nil
+}
+
+// Touch bumps the updated column of object id of model name without
+// changing its content, so that it is pending again (a forced resync), and
+// announces it as an update with no changed column.
+func (s *Store) Touch(ctx context.Context, model string, id int64) error {
+	m, err := s.model(model)
+	if err != nil {
+		return err
+	}
+	return pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		tag, err := tx.Exec(ctx, `UPDATE `+s.table(m)+` SET `+bumpUpdated+` WHERE id = $1 AND NOT deleted`, id)
+		if err != nil {
+			return fmt.Errorf("touch %s %d: %w", m.Name, id, err)
+		}
+		if tag.RowsAffected() == 0 {
+			return fmt.Errorf("touch %s %d: %w", m.Name, id, ErrNotFound)
+		}
+		return s.notify(ctx, tx, Change{Model: m.Name, ID: id, Op: "update"})
+	})
+}
+
+// Updated returns the updated column of the objects ids of model name that
+// exist.
+func (s *Store) Updated(ctx context.Context, model string, ids []int64) (map[int64]time.Time, error) {
+	m, err := s.model(model)
+	if err != nil {
+		return nil, err
+	}
+	rows, err := s.pool.Query(ctx, `SELECT id, updated FROM `+s.table(m)+` WHERE id = ANY($1)`, ids)
+	if err != nil {
+		return nil, fmt.Errorf("updated of %s: %w", m.Name, err)
+	}
+	out := make(map[int64]time.Time, len(ids))
+	var id int64
+	var updated time.Time
+	_, err = pgx.ForEachRow(rows, []any{&id, &updated}, func() error {
+		out[id] = updated
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("updated of %s: %w", m.Name, err)
+	}
+	return out, nil
 }

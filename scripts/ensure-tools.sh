@@ -2,7 +2,8 @@
 # ensure-tools.sh: make sure the system tools tsync's Ansible dispatch and its
 # tests use are installed: ansible-playbook (Debian's ansible-core), and
 # ssh, ssh-keygen and sshd (openssh-client, openssh-server; the tests start a
-# private sshd on 127.0.0.1 to test the ssh connection and the jump host).
+# private sshd on 127.0.0.1 to test the ssh connection and the jump host),
+# and dot (Debian's graphviz) for `tsync deps --format svg|png`.
 #
 # What is missing is installed with apt-get when this is a Debian-style
 # machine and we are root; otherwise the script says what to install and
@@ -15,6 +16,7 @@ declare -A want=(
 	[ssh]=openssh-client
 	[ssh-keygen]=openssh-client
 	[sshd]=openssh-server
+	[dot]=graphviz
 )
 
 have() {

@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -52,6 +53,68 @@ type Starter struct {
 	log    *slog.Logger
 
 	started atomic.Int64
+	scans   atomic.Int64
+
+	// recent remembers the objects whose workflow a scan started, with the
+	// updated value they had, so that later scans do not ask Temporal to
+	// start them again while that workflow works on that content (each such
+	// start is a server round trip; with a large backlog they would crowd
+	// out the real work). Bounded: entries expire after recentWindow.
+	mu     sync.Mutex
+	recent map[models.Ref]startedAt
+}
+
+type startedAt struct {
+	updated time.Time
+	at      time.Time
+	// runID is the run the start returned; trusted is set when it was a run
+	// not seen before, so started after updated was read and bound to see
+	// that content. A start that returns a run seen before may have hit a
+	// workflow about to close without seeing the change: not trusted, so
+	// the next scan starts again.
+	runID   string
+	trusted bool
+}
+
+// recentWindow is how long a scan trusts the workflow it started for an
+// unchanged object to be at work.
+func (s *Starter) recentWindow() time.Duration {
+	return max(time.Minute, 10*s.opts.LoopInterval)
+}
+
+// Scans returns how many scans the starter has run.
+func (s *Starter) Scans() int64 { return s.scans.Load() }
+
+// skip reports whether a scan should leave ref alone: a workflow it can
+// trust was started recently for the same content.
+func (s *Starter) skip(ref models.Ref, updated time.Time, now time.Time) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	r, ok := s.recent[ref]
+	return ok && r.trusted && r.updated.Equal(updated) && now.Sub(r.at) < s.recentWindow()
+}
+
+// record notes that a start of ref's workflow for content updated (zero:
+// unknown) returned runID.
+func (s *Starter) record(ref models.Ref, updated time.Time, runID string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	prev, seen := s.recent[ref]
+	s.recent[ref] = startedAt{
+		updated: updated, at: time.Now(), runID: runID,
+		trusted: !updated.IsZero() && (!seen || prev.runID != runID),
+	}
+}
+
+// prune drops expired entries of recent.
+func (s *Starter) prune(now time.Time) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for ref, r := range s.recent {
+		if now.Sub(r.at) >= s.recentWindow() {
+			delete(s.recent, ref)
+		}
+	}
 }
 
 // New returns a starter.
@@ -69,7 +132,7 @@ func New(c client.Client, sync *tsync.Compiled, store *models.Store, opts Option
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Starter{client: c, sync: sync, store: store, opts: opts, log: log}
+	return &Starter{client: c, sync: sync, store: store, opts: opts, log: log, recent: map[models.Ref]startedAt{}}
 }
 
 // Started returns how many workflow starts the starter has made (including
@@ -105,6 +168,8 @@ func (s *Starter) Run(ctx context.Context) error {
 // model (sync first, then deletion), batch by batch, and returns how many it
 // started or found running.
 func (s *Starter) Scan(ctx context.Context) (int, error) {
+	s.scans.Add(1)
+	s.prune(time.Now())
 	total := 0
 	for _, deletion := range []bool{false, true} {
 		for _, model := range s.sync.Models() {
@@ -118,10 +183,19 @@ func (s *Starter) Scan(ctx context.Context) (int, error) {
 				if err != nil {
 					return total, err
 				}
+				updated, err := s.store.Updated(ctx, model, ids)
+				if err != nil {
+					return total, err
+				}
+				now := time.Now()
 				g, gctx := errgroup.WithContext(ctx)
 				g.SetLimit(s.opts.Concurrency)
 				for _, id := range ids {
-					g.Go(func() error { return s.Start(gctx, models.Ref{Model: model, ID: id}, deletion) })
+					ref := models.Ref{Model: model, ID: id}
+					if s.skip(ref, updated[id], now) {
+						continue
+					}
+					g.Go(func() error { return s.start(gctx, ref, deletion, updated[id]) })
 				}
 				if err := g.Wait(); err != nil {
 					return total, err
@@ -146,19 +220,33 @@ func (s *Starter) Scan(ctx context.Context) (int, error) {
 // Start starts the sync (or delete) workflow of ref, unless a workflow of
 // ref is running already, which is then left alone.
 func (s *Starter) Start(ctx context.Context, ref models.Ref, deletion bool) error {
+	return s.start(ctx, ref, deletion, time.Time{})
+}
+
+// start is Start for content updated (zero: unknown), recording the run.
+func (s *Starter) start(ctx context.Context, ref models.Ref, deletion bool, updated time.Time) error {
 	var fn any = workflows.SyncWorkflow
 	if deletion {
 		fn = workflows.DeleteWorkflow
 	}
-	_, err := s.client.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
+	opts := client.StartWorkflowOptions{
 		ID:                       workflows.WorkflowID(s.opts.Params.Synchronizer, ref),
 		TaskQueue:                s.opts.TaskQueue,
 		WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING,
 		WorkflowIDReusePolicy:    enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE,
-	}, fn, workflows.Request{Object: ref, Params: s.opts.Params})
+	}
+	if s.opts.Params.SearchAttributes {
+		op := "sync"
+		if deletion {
+			op = "delete"
+		}
+		opts.TypedSearchAttributes = workflows.StartAttributes(s.opts.Params.Synchronizer, ref, op).Typed
+	}
+	run, err := s.client.ExecuteWorkflow(ctx, opts, fn, workflows.Request{Object: ref, Params: s.opts.Params})
 	if err != nil {
 		return fmt.Errorf("start workflow of %s: %w", ref, err)
 	}
+	s.record(ref, updated, run.GetRunID())
 	s.started.Add(1)
 	s.opts.Metrics.Started()
 	return nil

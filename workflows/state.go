@@ -10,6 +10,8 @@ import (
 	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/workflow"
+
+	"github.com/tsync/tsync/models"
 )
 
 // Search attributes every object workflow carries, so that operators find
@@ -122,29 +124,90 @@ func (r *run) startState(ctx workflow.Context, op string) {
 	if !r.req.Params.SearchAttributes {
 		return
 	}
-	r.upsert(ctx, workflow.UpsertTypedSearchAttributes(ctx,
-		AttrModel.ValueSet(r.ref().Model),
-		AttrObjectID.ValueSet(r.ref().ID),
-		AttrOperation.ValueSet(op),
-		AttrSynchronizer.ValueSet(r.req.Params.Synchronizer),
-		AttrState.ValueSet(string(StatePending)),
-	))
+	// Starters and parents set them at start (StartAttributes), which costs
+	// no extra visibility write; upsert only what is missing or stale (a
+	// workflow started otherwise, or continued as the other operation).
+	want := StartAttributes(r.req.Params.Synchronizer, r.ref(), op)
+	have := workflow.GetTypedSearchAttributes(ctx)
+	var stale []temporal.SearchAttributeUpdate
+	for _, u := range want.updates {
+		if !u.have(have) {
+			stale = append(stale, u.set)
+		}
+	}
+	if len(stale) > 0 {
+		r.upsert(ctx, workflow.UpsertTypedSearchAttributes(ctx, stale...))
+	}
+	if s, ok := have.GetKeyword(AttrState); ok && s != string(StatePending) && len(stale) == 0 {
+		r.shown = State(s)
+	} else {
+		r.shown = StatePending
+	}
 }
 
-// setState records the run's state and status: in the query's answer, the
-// TsyncState search attribute and the memo, when they change.
+// attrUpdate is one search attribute to set, with a test of whether a set
+// of attributes has it already.
+type attrUpdate struct {
+	set  temporal.SearchAttributeUpdate
+	have func(temporal.SearchAttributes) bool
+}
+
+// Attributes are the search attributes an object workflow starts with.
+type Attributes struct {
+	updates []attrUpdate
+	// Typed is the set to give StartWorkflowOptions or ChildWorkflowOptions.
+	Typed temporal.SearchAttributes
+}
+
+// StartAttributes returns the search attributes of the workflow of ref for
+// operation op ("sync" or "delete") in synchronizer name, state pending.
+func StartAttributes(name string, ref models.Ref, op string) Attributes {
+	kw := func(k temporal.SearchAttributeKeyKeyword, v string) attrUpdate {
+		return attrUpdate{set: k.ValueSet(v), have: func(s temporal.SearchAttributes) bool {
+			got, ok := s.GetKeyword(k)
+			return ok && got == v
+		}}
+	}
+	a := Attributes{updates: []attrUpdate{
+		kw(AttrModel, ref.Model),
+		{set: AttrObjectID.ValueSet(ref.ID), have: func(s temporal.SearchAttributes) bool {
+			got, ok := s.GetInt64(AttrObjectID)
+			return ok && got == ref.ID
+		}},
+		kw(AttrOperation, op),
+		kw(AttrSynchronizer, name),
+	}}
+	sets := make([]temporal.SearchAttributeUpdate, 0, len(a.updates)+1)
+	for _, u := range a.updates {
+		sets = append(sets, u.set)
+	}
+	sets = append(sets, AttrState.ValueSet(string(StatePending)))
+	a.Typed = temporal.NewSearchAttributes(sets...)
+	return a
+}
+
+// transient states are answered by the query but not written to the
+// TsyncState search attribute, which keeps the last lasting state: each
+// write is a visibility update, and most syncs pass through these in
+// milliseconds.
+var transient = map[State]bool{StatePending: true, StateRunning: true}
+
+// setState records the run's state and status: in the query's answer
+// always; in the TsyncState search attribute and the status memo when they
+// change, except for transient states (and for the "OK" of a sync that
+// never showed another status).
 func (r *run) setState(ctx workflow.Context, state State, status string) {
-	if state == r.live.State && status == r.live.Status {
+	r.live.State, r.live.Status = state, status
+	if transient[state] {
 		return
 	}
-	stateChanged := state != r.live.State
-	statusChanged := status != r.live.Status
-	r.live.State, r.live.Status = state, status
-	if stateChanged && r.req.Params.SearchAttributes {
+	if state != r.shown && r.req.Params.SearchAttributes {
 		r.upsert(ctx, workflow.UpsertTypedSearchAttributes(ctx, AttrState.ValueSet(string(state))))
+		r.shown = state
 	}
-	if statusChanged {
+	if status != r.memo && (r.memo != "" || status != "OK") {
 		r.upsert(ctx, workflow.UpsertMemo(ctx, map[string]any{memoStatus: status}))
+		r.memo = status
 	}
 }
 

@@ -3,6 +3,7 @@ package workflows
 import (
 	"errors"
 	"fmt"
+	"reflect"
 	"slices"
 	"strings"
 	"time"
@@ -56,6 +57,9 @@ type run struct {
 	results map[string]Result
 	// live is the run's state, as QueryState answers it.
 	live LiveState
+	// shown and memo are the TsyncState and status memo last written.
+	shown State
+	memo  string
 }
 
 func newRun(ctx workflow.Context, req Request, op string) *run {
@@ -456,11 +460,19 @@ func (r *run) await(ctx workflow.Context, refs []models.Ref, fn any) ([]Result, 
 	var waits []pending
 	for _, ref := range refs {
 		id := WorkflowID(r.req.Params.Synchronizer, ref)
-		cctx := workflow.WithChildOptions(ctx, workflow.ChildWorkflowOptions{
+		opts := workflow.ChildWorkflowOptions{
 			WorkflowID: id,
 			// The dependency's sync outlives a cancelled or ended dependent.
 			ParentClosePolicy: enumspb.PARENT_CLOSE_POLICY_ABANDON,
-		})
+		}
+		if r.req.Params.SearchAttributes {
+			op := "sync"
+			if isDeleteWorkflow(fn) {
+				op = "delete"
+			}
+			opts.TypedSearchAttributes = StartAttributes(r.req.Params.Synchronizer, ref, op).Typed
+		}
+		cctx := workflow.WithChildOptions(ctx, opts)
 		child := workflow.ExecuteChildWorkflow(cctx, fn, Request{Object: ref, Params: r.req.Params})
 		waits = append(waits, pending{ref: ref, id: id, child: child})
 	}
@@ -525,6 +537,11 @@ func (r *run) await(ctx workflow.Context, refs []models.Ref, fn any) ([]Result, 
 		}
 	}
 	return results, nil
+}
+
+// isDeleteWorkflow reports whether fn is DeleteWorkflow.
+func isDeleteWorkflow(fn any) bool {
+	return reflect.ValueOf(fn).Pointer() == reflect.ValueOf(DeleteWorkflow).Pointer()
 }
 
 // drainDone moves Done signals already delivered into r.results.

@@ -6,6 +6,7 @@ import (
 	"io"
 	"strings"
 	"text/tabwriter"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 
@@ -61,6 +62,12 @@ type objectState struct {
 	// Current reports enacted == updated: the last successful sync saw the
 	// object's current content.
 	Current bool
+	Updated time.Time
+	Enacted *time.Time
+	// Workflow is the ID of the object's running workflow and its state
+	// (TsyncState), when asked for and running.
+	Workflow      string `json:",omitempty"`
+	WorkflowState string `json:",omitempty"`
 }
 
 // InSync reports whether the object is in sync: code 1 and enacted ==
@@ -87,14 +94,14 @@ func listObjects(ctx context.Context, store *models.Store) ([]objectState, error
 		if !exists {
 			continue
 		}
-		rows, err := store.Pool().Query(ctx, `SELECT id, backend_code, backend_status, deleted, coalesce(enacted = updated, false) FROM `+
+		rows, err := store.Pool().Query(ctx, `SELECT id, backend_code, backend_status, deleted, coalesce(enacted = updated, false), updated, enacted FROM `+
 			table+` ORDER BY id`)
 		if err != nil {
 			return nil, fmt.Errorf("list %s: %w", name, err)
 		}
 		objs, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (objectState, error) {
 			o := objectState{Model: name}
-			err := row.Scan(&o.ID, &o.Code, &o.Status, &o.Deleted, &o.Current)
+			err := row.Scan(&o.ID, &o.Code, &o.Status, &o.Deleted, &o.Current, &o.Updated, &o.Enacted)
 			return o, err
 		})
 		if err != nil {
@@ -128,10 +135,21 @@ func (t tally) String() string {
 	return fmt.Sprintf("%d objects, %d in sync, %d pending, %d in error", t.total, t.inSync, t.pending, t.inError)
 }
 
-// printTable writes objs as a table.
+// printTable writes objs as a table, with the running workflow's state when
+// it is known.
 func printTable(w io.Writer, objs []objectState) error {
+	withWorkflow := false
+	for _, o := range objs {
+		if o.WorkflowState != "" {
+			withWorkflow = true
+		}
+	}
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "MODEL\tID\tCODE\tENACTED=UPDATED\tSTATUS")
+	header := "MODEL\tID\tCODE\tENACTED=UPDATED"
+	if withWorkflow {
+		header += "\tWORKFLOW"
+	}
+	fmt.Fprintln(tw, header+"\tSTATUS")
 	for _, o := range objs {
 		status := oneLine(o.Status)
 		if o.Deleted {
@@ -141,7 +159,15 @@ func printTable(w io.Writer, objs []objectState) error {
 		if o.Current {
 			current = "yes"
 		}
-		fmt.Fprintf(tw, "%s\t%d\t%d\t%s\t%s\n", o.Model, o.ID, o.Code, current, status)
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%s\t", o.Model, o.ID, o.Code, current)
+		if withWorkflow {
+			state := o.WorkflowState
+			if state == "" {
+				state = "-"
+			}
+			fmt.Fprintf(tw, "%s\t", state)
+		}
+		fmt.Fprintf(tw, "%s\n", status)
 	}
 	return tw.Flush()
 }

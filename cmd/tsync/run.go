@@ -101,36 +101,3 @@ site. Running it again inserts more. A running starter picks them up at once.`,
 	return cmd
 }
 
-func (c *cli) statusCommand() *cobra.Command {
-	return &cobra.Command{
-		Use:   "status",
-		Short: "Show every demo object's sync state",
-		Long: `Show every demo object: its model, id, backend code (0 pending, 1 OK,
-2 error), whether the last successful sync saw its current content
-(enacted = updated), and its backend status; then a summary line.`,
-		Args:        cobra.NoArgs,
-		Annotations: map[string]string{"quiet": "true"},
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			store, closeStore, err := c.openStore(cmd.Context(), false)
-			if err != nil {
-				return err
-			}
-			defer closeStore()
-			objs, err := listObjects(cmd.Context(), store)
-			if err != nil {
-				return err
-			}
-			if len(objs) > 0 {
-				if err := printTable(c.stdout, objs); err != nil {
-					return err
-				}
-			}
-			summary := count(objs).String()
-			if len(objs) == 0 {
-				summary += fmt.Sprintf(" in schema %s (insert some with `tsync seed`, or run `tsync demo`)", store.Schema())
-			}
-			c.printf("%s", summary)
-			return nil
-		},
-	}
-}
