@@ -100,4 +100,3 @@ site. Running it again inserts more. A running starter picks them up at once.`,
 	cmd.Flags().IntVar(&sites, "sites", 2, "number of sites to insert")
 	return cmd
 }
-
