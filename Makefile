@@ -14,7 +14,7 @@ STATICCHECK_VERSION  := v0.8.2
 # Extra flags for `bin/tsync demo`, e.g. make demo DEMO_FLAGS='--sites 5 --stay'.
 DEMO_FLAGS ?=
 
-.PHONY: all tools system-tools build demo dev dev-stop services lint test clean
+.PHONY: all tools system-tools build demo dev dev-stop services lint test bench clean
 
 all: build
 
@@ -64,6 +64,12 @@ lint: bin/staticcheck
 ## test: what CI runs
 test: tools services lint
 	TSYNC_TEMPORAL_BIN=$(BIN)/temporal $(GO) test -count=1 -timeout 25m ./...
+
+## bench: tsync against raw Temporal on one dev server (figures, not asserts);
+## BENCH_FLAGS='-n 2000 -json' changes sizes (see go run ./bench -h)
+BENCH_FLAGS ?=
+bench: tools services
+	TSYNC_TEMPORAL_BIN=$(BIN)/temporal $(GO) run ./bench $(BENCH_FLAGS)
 
 ## clean: remove what build makes (keeps bin/temporal and var/, the dev server's state)
 clean:

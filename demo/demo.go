@@ -32,6 +32,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"sync"
 
 	"github.com/tsync/tsync"
 	"github.com/tsync/tsync/models"
@@ -87,6 +88,9 @@ type Backend struct {
 	Dir string
 	// Store loads the parents an entry is written below.
 	Store *models.Store
+
+	// logMu serializes the watcher's appends to WatcherLog.
+	logMu sync.Mutex
 }
 
 func (b *Backend) site(id int64) string {

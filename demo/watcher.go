@@ -9,7 +9,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/tsync/tsync"
@@ -35,8 +34,6 @@ func (b *Backend) NetworkWatcher() tsync.Watcher {
 	})
 }
 
-// logMu serializes the appends to WatcherLog within one process.
-var logMu sync.Mutex
 
 func (b *Backend) networkChanged(ctx context.Context, i *Instance, ev tsync.WatchEvent) error {
 	slice, err := models.Load[Slice](ctx, b.Store, i.SliceID)
@@ -75,8 +72,8 @@ func (b *Backend) networkChanged(ctx context.Context, i *Instance, ev tsync.Watc
 //
 //	2026-11-25T16:40:41.3Z Network 1 update [cidr] (change 3f2a...): instance 2: cidr is now 10.9.0.0/24
 func (b *Backend) logWatch(ev tsync.WatchEvent, format string, args ...any) error {
-	logMu.Lock()
-	defer logMu.Unlock()
+	b.logMu.Lock()
+	defer b.logMu.Unlock()
 	if err := os.MkdirAll(b.Dir, 0o755); err != nil {
 		return err
 	}

@@ -24,6 +24,8 @@ type demoOptions struct {
 	sites   int
 	timeout time.Duration
 	stay    bool
+	// noSeed leaves empty tables empty (`tsync dev up`).
+	noSeed bool
 }
 
 func (c *cli) demoCommand() *cobra.Command {
@@ -84,7 +86,7 @@ func (c *cli) runDemo(ctx context.Context, opts demoOptions) error {
 	if err != nil {
 		return err
 	}
-	if len(objs) == 0 {
+	if len(objs) == 0 && !opts.noSeed {
 		n, err := demo.Seed(ctx, a.Store, opts.sites)
 		if err != nil {
 			return err
@@ -93,7 +95,7 @@ func (c *cli) runDemo(ctx context.Context, opts demoOptions) error {
 		if objs, err = listObjects(ctx, a.Store); err != nil {
 			return err
 		}
-	} else {
+	} else if !opts.noSeed {
 		c.printf("Found %d demo objects in schema %s; not seeding", len(objs), a.Store.Schema())
 	}
 	before := count(objs)

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"time"
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
@@ -106,6 +107,22 @@ reused, never replaced.`,
 			return nil
 		},
 	}
+	up := &cobra.Command{
+		Use:   "up",
+		Short: "Run the whole dev stack: the dev server, and a worker and a starter (and a dispatcher with watchers) until SIGINT",
+		Long: `Run the local dev stack for the demo synchronizer: make sure PostgreSQL and
+Redis are up, start the Temporal dev server with its Web UI (or reuse the one
+running), then run a worker and a starter (and a dispatcher when
+observer_enable_watchers is set) in this process until SIGINT. Nothing is
+seeded: add objects with ` + "`tsync seed`" + ` or your own code, and watch them sync.
+A synchronizer of your own runs the same way with ` + "`tsync dev start`" + ` and its
+own main (see ` + "`tsync new`" + `).`,
+		Args:        cobra.NoArgs,
+		Annotations: map[string]string{"quiet": "true"},
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return c.runDemo(cmd.Context(), demoOptions{dev: flags, sites: 1, timeout: 24 * time.Hour, stay: true, noSeed: true})
+		},
+	}
 	stop := &cobra.Command{
 		Use:         "stop",
 		Short:       "Stop the dev server started by `tsync dev start` (by its pid file)",
@@ -164,6 +181,6 @@ reused, never replaced.`,
 			return nil
 		},
 	}
-	dev.AddCommand(start, stop, status)
+	dev.AddCommand(start, up, stop, status)
 	return dev
 }
