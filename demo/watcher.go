@@ -34,7 +34,6 @@ func (b *Backend) NetworkWatcher() tsync.Watcher {
 	})
 }
 
-
 func (b *Backend) networkChanged(ctx context.Context, i *Instance, ev tsync.WatchEvent) error {
 	slice, err := models.Load[Slice](ctx, b.Store, i.SliceID)
 	if err != nil {
