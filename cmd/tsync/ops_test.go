@@ -57,3 +57,41 @@ func TestNewCommand(t *testing.T) {
 	require.Equal(t, 1, code)
 	require.Contains(t, stderr, `kind "both" is not workbased or watcher`)
 }
+
+// tsync errors, resync and status -o json against real PostgreSQL and
+// Temporal (no worker runs: the resynced object's workflow waits).
+func TestErrorsResyncStatusJSON(t *testing.T) {
+	hostPort := startTemporal(t)
+	env := demoEnv(t, hostPort)
+	code, _, stderr := tsyncRun(t, env, "seed", "--sites", "1")
+	require.Equal(t, 0, code, stderr)
+
+	code, stdout, stderr := tsyncRun(t, env, "errors")
+	require.Equal(t, 0, code, stderr)
+	require.Equal(t, "0 objects in error\n", stdout)
+
+	code, stdout, stderr = tsyncRun(t, env, "resync", "Site", "1")
+	require.Equal(t, 0, code, stderr)
+	require.Regexp(t, `^Site 1: pending again; workflow cmdtest-[0-9a-f]+/Site/1 started\n$`, stdout)
+	code, _, stderr = tsyncRun(t, env, "resync", "Site", "x")
+	require.Equal(t, 1, code)
+	require.Equal(t, "id \"x\" is not a positive integer\n", stderr)
+	code, _, stderr = tsyncRun(t, env, "resync", "Site", "999")
+	require.Equal(t, 1, code)
+	require.Contains(t, stderr, "Site 999: object not found")
+
+	code, stdout, stderr = tsyncRun(t, env, "status", "Site", "1", "-o", "json")
+	require.Equal(t, 0, code, stderr)
+	var objs []objectState
+	require.NoError(t, json.Unmarshal([]byte(stdout), &objs))
+	require.Len(t, objs, 1)
+	require.Equal(t, "Site", objs[0].Model)
+	require.Equal(t, int64(1), objs[0].ID)
+	require.False(t, objs[0].Current)
+	require.Contains(t, objs[0].Workflow, "/Site/1")
+	require.Equal(t, "pending", objs[0].WorkflowState)
+
+	code, _, stderr = tsyncRun(t, env, "status", "Nope")
+	require.Equal(t, 1, code)
+	require.Contains(t, stderr, `unknown model "Nope"`)
+}
