@@ -250,11 +250,11 @@ func (a *Activities) RecordStatus(ctx context.Context, ref models.Ref, code int,
 	return a.Store.RecordStatus(ctx, ref, code, status)
 }
 
-// call runs a step call fn for operation op on ref by runStep, and records
+// call runs a step call fn for operation op on ref by RunStep, and records
 // its outcome and duration in the metrics.
 func (a *Activities) call(ctx context.Context, ref models.Ref, op string, fn func(context.Context) error) error {
 	start := time.Now()
-	err := runStep(ctx, fn)
+	err := RunStep(ctx, fn)
 	outcome := metrics.OutcomeOK
 	switch {
 	case err == nil:
@@ -269,9 +269,10 @@ func (a *Activities) call(ctx context.Context, ref models.Ref, op string, fn fun
 	return err
 }
 
-// runStep runs fn, heartbeating while it runs, and turns a panic into an
-// error. It returns when fn returns: a step must honour ctx's cancellation.
-func runStep(ctx context.Context, fn func(context.Context) error) error {
+// RunStep runs fn (a step, a playbook, a watcher's handler) in an activity,
+// heartbeating while it runs, and turns a panic into an error. It returns
+// when fn returns: fn must honour ctx's cancellation.
+func RunStep(ctx context.Context, fn func(context.Context) error) error {
 	done := make(chan error, 1)
 	go func() {
 		defer func() {

@@ -4,14 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"runtime/debug"
-	"time"
 
 	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/temporal"
 	sdkworker "go.temporal.io/sdk/worker"
 
 	"github.com/tsync/tsync"
+	"github.com/tsync/tsync/activities"
 	"github.com/tsync/tsync/models"
 )
 
@@ -75,7 +74,7 @@ func (a *Activities) HandleWatchedObject(ctx context.Context, req Request) (Outc
 	if b := obj.SyncState(); b.Deleted || b.NoSync || b.LazyBlocked {
 		return OutcomeSkipped, nil
 	}
-	err = runHandler(ctx, func(ctx context.Context) error { return w.Watcher.HandleWatchedObject(ctx, obj, req.Event) })
+	err = activities.RunStep(ctx, func(ctx context.Context) error { return w.Watcher.HandleWatchedObject(ctx, obj, req.Event) })
 	switch {
 	case err == nil:
 		return OutcomeHandled, nil
@@ -89,42 +88,6 @@ func (a *Activities) HandleWatchedObject(ctx context.Context, req Request) (Outc
 	}
 }
 
-// runHandler runs fn, heartbeating while it runs, and turns a panic into an
-// error. It returns when fn returns: a handler must honour ctx's
-// cancellation.
-func runHandler(ctx context.Context, fn func(context.Context) error) error {
-	done := make(chan error, 1)
-	go func() {
-		defer func() {
-			if r := recover(); r != nil {
-				stack := debug.Stack()
-				if len(stack) > 600 {
-					stack = stack[:600]
-				}
-				done <- fmt.Errorf("panic: %v\n%s", r, stack)
-			}
-		}()
-		done <- fn(ctx)
-	}()
-	interval := time.Second
-	if activity.IsActivity(ctx) {
-		if hb := activity.GetInfo(ctx).HeartbeatTimeout; hb > 0 {
-			interval = hb / 3
-		}
-	}
-	ticker := time.NewTicker(interval)
-	defer ticker.Stop()
-	for {
-		select {
-		case err := <-done:
-			return err
-		case <-ticker.C:
-			if activity.IsActivity(ctx) {
-				activity.RecordHeartbeat(ctx)
-			}
-		}
-	}
-}
 
 // Register registers WatchWorkflow and acts on r (a Temporal worker).
 func Register(r sdkworker.Registry, acts *Activities) {

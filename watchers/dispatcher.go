@@ -482,6 +482,20 @@ var eventID = regexp.MustCompile(`^[A-Za-z0-9-]{1,64}$`)
 
 // parse reads a change event; bad says why it is malformed.
 func (d *Dispatcher) parse(m redis.XMessage) (ev tsync.WatchEvent, bad string) {
+	return parseEntry(d.sync.Graph, m)
+}
+
+// parseEntry decodes a stream entry into a change event of a model of g; bad
+// says why it is malformed, and then ev is the zero event.
+func parseEntry(g *models.Graph, m redis.XMessage) (ev tsync.WatchEvent, bad string) {
+	ev, bad = decodeEntry(g, m)
+	if bad != "" {
+		return tsync.WatchEvent{}, bad
+	}
+	return ev, ""
+}
+
+func decodeEntry(g *models.Graph, m redis.XMessage) (ev tsync.WatchEvent, bad string) {
 	raw, ok := m.Values[FieldChange].(string)
 	if !ok {
 		return ev, fmt.Sprintf("no %q field", FieldChange)
@@ -498,7 +512,7 @@ func (d *Dispatcher) parse(m redis.XMessage) (ev tsync.WatchEvent, bad string) {
 	case c.Op != "create" && c.Op != "update" && c.Op != "delete":
 		return ev, fmt.Sprintf("unknown operation %q", c.Op)
 	}
-	if _, ok := d.sync.Graph.Model(c.Model); !ok {
+	if _, ok := g.Model(c.Model); !ok {
 		return ev, fmt.Sprintf("unknown model %q", c.Model)
 	}
 	ev = tsync.WatchEvent{ID: "s" + m.ID, Changed: models.Ref{Model: c.Model, ID: c.ID}, Op: c.Op, Fields: c.Fields}

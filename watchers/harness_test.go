@@ -3,6 +3,7 @@ package watchers_test
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"log/slog"
 	"os"
@@ -30,6 +31,11 @@ import (
 var temporalServer *testenv.Temporal
 
 func TestMain(m *testing.M) {
+	flag.Parse()
+	if f := flag.Lookup("test.fuzz"); f != nil && f.Value.String() != "" {
+		// Fuzzing (make fuzz) needs no dev server.
+		os.Exit(m.Run())
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	s, err := testenv.StartTemporal(ctx)
 	cancel()

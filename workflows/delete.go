@@ -74,7 +74,7 @@ func (r *run) delete(ctx workflow.Context) (Result, error) {
 				return Result{}, err
 			}
 			if !allGone(results) {
-				if err := workflow.Sleep(ctx, r.req.Params.LoopInterval); err != nil {
+				if err := r.pause(ctx); err != nil {
 					return Result{}, err
 				}
 			}
@@ -85,7 +85,7 @@ func (r *run) delete(ctx workflow.Context) (Result, error) {
 		err = r.runStep(ctx, acts.DeleteObject, &out)
 		switch {
 		case isDeferred(err):
-			if err := workflow.Sleep(ctx, r.req.Params.LoopInterval); err != nil {
+			if err := r.pause(ctx); err != nil {
 				return Result{}, err
 			}
 			continue

@@ -208,7 +208,7 @@ func (r *run) runPolicy(ctx workflow.Context) error {
 	var out activities.Outcome
 	err := r.runStep(ctx, acts.RunPolicy, &out)
 	if isDeferred(err) {
-		return workflow.Sleep(ctx, r.req.Params.LoopInterval)
+		return r.pause(ctx)
 	}
 	if err != nil {
 		return fmt.Errorf("policies of %s: %w", r.ref(), err)
@@ -276,7 +276,7 @@ func (r *run) hold(ctx workflow.Context, status string) error {
 	if err := r.holdStatus(ctx, status); err != nil {
 		return err
 	}
-	return workflow.Sleep(ctx, r.req.Params.LoopInterval)
+	return r.pause(ctx)
 }
 
 // refNames lists refs for a status.
@@ -336,7 +336,7 @@ func (r *run) sync(ctx workflow.Context) (Result, error) {
 		}
 		switch deps {
 		case depsHeld:
-			if err := workflow.Sleep(ctx, r.req.Params.LoopInterval); err != nil {
+			if err := r.pause(ctx); err != nil {
 				return Result{}, err
 			}
 			continue
@@ -349,7 +349,7 @@ func (r *run) sync(ctx workflow.Context) (Result, error) {
 		switch {
 		case isDeferred(err):
 			// Recorded as "deferred: ..." by the activity; no backoff.
-			if err := workflow.Sleep(ctx, r.req.Params.LoopInterval); err != nil {
+			if err := r.pause(ctx); err != nil {
 				return Result{}, err
 			}
 			continue
@@ -553,4 +553,10 @@ func (r *run) drainDone() {
 		}
 		r.results[d.WorkflowID] = d.Result
 	}
+}
+
+// pause waits for the loop interval, before an object held or deferred is
+// tried again (a durable timer, without backoff).
+func (r *run) pause(ctx workflow.Context) error {
+	return workflow.Sleep(ctx, r.req.Params.LoopInterval)
 }
