@@ -88,7 +88,6 @@ func (a *Activities) HandleWatchedObject(ctx context.Context, req Request) (Outc
 	}
 }
 
-
 // Register registers WatchWorkflow and acts on r (a Temporal worker).
 func Register(r sdkworker.Registry, acts *Activities) {
 	r.RegisterWorkflow(WatchWorkflow)
