@@ -14,7 +14,7 @@ STATICCHECK_VERSION  := v0.8.2
 # Extra flags for `bin/tsync demo`, e.g. make demo DEMO_FLAGS='--sites 5 --stay'.
 DEMO_FLAGS ?=
 
-.PHONY: all tools system-tools build demo dev dev-stop services lint test bench clean
+.PHONY: all tools system-tools build demo dev dev-stop services lint test bench clean fuzz soak
 
 all: build
 
@@ -70,6 +70,21 @@ test: tools services lint
 BENCH_FLAGS ?=
 bench: tools services
 	TSYNC_TEMPORAL_BIN=$(BIN)/temporal $(GO) run ./bench $(BENCH_FLAGS)
+
+## fuzz: run every fuzz target for FUZZTIME (10s) each; `make test` runs only their seed corpora
+FUZZTIME ?= 10s
+FUZZ_TARGETS := FuzzParse:./config FuzzParseDepsFile:./models FuzzParseEntry:./watchers FuzzParseChange:./starter
+fuzz:
+	@set -e; for t in $(FUZZ_TARGETS); do \
+		echo "$(GO) test -run=^\$$ -fuzz=^$${t%%:*}\$$ -fuzztime=$(FUZZTIME) $${t#*:}"; \
+		$(GO) test -run='^$$' -fuzz="^$${t%%:*}\$$" -fuzztime=$(FUZZTIME) $${t#*:}; \
+	done
+
+## soak: a bounded run (SOAK_FLAGS='-duration 5m') of creates, updates, deletes, step failures,
+##       deferrals and worker restarts, then an audit; exits 1 when any object is lost
+SOAK_FLAGS ?=
+soak: tools services
+	TSYNC_TEMPORAL_BIN=$(BIN)/temporal $(GO) run ./soak $(SOAK_FLAGS)
 
 ## clean: remove what build makes (keeps bin/temporal and var/, the dev server's state)
 clean:

@@ -254,7 +254,20 @@ func (a *Activities) RecordStatus(ctx context.Context, ref models.Ref, code int,
 // its outcome and duration in the metrics.
 func (a *Activities) call(ctx context.Context, ref models.Ref, op string, fn func(context.Context) error) error {
 	start := time.Now()
-	err := RunStep(ctx, fn)
+	stepCtx := ctx
+	if deadline, ok := ctx.Deadline(); ok {
+		// The step's deadline comes a little before the activity's
+		// (step_timeout), so that the outcome of a step that runs into it is
+		// still recorded (code 2) rather than lost with the activity.
+		margin := min(time.Until(deadline)/10, 2*time.Second)
+		var cancel context.CancelFunc
+		stepCtx, cancel = context.WithDeadline(ctx, deadline.Add(-margin))
+		defer cancel()
+	}
+	err := RunStep(stepCtx, fn)
+	if err != nil && ctx.Err() == nil && errors.Is(stepCtx.Err(), context.DeadlineExceeded) {
+		err = fmt.Errorf("step timed out (step_timeout): %w", err)
+	}
 	outcome := metrics.OutcomeOK
 	switch {
 	case err == nil:

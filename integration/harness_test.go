@@ -25,6 +25,12 @@ import (
 var temporalServer *testenv.Temporal
 
 func TestMain(m *testing.M) {
+	if os.Getenv("TSYNC_HELPER_MARKER") != "" || os.Getenv("TSYNC_HELPER_CALLS") != "" {
+		// A helper worker process (see TestHelperWorker): it uses its
+		// parent's dev server, and starting one of its own would leave it
+		// running when the parent kills the helper.
+		os.Exit(m.Run())
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	s, err := testenv.StartTemporal(ctx)
 	cancel()

@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"regexp"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -171,49 +172,66 @@ func (s *Starter) Scan(ctx context.Context) (int, error) {
 	s.scans.Add(1)
 	s.prune(time.Now())
 	total := 0
+	var errs []error
 	for _, deletion := range []bool{false, true} {
 		for _, model := range s.sync.Models() {
-			step, _ := s.sync.Step(model)
-			var after int64
-			backlog := 0
-			for {
-				ids, err := tsync.FetchPending(ctx, step, tsync.PendingQuery{
-					Model: model, Deletion: deletion, AfterID: after, Limit: s.opts.BatchSize, Store: s.store,
-				})
-				if err != nil {
+			n, err := s.scanModel(ctx, model, deletion)
+			total += n
+			if err != nil {
+				if ctx.Err() != nil {
 					return total, err
 				}
-				updated, err := s.store.Updated(ctx, model, ids)
-				if err != nil {
-					return total, err
-				}
-				now := time.Now()
-				g, gctx := errgroup.WithContext(ctx)
-				g.SetLimit(s.opts.Concurrency)
-				for _, id := range ids {
-					ref := models.Ref{Model: model, ID: id}
-					if s.skip(ref, updated[id], now) {
-						continue
-					}
-					g.Go(func() error { return s.start(gctx, ref, deletion, updated[id]) })
-				}
-				if err := g.Wait(); err != nil {
-					return total, err
-				}
-				total += len(ids)
-				backlog += len(ids)
-				if len(ids) < s.opts.BatchSize {
-					break
-				}
-				after = ids[len(ids)-1]
+				// One model's failure (say, its FetchPending override) must
+				// not keep the others from being scanned.
+				errs = append(errs, err)
 			}
-			op := "sync"
-			if deletion {
-				op = "delete"
-			}
-			s.opts.Metrics.Pending(model, op, backlog)
 		}
 	}
+	return total, errors.Join(errs...)
+}
+
+// scanModel is Scan of one model, for sync or deletion.
+func (s *Starter) scanModel(ctx context.Context, model string, deletion bool) (int, error) {
+	step, _ := s.sync.Step(model)
+	total := 0
+	var after int64
+	backlog := 0
+	for {
+		ids, err := tsync.FetchPending(ctx, step, tsync.PendingQuery{
+			Model: model, Deletion: deletion, AfterID: after, Limit: s.opts.BatchSize, Store: s.store,
+		})
+		if err != nil {
+			return total, err
+		}
+		updated, err := s.store.Updated(ctx, model, ids)
+		if err != nil {
+			return total, err
+		}
+		now := time.Now()
+		g, gctx := errgroup.WithContext(ctx)
+		g.SetLimit(s.opts.Concurrency)
+		for _, id := range ids {
+			ref := models.Ref{Model: model, ID: id}
+			if s.skip(ref, updated[id], now) {
+				continue
+			}
+			g.Go(func() error { return s.start(gctx, ref, deletion, updated[id]) })
+		}
+		if err := g.Wait(); err != nil {
+			return total, err
+		}
+		total += len(ids)
+		backlog += len(ids)
+		if len(ids) < s.opts.BatchSize {
+			break
+		}
+		after = ids[len(ids)-1]
+	}
+	op := "sync"
+	if deletion {
+		op = "delete"
+	}
+	s.opts.Metrics.Pending(model, op, backlog)
 	return total, nil
 }
 
@@ -297,8 +315,8 @@ func (s *Starter) listenOnce(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		var c models.Change
-		if err := json.Unmarshal([]byte(n.Payload), &c); err != nil || c.Model == "" || c.ID <= 0 {
+		c, err := parseChange(n.Payload)
+		if err != nil {
 			s.log.Warn("ignoring malformed change announcement", "payload", n.Payload, "error", err)
 			continue
 		}
@@ -309,4 +327,26 @@ func (s *Starter) listenOnce(ctx context.Context) error {
 			s.log.Error("start on change failed", "object", c.Model, "id", c.ID, "error", err)
 		}
 	}
+}
+
+// modelName is the rule for model names (models.Registry's).
+var modelName = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9_]{0,62}$`)
+
+// parseChange decodes a change announcement of the store's NOTIFY channel. It
+// returns an error, and the zero Change, unless the payload is a JSON object
+// with a model name, an id > 0 and a known operation.
+func parseChange(payload string) (models.Change, error) {
+	var c models.Change
+	if err := json.Unmarshal([]byte(payload), &c); err != nil {
+		return models.Change{}, fmt.Errorf("bad JSON: %w", err)
+	}
+	switch {
+	case !modelName.MatchString(c.Model):
+		return models.Change{}, fmt.Errorf("bad model name %q", c.Model)
+	case c.ID <= 0:
+		return models.Change{}, fmt.Errorf("missing or bad id (%d)", c.ID)
+	case c.Op != "create" && c.Op != "update" && c.Op != "delete" && c.Op != "policed":
+		return models.Change{}, fmt.Errorf("unknown operation %q", c.Op)
+	}
+	return c, nil
 }
