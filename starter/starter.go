@@ -16,7 +16,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/jackc/pgx/v5"
 	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/sdk/client"
 	"golang.org/x/sync/errgroup"
@@ -293,40 +292,19 @@ func (s *Starter) listen(ctx context.Context, wake chan<- struct{}) {
 }
 
 func (s *Starter) listenOnce(ctx context.Context) error {
-	conn, err := s.store.Pool().Acquire(ctx)
-	if err != nil {
-		return err
-	}
-	defer conn.Release()
-	if _, err := conn.Exec(ctx, "LISTEN "+pgx.Identifier{s.store.Channel()}.Sanitize()); err != nil {
-		conn.Conn().Close(ctx) //nolint:errcheck // the connection is dropped either way
-		return err
-	}
-	defer func() {
-		// Leave the pooled connection as it was found.
-		uctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Second)
-		defer cancel()
-		if _, err := conn.Exec(uctx, "UNLISTEN *"); err != nil {
-			conn.Conn().Close(uctx) //nolint:errcheck
-		}
-	}()
-	for {
-		n, err := conn.Conn().WaitForNotification(ctx)
+	return s.store.Listen(ctx, nil, func(payload string) {
+		c, err := parseChange(payload)
 		if err != nil {
-			return err
-		}
-		c, err := parseChange(n.Payload)
-		if err != nil {
-			s.log.Warn("ignoring malformed change announcement", "payload", n.Payload, "error", err)
-			continue
+			s.log.Warn("ignoring malformed change announcement", "payload", payload, "error", err)
+			return
 		}
 		if _, ok := s.sync.Step(c.Model); !ok {
-			continue
+			return
 		}
 		if err := s.Start(ctx, models.Ref{Model: c.Model, ID: c.ID}, c.Op == "delete"); err != nil && !errors.Is(err, context.Canceled) {
 			s.log.Error("start on change failed", "object", c.Model, "id", c.ID, "error", err)
 		}
-	}
+	})
 }
 
 // modelName is the rule for model names (models.Registry's).

@@ -8,7 +8,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/tsync/tsync/models"
@@ -166,35 +165,13 @@ func (r *Relay) listen(ctx context.Context, wake chan<- struct{}) {
 }
 
 func (r *Relay) listenOnce(ctx context.Context, wake chan<- struct{}) error {
-	conn, err := r.store.Pool().Acquire(ctx)
-	if err != nil {
-		return err
-	}
-	defer conn.Release()
-	if _, err := conn.Exec(ctx, "LISTEN "+pgx.Identifier{r.store.Channel()}.Sanitize()); err != nil {
-		conn.Conn().Close(ctx) //nolint:errcheck // the connection is dropped either way
-		return err
-	}
-	defer func() {
-		// Leave the pooled connection as it was found.
-		uctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Second)
-		defer cancel()
-		if _, err := conn.Exec(uctx, "UNLISTEN *"); err != nil {
-			conn.Conn().Close(uctx) //nolint:errcheck
-		}
-	}()
-	// Catch up with what committed before LISTEN took effect.
-	select {
-	case wake <- struct{}{}:
-	default:
-	}
-	for {
-		if _, err := conn.Conn().WaitForNotification(ctx); err != nil {
-			return err
-		}
+	poke := func() {
 		select {
 		case wake <- struct{}{}:
 		default:
 		}
 	}
+	// Catch up with what committed before LISTEN took effect, then wake on
+	// every announcement.
+	return r.store.Listen(ctx, poke, func(string) { poke() })
 }
