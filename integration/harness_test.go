@@ -25,23 +25,10 @@ import (
 var temporalServer *testenv.Temporal
 
 func TestMain(m *testing.M) {
-	if os.Getenv("TSYNC_HELPER_MARKER") != "" || os.Getenv("TSYNC_HELPER_CALLS") != "" {
-		// A helper worker process (see TestHelperWorker): it uses its
-		// parent's dev server, and starting one of its own would leave it
-		// running when the parent kills the helper.
-		os.Exit(m.Run())
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	s, err := testenv.StartTemporal(ctx)
-	cancel()
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	temporalServer = s
-	code := m.Run()
-	_ = s.Stop()
-	os.Exit(code)
+	// A helper worker process (see TestHelperWorker) uses its parent's dev
+	// server: one of its own would be left running when the parent kills it.
+	helper := os.Getenv("TSYNC_HELPER_MARKER") != "" || os.Getenv("TSYNC_HELPER_CALLS") != ""
+	os.Exit(testenv.Main(m, &temporalServer, helper))
 }
 
 // Test models: a chain Site <- Slice <- Instance, a diamond A -> B, C -> D,

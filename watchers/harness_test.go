@@ -32,21 +32,9 @@ var temporalServer *testenv.Temporal
 
 func TestMain(m *testing.M) {
 	flag.Parse()
-	if f := flag.Lookup("test.fuzz"); f != nil && f.Value.String() != "" {
-		// Fuzzing (make fuzz) needs no dev server.
-		os.Exit(m.Run())
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	s, err := testenv.StartTemporal(ctx)
-	cancel()
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	temporalServer = s
-	code := m.Run()
-	_ = s.Stop()
-	os.Exit(code)
+	// Fuzzing (make fuzz) needs no dev server.
+	fuzzing := flag.Lookup("test.fuzz") != nil && flag.Lookup("test.fuzz").Value.String() != ""
+	os.Exit(testenv.Main(m, &temporalServer, fuzzing))
 }
 
 // redisURL is the test Redis: TSYNC_TEST_REDIS_URL, or the local one.

@@ -2,6 +2,8 @@ package main
 
 import (
 	"github.com/spf13/cobra"
+
+	"github.com/tsync/tsync/app"
 )
 
 func (c *cli) dispatcherCommand() *cobra.Command {
@@ -16,13 +18,6 @@ workflow for every watcher and object each change affects (workers run them).
 Run as many as you like; events of a dispatcher that dies are taken over by
 the others. Malformed events go to the stream's ":dead-letter" stream.`,
 		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			a, err := c.openApp(cmd.Context())
-			if err != nil {
-				return err
-			}
-			defer a.Close()
-			return a.RunDispatcher(cmd.Context())
-		},
+		RunE: c.runApp((*app.App).RunDispatcher),
 	}
 }

@@ -1,13 +1,28 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"strings"
 
 	"github.com/spf13/cobra"
 
+	"github.com/tsync/tsync/app"
 	"github.com/tsync/tsync/demo"
 )
+
+// runApp is the RunE of a command that opens the synchronizer's app and
+// runs one of its processes (worker, starter, dispatcher) until SIGINT.
+func (c *cli) runApp(run func(*app.App, context.Context) error) func(*cobra.Command, []string) error {
+	return func(cmd *cobra.Command, _ []string) error {
+		a, err := c.openApp(cmd.Context())
+		if err != nil {
+			return err
+		}
+		defer a.Close()
+		return run(a, cmd.Context())
+	}
+}
 
 func (c *cli) workerCommand() *cobra.Command {
 	return &cobra.Command{
@@ -17,14 +32,7 @@ func (c *cli) workerCommand() *cobra.Command {
 (activities) on the configured task queue until SIGINT or SIGTERM. Run more
 workers to scale out; run a starter too, or nothing gets started.`,
 		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			a, err := c.openApp(cmd.Context())
-			if err != nil {
-				return err
-			}
-			defer a.Close()
-			return a.RunWorker(cmd.Context())
-		},
+		RunE: c.runApp((*app.App).RunWorker),
 	}
 }
 
@@ -36,14 +44,7 @@ func (c *cli) starterCommand() *cobra.Command {
 interval (and at once on every change the model store announces) and starts
 one workflow per object, until SIGINT or SIGTERM.`,
 		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			a, err := c.openApp(cmd.Context())
-			if err != nil {
-				return err
-			}
-			defer a.Close()
-			return a.RunStarter(cmd.Context())
-		},
+		RunE: c.runApp((*app.App).RunStarter),
 	}
 }
 

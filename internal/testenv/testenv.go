@@ -142,3 +142,23 @@ func Config(t testing.TB, hostPort, schema string) config.Config {
 	require.NoError(t, cfg.Validate())
 	return cfg
 }
+
+// Main runs a package's tests with one dev server for them all, set in
+// *srv, and returns the exit code. skip reports whether this run needs no
+// server (fuzzing, or a helper process using its parent's); then *srv stays
+// nil.
+func Main(m *testing.M, srv **Temporal, skip bool) int {
+	if skip {
+		return m.Run()
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	s, err := StartTemporal(ctx)
+	cancel()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	*srv = s
+	defer s.Stop() //nolint:errcheck // the tests are over
+	return m.Run()
+}
