@@ -11,9 +11,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/tsync/tsync/app"
 	"github.com/tsync/tsync/demo"
-	"github.com/tsync/tsync/internal/testenv"
 	"github.com/tsync/tsync/models"
 )
 
@@ -22,20 +20,7 @@ import (
 func TestDemoBackendFollowsModel(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	srv, err := testenv.StartTemporal(ctx)
-	require.NoError(t, err)
-	t.Cleanup(func() { _ = srv.Stop() })
-	_, schema := testenv.Schema(t)
-	cfg := testenv.Config(t, srv.HostPort(), schema)
-	cfg.ObserverSysDir = t.TempDir() // the Service step's playbooks
-	backend := &demo.Backend{Dir: t.TempDir()}
-	a, err := app.Open(ctx, cfg, demo.Synchronizer(backend), nil)
-	require.NoError(t, err)
-	t.Cleanup(a.Close)
-	backend.Store = a.Store
-
-	n, err := demo.Seed(ctx, a.Store, 1)
-	require.NoError(t, err)
+	a, backend, n := openDemo(ctx, t, nil)
 	require.Equal(t, 12, n)
 	go func() { _ = a.RunWorker(ctx) }()
 	go func() { _ = a.RunStarter(ctx) }()
@@ -88,7 +73,7 @@ func TestDemoBackendFollowsModel(t *testing.T) {
 	require.NoError(t, json.Unmarshal(data, &got))
 	require.Equal(t, svc.Banner, got["banner"])
 	require.Contains(t, svc.Banner, "{{ and so is this }}")
-	require.FileExists(t, filepath.Join(cfg.ObserverSysDir, "Service", "1", "sync", "run.sh"))
+	require.FileExists(t, filepath.Join(a.Config.ObserverSysDir, "Service", "1", "sync", "run.sh"))
 
 	// Change a network's CIDR: its file follows.
 	net.CIDR = "192.168.77.0/24"

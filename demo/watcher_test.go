@@ -12,9 +12,8 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/tsync/tsync/app"
+	"github.com/tsync/tsync/config"
 	"github.com/tsync/tsync/demo"
-	"github.com/tsync/tsync/internal/testenv"
 	"github.com/tsync/tsync/models"
 	"github.com/tsync/tsync/watchers"
 )
@@ -25,25 +24,15 @@ import (
 func TestDemoWatcherRewritesInstancesOfNetwork(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	srv, err := testenv.StartTemporal(ctx)
-	require.NoError(t, err)
-	t.Cleanup(func() { _ = srv.Stop() })
-	_, schema := testenv.Schema(t)
-	cfg := testenv.Config(t, srv.HostPort(), schema)
-	cfg.ObserverEnableWatchers = true
-	if u := os.Getenv("TSYNC_TEST_REDIS_URL"); u != "" {
-		cfg.RedisURL = u
-	}
-	backend := &demo.Backend{Dir: t.TempDir()}
-	a, err := app.Open(ctx, cfg, demo.Synchronizer(backend), nil)
-	require.NoError(t, err)
-	t.Cleanup(a.Close)
+	a, backend, _ := openDemo(ctx, t, func(cfg *config.Config) {
+		cfg.ObserverEnableWatchers = true
+		if u := os.Getenv("TSYNC_TEST_REDIS_URL"); u != "" {
+			cfg.RedisURL = u
+		}
+	})
 	t.Cleanup(func() {
 		_ = a.Redis.Del(context.Background(), a.Stream(), watchers.DeadLetterName(a.Stream())).Err()
 	})
-	backend.Store = a.Store
-	_, err = demo.Seed(ctx, a.Store, 1)
-	require.NoError(t, err)
 	go func() { _ = a.RunWorker(ctx) }()
 	go func() { _ = a.RunStarter(ctx) }()
 	go func() { _ = a.RunDispatcher(ctx) }()
