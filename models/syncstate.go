@@ -244,3 +244,45 @@ func (s *Store) Purge(ctx context.Context, ref Ref) error {
 	}
 	return nil
 }
+
+// SyncState is one object's sync state, as operators list it.
+type SyncState struct {
+	Model   string
+	ID      int64
+	Code    int
+	Status  string
+	Deleted bool
+	Updated time.Time
+	Enacted *time.Time
+}
+
+// SyncStates returns the sync state of every object of every model,
+// dependencies first, each model's by id. A model whose table does not
+// exist yet (not migrated) has no objects.
+func (s *Store) SyncStates(ctx context.Context) ([]SyncState, error) {
+	var out []SyncState
+	for _, name := range s.graph.Order() {
+		m, _ := s.graph.Model(name)
+		var exists bool
+		if err := s.pool.QueryRow(ctx, `SELECT to_regclass($1) IS NOT NULL`, s.table(m)).Scan(&exists); err != nil {
+			return nil, fmt.Errorf("sync states of %s: %w", name, err)
+		}
+		if !exists {
+			continue
+		}
+		rows, err := s.pool.Query(ctx, `SELECT id, backend_code, backend_status, deleted, updated, enacted FROM `+s.table(m)+` ORDER BY id`)
+		if err != nil {
+			return nil, fmt.Errorf("sync states of %s: %w", name, err)
+		}
+		states, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (SyncState, error) {
+			st := SyncState{Model: name}
+			err := row.Scan(&st.ID, &st.Code, &st.Status, &st.Deleted, &st.Updated, &st.Enacted)
+			return st, err
+		})
+		if err != nil {
+			return nil, fmt.Errorf("sync states of %s: %w", name, err)
+		}
+		out = append(out, states...)
+	}
+	return out, nil
+}

@@ -8,8 +8,6 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/jackc/pgx/v5"
-
 	"github.com/tsync/tsync/app"
 	"github.com/tsync/tsync/demo"
 	"github.com/tsync/tsync/models"
@@ -80,34 +78,18 @@ func (o objectState) InSync() bool {
 func (o objectState) InError() bool { return o.Code == models.CodeError }
 
 // listObjects returns the sync state of every object of the store's
-// models, dependencies first, each model's by id. A model whose table does
-// not exist yet has no objects.
+// models, dependencies first, each model's by id.
 func listObjects(ctx context.Context, store *models.Store) ([]objectState, error) {
-	var out []objectState
-	for _, name := range store.Graph().Order() {
-		m, _ := store.Graph().Model(name)
-		table := pgx.Identifier{store.Schema(), m.Table}.Sanitize()
-		var exists bool
-		if err := store.Pool().QueryRow(ctx, `SELECT to_regclass($1) IS NOT NULL`, table).Scan(&exists); err != nil {
-			return nil, fmt.Errorf("list %s: %w", name, err)
+	states, err := store.SyncStates(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]objectState, len(states))
+	for i, st := range states {
+		out[i] = objectState{
+			Model: st.Model, ID: st.ID, Code: st.Code, Status: st.Status, Deleted: st.Deleted,
+			Current: st.Enacted != nil && st.Enacted.Equal(st.Updated), Updated: st.Updated, Enacted: st.Enacted,
 		}
-		if !exists {
-			continue
-		}
-		rows, err := store.Pool().Query(ctx, `SELECT id, backend_code, backend_status, deleted, coalesce(enacted = updated, false), updated, enacted FROM `+
-			table+` ORDER BY id`)
-		if err != nil {
-			return nil, fmt.Errorf("list %s: %w", name, err)
-		}
-		objs, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (objectState, error) {
-			o := objectState{Model: name}
-			err := row.Scan(&o.ID, &o.Code, &o.Status, &o.Deleted, &o.Current, &o.Updated, &o.Enacted)
-			return o, err
-		})
-		if err != nil {
-			return nil, fmt.Errorf("list %s: %w", name, err)
-		}
-		out = append(out, objs...)
 	}
 	return out, nil
 }
