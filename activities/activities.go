@@ -191,8 +191,14 @@ func (a *Activities) SyncObject(ctx context.Context, ref models.Ref) (SyncResult
 }
 
 // recordFailure records a step's error and returns the activity's error.
+//
+// The text is made a status first (valid UTF-8, no NUL, at most
+// models.MaxStatusLen characters): the same text then goes to the database
+// and to Temporal, whose failure messages must be valid UTF-8 and whose
+// payloads are limited in size; a step error quoting a huge or binary field
+// would otherwise fail the activity's completion and wait out step_timeout.
 func (a *Activities) recordFailure(ctx context.Context, ref models.Ref, stepErr error, holdDependents bool) error {
-	text := stepErr.Error()
+	text := models.StatusText(stepErr.Error())
 	if tsync.IsDeferred(stepErr) {
 		if err := a.Store.RecordStatus(ctx, ref, models.CodePending, "deferred: "+text); err != nil {
 			return fmt.Errorf("%s %d: %w", ref.Model, ref.ID, err)

@@ -43,6 +43,11 @@ func (a *Activities) RunPolicy(ctx context.Context, ref models.Ref) (Outcome, er
 		}
 	}
 	done, err := a.Store.SavePolicied(ctx, ref, seen, obj)
+	if errors.Is(err, models.ErrInvalidValue) {
+		// The policies set a value PostgreSQL cannot store: their failure,
+		// recorded on the object like any other.
+		return "", a.recordFailure(ctx, ref, fmt.Errorf("model policy %s failed: %w", op, err), true)
+	}
 	if err != nil {
 		return "", fmt.Errorf("policy %s %d: %w", ref.Model, ref.ID, err)
 	}

@@ -72,6 +72,14 @@ type (
 		models.Base
 		Name string `db:"name"`
 	}
+	// Blob holds binary data and JSON, for the tests of huge and non-UTF-8
+	// values.
+	Blob struct {
+		models.Base
+		Name string         `db:"name"`
+		Data []byte         `db:"data"`
+		Meta map[string]any `db:"meta"`
+	}
 )
 
 func registry() *models.Registry {
@@ -84,6 +92,7 @@ func registry() *models.Registry {
 	models.MustRegister[C](reg, "C", models.Link{Dest: "D", Via: "d_id"})
 	models.MustRegister[A](reg, "A", models.Link{Dest: "B", Via: "b_id"}, models.Link{Dest: "C", Via: "c_id"})
 	models.MustRegister[Item](reg, "Item")
+	models.MustRegister[Blob](reg, "Blob")
 	return reg
 }
 
@@ -97,19 +106,23 @@ type Call struct {
 	Err     error
 }
 
-// Recorder is a step for every test model that records each call, flags
-// two concurrent calls for one object, and runs the test's Hook.
+// Recorder is a step for every test model that records each call, runs
+// the test's hook, and flags two kinds of violations: two concurrent calls
+// for one object, and a call against stale data (an object older than one
+// an earlier call of the same operation on it had already seen).
 type Recorder struct {
 	mu         sync.Mutex
 	calls      []Call
 	active     map[models.Ref]bool
+	seen       map[string]time.Time // op + ref -> newest updated seen
 	violations []string
 	hook       func(ctx context.Context, op string, ref models.Ref, obj models.Object) error
 	names      []string
 }
 
 func newRecorder() *Recorder {
-	return &Recorder{active: map[models.Ref]bool{}, names: []string{"Site", "Slice", "Instance", "A", "B", "C", "D", "Item"}}
+	return &Recorder{active: map[models.Ref]bool{}, seen: map[string]time.Time{},
+		names: []string{"Site", "Slice", "Instance", "A", "B", "C", "D", "Item", "Blob"}}
 }
 
 // SetHook sets what every call does besides being recorded.
@@ -129,6 +142,12 @@ func (r *Recorder) call(ctx context.Context, op string, obj models.Object) error
 		r.violations = append(r.violations, fmt.Sprintf("concurrent %s of %s", op, ref))
 	}
 	r.active[ref] = true
+	key := op + " " + ref.String()
+	if newest := r.seen[key]; b.Updated.Before(newest) {
+		r.violations = append(r.violations, fmt.Sprintf("stale %s of %s: updated %v, an earlier call saw %v", op, ref, b.Updated, newest))
+	} else {
+		r.seen[key] = b.Updated
+	}
 	hook := r.hook
 	r.mu.Unlock()
 	c := Call{Op: op, Ref: ref, Updated: b.Updated, Start: time.Now()}
@@ -170,7 +189,7 @@ func (r *Recorder) CallsOf(op string, ref models.Ref) []Call {
 	return out
 }
 
-// Violations returns the concurrent calls seen.
+// Violations returns the concurrent and stale calls seen.
 func (r *Recorder) Violations() []string {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -195,6 +214,8 @@ func modelName(obj models.Object) string {
 		return "D"
 	case *Item:
 		return "Item"
+	case *Blob:
+		return "Blob"
 	}
 	return fmt.Sprintf("%T", obj)
 }
@@ -327,4 +348,41 @@ func syncOrder(calls []Call) []models.Ref {
 		}
 	}
 	return out
+}
+
+// The Recorder's checks can fail: two overlapping calls of one object and a
+// call older than one already seen are flagged; calls of two objects, and a
+// delete after a newer sync, are not.
+func TestRecorderFlagsConcurrentAndStaleCalls(t *testing.T) {
+	r := newRecorder()
+	ctx := context.Background()
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	item := func(id int64, updated time.Time) *Item {
+		it := &Item{}
+		it.ID, it.Updated = id, updated
+		return it
+	}
+	inside := make(chan struct{})
+	release := make(chan struct{})
+	r.SetHook(func(ctx context.Context, op string, ref models.Ref, obj models.Object) error {
+		if ref.ID == 1 && obj.SyncState().Updated.Equal(t0) {
+			close(inside)
+			<-release
+		}
+		return nil
+	})
+	done := make(chan struct{})
+	go func() { defer close(done); _ = r.SyncRecord(ctx, item(1, t0)) }()
+	<-inside
+	require.NoError(t, r.SyncRecord(ctx, item(2, t0)))                  // another object: fine
+	require.NoError(t, r.SyncRecord(ctx, item(1, t0.Add(time.Second)))) // overlaps call 1
+	close(release)
+	<-done
+	require.NoError(t, r.SyncRecord(ctx, item(1, t0.Add(-time.Second)))) // older than seen
+	require.NoError(t, r.DeleteRecord(ctx, item(2, t0)))                 // delete: own sequence
+	require.Equal(t, []string{
+		"concurrent sync of model Item id 1",
+		"stale sync of model Item id 1: updated 2025-12-31 23:59:59 +0000 UTC, an earlier call saw 2026-01-01 00:00:01 +0000 UTC",
+	}, r.Violations())
+	require.Len(t, r.Calls(), 5)
 }

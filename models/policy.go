@@ -63,6 +63,11 @@ func (s *Store) SavePolicied(ctx context.Context, ref Ref, seen time.Time, obj O
 	if err != nil {
 		return false, err
 	}
+	if obj != nil {
+		if err := m.Check(obj); err != nil {
+			return false, fmt.Errorf("policed %s %d: %w", ref.Model, ref.ID, err)
+		}
+	}
 	ok := false
 	err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		old, err := s.get(ctx, tx, m, ref.ID, true)

@@ -241,11 +241,16 @@ func (m *Model) writable(obj Object) (cols []string, vals []any) {
 	return cols, vals
 }
 
-// Insert stores a new object, sets its ID and Updated, and announces it.
+// Insert stores a new object, sets its ID and Updated, and announces it. A
+// field value PostgreSQL cannot store as given is refused with a
+// *FieldError before anything is written (see Model.Check).
 func (s *Store) Insert(ctx context.Context, obj Object) error {
 	m, err := s.graph.ModelOf(obj)
 	if err != nil {
 		return err
+	}
+	if err := m.Check(obj); err != nil {
+		return fmt.Errorf("insert %s: %w", m.Name, err)
 	}
 	cols, vals := m.writable(obj)
 	quoted := make([]string, len(cols))
@@ -270,13 +275,18 @@ const bumpUpdated = `updated = greatest(clock_timestamp(), updated + interval '1
 
 // Save writes obj's content and operator flags (no_sync, lazy_blocked,
 // write_protect), bumps updated, and announces the change with the columns
-// that changed. Sync state is never written by Save.
+// that changed. Sync state is never written by Save. A field value
+// PostgreSQL cannot store as given is refused with a *FieldError and nothing
+// is written.
 func (s *Store) Save(ctx context.Context, obj Object) error {
 	m, err := s.graph.ModelOf(obj)
 	if err != nil {
 		return err
 	}
 	b := obj.SyncState()
+	if err := m.Check(obj); err != nil {
+		return fmt.Errorf("save %s %d: %w", m.Name, b.ID, err)
+	}
 	return pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		old, err := s.get(ctx, tx, m, b.ID, true)
 		if err != nil {

@@ -48,7 +48,7 @@ func (s *Store) RecordSuccess(ctx context.Context, ref Ref, enacted time.Time, s
 		return false, err
 	}
 	err = s.pool.QueryRow(ctx, `UPDATE `+s.table(m)+` SET enacted = $2, backend_code = 1, backend_status = $3 WHERE id = $1 RETURNING updated > enacted`,
-		ref.ID, enacted, truncate(status)).Scan(&pending)
+		ref.ID, enacted, StatusText(status)).Scan(&pending)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return false, fmt.Errorf("record success %s %d: %w", ref.Model, ref.ID, ErrNotFound)
 	}
@@ -95,7 +95,7 @@ func (s *Store) RecordError(ctx context.Context, ref Ref, text string) error {
 // (up to MaxStatusLen), the older one giving way when both do not fit.
 func CombineErrors(previous, text string) string {
 	const sep = " // "
-	text = truncate(text)
+	text = StatusText(text)
 	var list []string
 	if previous != "" {
 		list = strings.Split(previous, sep)
@@ -118,14 +118,17 @@ func CombineErrors(previous, text string) string {
 			list[0] = string(older[:room-1]) + "…"
 		}
 	}
-	return truncate(strings.Join(list, sep))
+	return StatusText(strings.Join(list, sep))
 }
 
-// truncate cuts s to MaxStatusLen characters, keeping it valid UTF-8.
-func truncate(s string) string {
+// StatusText returns s as a status can hold it, in backend_status and in
+// a Temporal failure message or memo: invalid UTF-8 and NUL bytes replaced
+// by U+FFFD, and cut to MaxStatusLen characters (the last one an ellipsis).
+func StatusText(s string) string {
 	if !utf8.ValidString(s) {
 		s = strings.ToValidUTF8(s, "\uFFFD")
 	}
+	s = strings.ReplaceAll(s, "\x00", "\uFFFD")
 	if utf8.RuneCountInString(s) <= MaxStatusLen {
 		return s
 	}
@@ -140,7 +143,7 @@ func (s *Store) RecordStatus(ctx context.Context, ref Ref, code int, status stri
 		return err
 	}
 	_, err = s.pool.Exec(ctx, `UPDATE `+s.table(m)+` SET backend_code = $2, backend_status = $3 WHERE id = $1 AND (backend_code, backend_status) IS DISTINCT FROM ($2, $3)`,
-		ref.ID, code, truncate(status))
+		ref.ID, code, StatusText(status))
 	if err != nil {
 		return fmt.Errorf("record status %s %d: %w", ref.Model, ref.ID, err)
 	}
@@ -151,7 +154,7 @@ func (s *Store) RecordStatus(ctx context.Context, ref Ref, code int, status stri
 // directly or through other pending objects, code 2 and the status "Failed
 // due to error in model M id N: text". It returns the objects it marked.
 func (s *Store) HoldDependents(ctx context.Context, ref Ref, text string) ([]Ref, error) {
-	status := truncate(fmt.Sprintf("Failed due to error in %s: %s", ref, text))
+	status := StatusText(fmt.Sprintf("Failed due to error in %s: %s", ref, text))
 	var held []Ref
 	seen := map[Ref]bool{}
 	frontier := map[string][]int64{ref.Model: {ref.ID}}

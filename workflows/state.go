@@ -6,6 +6,7 @@ import (
 	"maps"
 	"slices"
 	"strings"
+	"unicode/utf8"
 
 	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/sdk/temporal"
@@ -105,6 +106,25 @@ type LiveState struct {
 
 // memoStatus is the memo key holding the status text.
 const memoStatus = "status"
+
+// maxMemoStatus is the most bytes of status text the memo holds: the SDK
+// warns above 2 KiB of memo, and a status of models.MaxStatusLen
+// characters may take three times as many bytes. The query and the
+// object's backend_status hold the whole status.
+const maxMemoStatus = 1536
+
+// memoText cuts status to maxMemoStatus bytes, at a character boundary,
+// ending with an ellipsis when cut.
+func memoText(status string) string {
+	if len(status) <= maxMemoStatus {
+		return status
+	}
+	cut := maxMemoStatus - len("…")
+	for cut > 0 && !utf8.RuneStart(status[cut]) {
+		cut--
+	}
+	return status[:cut] + "…"
+}
 
 var outcomeStates = map[Outcome]State{
 	OutcomeInSync:         StateInSync,
@@ -206,7 +226,7 @@ func (r *run) setState(ctx workflow.Context, state State, status string) {
 		r.shown = state
 	}
 	if status != r.memo && (r.memo != "" || status != "OK") {
-		r.upsert(ctx, workflow.UpsertMemo(ctx, map[string]any{memoStatus: status}))
+		r.upsert(ctx, workflow.UpsertMemo(ctx, map[string]any{memoStatus: memoText(status)}))
 		r.memo = status
 	}
 }
