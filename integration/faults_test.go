@@ -179,7 +179,7 @@ func TestHelperWorkerSleepy(t *testing.T) {
 	_ = a.RunWorker(context.Background())
 }
 
-// A worker process SIGKILLed three times at random moments while 200 objects
+// A worker process SIGKILLed three times at random moments while 500 objects
 // sync: a last worker brings all of them in sync, and no two calls of one
 // object's step ever overlapped.
 func TestWorkerSIGKILLRepeatedly(t *testing.T) {
@@ -191,7 +191,7 @@ func TestWorkerSIGKILLRepeatedly(t *testing.T) {
 		start_at timestamptz NOT NULL, end_at timestamptz)`)
 	require.NoError(t, err)
 	var refs []models.Ref
-	for i := range 200 {
+	for i := range 500 {
 		refs = append(refs, e.insert(&Item{Name: fmt.Sprintf("item-%d", i)}))
 	}
 	calls := func() int {
