@@ -3,7 +3,9 @@
 # tests use are installed: ansible-playbook (Debian's ansible-core), and
 # ssh, ssh-keygen and sshd (openssh-client, openssh-server; the tests start a
 # private sshd on 127.0.0.1 to test the ssh connection and the jump host),
-# and dot (Debian's graphviz) for `tsync deps --format svg|png`.
+# dot (Debian's graphviz) for `tsync deps --format svg|png`, and
+# redis-server (the watchers' tests start private ones, to kill and restart
+# them).
 #
 # What is missing is installed with apt-get when this is a Debian-style
 # machine and we are root; otherwise the script says what to install and
@@ -17,6 +19,7 @@ declare -A want=(
 	[ssh-keygen]=openssh-client
 	[sshd]=openssh-server
 	[dot]=graphviz
+	[redis-server]=redis-server
 )
 
 have() {
@@ -49,10 +52,10 @@ if ((${#missing[@]} > 0)); then
 		cat >&2 <<MSG
 Tools: missing ${missing[*]}. Install them, e.g. (Debian, as root):
     apt-get install -y --no-install-recommends ${missing[*]}
-ansible-playbook runs the Ansible steps; the tests also use ssh, ssh-keygen and sshd.
+ansible-playbook runs the Ansible steps; the tests also use ssh, ssh-keygen, sshd and redis-server.
 MSG
 		exit 1
 	fi
 fi
 
-echo "Tools: $(ansible-playbook --version | head -n1), $(ssh -V 2>&1)"
+echo "Tools: $(ansible-playbook --version | head -n1), $(ssh -V 2>&1), $(redis-server --version | cut -d' ' -f1-3)"

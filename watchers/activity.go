@@ -82,9 +82,10 @@ func (a *Activities) HandleWatchedObject(ctx context.Context, req Request) (Outc
 		activity.GetLogger(ctx).Info("watcher note", "watcher", req.Watcher, "object", req.Object.String(), "note", err.Error())
 		return OutcomeHandled, nil
 	case tsync.IsDeferred(err):
-		return "", temporal.NewNonRetryableApplicationError(err.Error(), ErrTypeDeferred, nil)
+		return "", temporal.NewNonRetryableApplicationError(models.StatusText(err.Error()), ErrTypeDeferred, nil)
 	default:
-		return "", temporal.NewApplicationError(err.Error(), ErrTypeWatcher)
+		// As a step's: valid UTF-8, cut, for Temporal's failure message.
+		return "", temporal.NewApplicationError(models.StatusText(err.Error()), ErrTypeWatcher)
 	}
 }
 

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"os"
 	"regexp"
 	"strconv"
@@ -105,6 +106,13 @@ type Stats struct {
 	// Failed is the number of entries left unacknowledged after a failure
 	// (PostgreSQL or Temporal unreachable), to be retried.
 	Failed int64
+	// Settled is the number of outbox entries deleted because every group
+	// had handled them.
+	Settled int64
+	// Recovered is the number of outbox entries marked unpublished, to be
+	// published again, because their stream entry was lost (Redis lost its
+	// data, or the stream was deleted).
+	Recovered int64
 }
 
 // Dispatcher reads the changes from the stream with a consumer group and,
@@ -125,19 +133,33 @@ type Stats struct {
 // Malformed events (no change field, bad JSON, unknown model, no id, unknown
 // operation, bad event id) are logged, counted and moved to the dead-letter
 // stream (added and acknowledged atomically); they never stop the dispatcher.
+//
+// The dispatcher also keeps the outbox of the store (which the Relay
+// publishes to Stream) in step with the stream, in every sweep (see Sweep):
+// it deletes the outbox entries every group has handled, and marks those
+// whose stream entry Redis lost unpublished, for the relay to publish them
+// again. Redis may therefore lose its data at any moment (a restart without
+// persistence, an older snapshot restored, a failover to a replica that
+// lagged, the stream or the group deleted): no change is lost, and none is
+// handled twice, because the changes published again carry their event id
+// and start no workflow twice. A dispatcher that finds its group gone
+// (NOGROUP) creates it again, reading the stream from its start, and sweeps
+// at once.
 type Dispatcher struct {
 	rdb    redis.UniversalClient
 	client client.Client
 	sync   *tsync.Compiled
+	store  *models.Store
 	router *Router
 	opts   Options
 	log    *slog.Logger
 
-	read, started, duplicates, acked, dead, failed atomic.Int64
+	read, started, duplicates, acked, dead, failed, settled, recovered atomic.Int64
 }
 
 // NewDispatcher returns a dispatcher of sync's watchers reading from rdb
-// and starting workflows with c.
+// and starting workflows with c. store is the store the watchers load
+// objects from, whose outbox a Relay publishes to opts.Stream.
 func NewDispatcher(rdb redis.UniversalClient, c client.Client, sync *tsync.Compiled, store *models.Store, opts Options) (*Dispatcher, error) {
 	if opts.Stream == "" || opts.Group == "" {
 		return nil, fmt.Errorf("dispatcher: a stream and a group are required")
@@ -178,7 +200,7 @@ func NewDispatcher(rdb redis.UniversalClient, c client.Client, sync *tsync.Compi
 		log = slog.New(slog.DiscardHandler)
 	}
 	log = log.With("stream", opts.Stream, "group", opts.Group, "consumer", opts.Consumer)
-	return &Dispatcher{rdb: rdb, client: c, sync: sync, router: NewRouter(sync, store), opts: opts, log: log}, nil
+	return &Dispatcher{rdb: rdb, client: c, sync: sync, store: store, router: NewRouter(sync, store), opts: opts, log: log}, nil
 }
 
 // Consumer returns the dispatcher's consumer name.
@@ -189,6 +211,7 @@ func (d *Dispatcher) Stats() Stats {
 	return Stats{
 		Read: d.read.Load(), Started: d.started.Load(), Duplicates: d.duplicates.Load(),
 		Acked: d.acked.Load(), DeadLettered: d.dead.Load(), Failed: d.failed.Load(),
+		Settled: d.settled.Load(), Recovered: d.recovered.Load(),
 	}
 }
 
@@ -241,8 +264,13 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 			continue
 		case err != nil:
 			if strings.HasPrefix(err.Error(), "NOGROUP") {
-				// The stream or the group was deleted: make them again.
-				err = d.ensureGroup(ctx)
+				// The stream or the group was deleted, or Redis lost its
+				// data: make them again, and sweep at once, to find the
+				// outbox entries to publish again.
+				d.log.Warn("the consumer group is gone (Redis lost its data?): creating it again; lost events will be published again from the outbox")
+				if err = d.ensureGroup(ctx); err == nil {
+					lastSweep = time.Time{}
+				}
 			}
 			if err != nil {
 				d.log.Error("reading the stream failed; retrying", "error", err)
@@ -284,9 +312,9 @@ func (d *Dispatcher) ensureGroup(ctx context.Context) error {
 }
 
 // Sweep claims and handles the events of the group left unacknowledged for
-// ClaimMinIdle (by a dead dispatcher, or after a failure), trims the stream
-// of the entries every group has acknowledged, and removes consumers that
-// have been idle for ConsumerExpiry with nothing pending.
+// ClaimMinIdle (by a dead dispatcher, or after a failure), settles the
+// outbox and trims the stream (see settle), and removes consumers that have
+// been idle for ConsumerExpiry with nothing pending.
 func (d *Dispatcher) Sweep(ctx context.Context) error {
 	start := "0-0"
 	for {
@@ -308,17 +336,72 @@ func (d *Dispatcher) Sweep(ctx context.Context) error {
 		}
 		start = next
 	}
-	if err := d.trim(ctx); err != nil {
+	if err := d.settle(ctx); err != nil {
 		return err
 	}
 	return d.expireConsumers(ctx)
 }
 
-// trim removes the entries below the oldest one any group still needs: its
-// oldest pending entry, or the first after the last it was delivered. A
-// group nobody reads any more (a synchronizer renamed or retired) holds the
-// stream back: remove it with XGROUP DESTROY.
-func (d *Dispatcher) trim(ctx context.Context) error {
+// settleBatch is how many outbox entries one SettleOutbox transaction looks
+// at.
+const settleBatch = 500
+
+// settle brings the outbox and the stream in step, in this order:
+//
+//  1. It finds the lowest stream id any group still needs: for each group,
+//     its oldest pending entry, or the first after the last it was
+//     delivered. Everything below was handled by every group.
+//  2. The outbox entries published below it are settled
+//     (models.Store.SettleOutbox): those still in the stream are deleted;
+//     those missing from it were lost by Redis and are marked unpublished,
+//     to be published again.
+//  3. Published entries outside the stream's ends were lost too
+//     (models.Store.UnpublishLostOutbox): those above its last entry (Redis
+//     restored from an older snapshot, or restarted empty) and those below
+//     its first entry (a stream made again after a loss). This finds lost
+//     changes no group has read past yet.
+//  4. The stream is trimmed below the lowest id of step 1, but never above
+//     the oldest entry the outbox still holds (models.Store.
+//     OutboxOldestPublished), so that steps 2 and 3 never take an entry this
+//     (or another) dispatcher trimmed for one Redis lost.
+//
+// So every lost entry is published again, however Redis lost it: at once
+// when it is outside the stream's ends, else once every group has read past
+// it. A group nobody reads any more (a synchronizer renamed or retired)
+// holds the stream and the outbox back: remove it with XGROUP DESTROY.
+//
+// An entry is handled by a group once it is acknowledged, that is once its
+// workflows are started: a change is deleted from the outbox only when
+// Temporal holds its workflows. Without a group (none was made yet, or
+// Redis lost them) nothing is deleted or trimmed.
+//
+// Why the races are safe (a change published twice is harmless: it starts
+// no workflow twice; the only danger is deleting an entry that is not
+// handled, or never publishing one again):
+//
+//   - Redis dies after a relay's XADD and before its commit: the entry is
+//     unpublished, and published again. Or after its commit: the entry holds
+//     an id of the lost stream, and is outside the new stream's ends, or
+//     missing once the group has read past it.
+//   - A relay adds entries to a new stream before any dispatcher noticed the
+//     loss: the group is gone all the same (NOGROUP), and is made again from
+//     "0", so it reads them; the lost entries are below the new stream's
+//     first entry, marked at the sweep that follows NOGROUP (or by the relay,
+//     which found the stream missing).
+//   - Two dispatchers: both see NOGROUP, one creates the group, the other
+//     gets BUSYGROUP (ignored). SettleOutbox locks the entries it checks
+//     (FOR UPDATE SKIP LOCKED), so each is deleted or marked once; the
+//     marking of UnpublishLostOutbox is idempotent and leaves alone entries
+//     published again meanwhile (they are above the highest id it read
+//     first). Neither trims the stream above the oldest entry the outbox
+//     holds, so neither makes an entry the other checks look lost.
+//   - Redis dies between a dispatcher's workflow starts and its XACK: the
+//     entries are published again and their starts find the workflows.
+//   - A relay commits an entry's stream id only after the dispatchers
+//     handled and trimmed it (a relay stalled for a sweep between XADD and
+//     commit): the entry looks lost and is published again, once more
+//     harmlessly.
+func (d *Dispatcher) settle(ctx context.Context) error {
 	groups, err := d.rdb.XInfoGroups(ctx, d.opts.Stream).Result()
 	if err != nil {
 		return fmt.Errorf("trim: %w", err)
@@ -339,13 +422,70 @@ func (d *Dispatcher) trim(ctx context.Context) error {
 			min = need
 		}
 	}
-	if len(groups) == 0 || min == (streamID{0, 1}) {
+	handled := len(groups) > 0 && min != (streamID{0, 1})
+	if handled {
+		for {
+			deleted, lost, err := d.store.SettleOutbox(ctx, min.model(), settleBatch, d.present)
+			if err != nil {
+				return fmt.Errorf("settle: %w", err)
+			}
+			d.settled.Add(int64(deleted))
+			if lost > 0 {
+				d.recovered.Add(int64(lost))
+				d.log.Warn("events were lost from the stream (Redis lost its data?): publishing them again from the outbox", "events", lost)
+			}
+			if deleted+lost < settleBatch {
+				break
+			}
+		}
+	}
+	lost, err := d.store.UnpublishLostOutbox(ctx, func(ctx context.Context) (models.StreamBounds, error) {
+		return streamBounds(ctx, d.rdb, d.opts.Stream)
+	})
+	if err != nil {
+		return fmt.Errorf("settle: %w", err)
+	}
+	if lost > 0 {
+		d.recovered.Add(lost)
+		d.log.Warn("events beyond the end of the stream were lost (Redis lost its data?): publishing them again from the outbox", "events", lost)
+	}
+	if !handled {
 		return nil
+	}
+	oldest, err := d.store.OutboxOldestPublished(ctx)
+	if err != nil {
+		return fmt.Errorf("trim: %w", err)
+	}
+	if !oldest.IsZero() {
+		if o := fromModel(oldest); o.less(min) {
+			min = o
+		}
 	}
 	if err := d.rdb.XTrimMinID(ctx, d.opts.Stream, min.String()).Err(); err != nil {
 		return fmt.Errorf("trim: %w", err)
 	}
 	return nil
+}
+
+// present reports whether the stream still holds the stream entry of each
+// outbox entry: an entry of its stream id carrying its outbox id (after a
+// loss, a new stream may have given that id to another entry).
+func (d *Dispatcher) present(ctx context.Context, entries []models.OutboxEntry) ([]bool, error) {
+	pipe := d.rdb.Pipeline()
+	cmds := make([]*redis.XMessageSliceCmd, len(entries))
+	for i, e := range entries {
+		id := e.Stream.String()
+		cmds[i] = pipe.XRangeN(ctx, d.opts.Stream, id, id, 1)
+	}
+	if _, err := pipe.Exec(ctx); err != nil {
+		return nil, fmt.Errorf("look up entries: %w", err)
+	}
+	out := make([]bool, len(entries))
+	for i, c := range cmds {
+		msgs := c.Val()
+		out[i] = len(msgs) == 1 && msgs[0].Values[FieldOutboxID] == strconv.FormatInt(entries[i].ID, 10)
+	}
+	return out, nil
 }
 
 func (d *Dispatcher) expireConsumers(ctx context.Context) error {
@@ -609,6 +749,34 @@ func (s streamID) next() streamID {
 }
 
 func (s streamID) String() string { return fmt.Sprintf("%d-%d", s.ms, s.seq) }
+
+// model returns s as a models.StreamID, capped at models.MaxStreamID.
+func (s streamID) model() models.StreamID {
+	if s.ms > math.MaxInt64 {
+		return models.MaxStreamID
+	}
+	return models.StreamID{Ms: int64(s.ms), Seq: int64(min(s.seq, math.MaxInt64))}
+}
+
+// fromModel converts a models.StreamID (never negative).
+func fromModel(id models.StreamID) streamID {
+	return streamID{uint64(max(id.Ms, 0)), uint64(max(id.Seq, 0))}
+}
+
+// parseStrictStreamID parses a stream entry id as XADD returns it.
+func parseStrictStreamID(s string) (models.StreamID, bool) {
+	a, b, ok := strings.Cut(s, "-")
+	if !ok {
+		return models.StreamID{}, false
+	}
+	ms, err1 := strconv.ParseInt(a, 10, 64)
+	seq, err2 := strconv.ParseInt(b, 10, 64)
+	if err1 != nil || err2 != nil || ms < 0 || seq < 0 {
+		return models.StreamID{}, false
+	}
+	id := models.StreamID{Ms: ms, Seq: seq}
+	return id, !id.IsZero()
+}
 
 // randomHex returns 2n random hex characters.
 func randomHex(n int) string {

@@ -2,9 +2,11 @@ package watchers
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"strconv"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -19,7 +21,8 @@ const (
 	// which the dispatcher deduplicates. Optional: an entry without it is
 	// identified by its stream entry id.
 	FieldEvent = "event"
-	// FieldOutboxID is the outbox row id, for operators.
+	// FieldOutboxID is the outbox row id, for operators; the dispatcher
+	// also checks it when it looks for an outbox entry in the stream.
 	FieldOutboxID = "outbox_id"
 	// FieldChange is the models.Change as JSON.
 	FieldChange = "change"
@@ -47,26 +50,43 @@ type RelayOptions struct {
 	// Logger receives the relay's logs; nil discards them.
 	Logger *slog.Logger
 	// AfterPublish, when set, runs after a batch was added to the stream and
-	// before it is deleted from the outbox; an error aborts the batch, which
-	// stays in the outbox and is published again. For fault-injection tests.
+	// before its stream ids are recorded in the outbox; an error aborts the
+	// batch, which stays unpublished and is published again. For
+	// fault-injection tests.
 	AfterPublish func(entries []models.OutboxEntry) error
 }
 
-// Relay publishes the store's outbox to a Redis stream: each entry is added
-// to the stream (XADD, with the fields FieldEvent, FieldOutboxID and
-// FieldChange) and then deleted from the outbox, in the transaction that
-// locked it. An entry is therefore published at least once: a relay that
-// dies after XADD and before its commit leaves the entry in the outbox, and
-// it is published again, with the same event id, which the dispatcher
-// deduplicates on. Several relays may run at once (one per dispatcher
-// process); they share the outbox without publishing an entry twice.
+// Relay publishes the store's outbox to a Redis stream: each unpublished
+// entry is added to the stream (XADD, with the fields FieldEvent,
+// FieldOutboxID and FieldChange) and the id of its stream entry is recorded
+// on it, in the transaction that locked it. The entry stays in the outbox
+// until the Dispatcher has found that every consumer group handled it
+// (models.Store.SettleOutbox), so PostgreSQL, not Redis, is the record of
+// the changes in flight, and Redis may lose its data at any time.
+//
+// An entry is published at least once, always with the same event id, which
+// the dispatcher deduplicates on: a relay that dies after XADD and before
+// its commit leaves the entry unpublished, and it is published again; an
+// entry whose stream entry Redis lost is marked unpublished again (by the
+// dispatcher, or by the relay when it finds the stream gone) and published
+// again. Several relays may run at once (one per dispatcher process); they
+// share the outbox without publishing an entry twice.
+//
+// The relay adds entries with NOMKSTREAM: a stream that does not exist
+// (Redis restarted empty, or the stream was deleted) is noticed there. The
+// relay then creates it with the entries, and marks unpublished every
+// published entry outside the new stream's ends (models.Store.
+// UnpublishLostOutbox): all those of the lost stream, but not the entries it
+// has just added, nor those another relay added meanwhile.
 type Relay struct {
 	store *models.Store
 	rdb   redis.UniversalClient
 	opts  RelayOptions
 	log   *slog.Logger
 
-	published atomic.Int64
+	published, recovered atomic.Int64
+	// missing is set by publish when the stream did not exist.
+	missing atomic.Bool
 }
 
 // NewRelay returns a relay of store's outbox to rdb.
@@ -81,14 +101,19 @@ func NewRelay(store *models.Store, rdb redis.UniversalClient, opts RelayOptions)
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Relay{store: store, rdb: rdb, opts: opts, log: log}
+	return &Relay{store: store, rdb: rdb, opts: opts, log: log.With("stream", opts.Stream)}
 }
 
-// Published returns how many entries the relay has added to the stream.
+// Published returns how many entries the relay has added to the stream (an
+// entry published again counts again).
 func (r *Relay) Published() int64 { return r.published.Load() }
 
-// Flush relays the outbox until it is empty (of entries no other relay
-// holds), and returns how many entries it relayed.
+// Recovered returns how many outbox entries the relay marked unpublished
+// because it found the stream gone.
+func (r *Relay) Recovered() int64 { return r.recovered.Load() }
+
+// Flush relays the outbox until no unpublished entry is left (but those
+// other relays hold), and returns how many entries it relayed.
 func (r *Relay) Flush(ctx context.Context) (int, error) {
 	total := 0
 	for {
@@ -97,28 +122,101 @@ func (r *Relay) Flush(ctx context.Context) (int, error) {
 		if err != nil {
 			return total, err
 		}
-		if n < r.opts.BatchSize {
+		recovered := false
+		if r.missing.Swap(false) {
+			// Not in publish: that would hold two connections at once.
+			m, err := r.store.UnpublishLostOutbox(ctx, func(ctx context.Context) (models.StreamBounds, error) {
+				return streamBounds(ctx, r.rdb, r.opts.Stream)
+			})
+			if err != nil {
+				r.missing.Store(true) // try again
+				return total, err
+			}
+			if m > 0 {
+				r.recovered.Add(m)
+				recovered = true
+				r.log.Warn("the stream was gone (Redis lost its data?): publishing again the outbox entries it held", "entries", m)
+			}
+		}
+		if n < r.opts.BatchSize && !recovered {
 			return total, nil
 		}
 	}
 }
 
-func (r *Relay) publish(ctx context.Context, entries []models.OutboxEntry) error {
-	pipe := r.rdb.Pipeline()
-	for _, e := range entries {
-		pipe.XAdd(ctx, &redis.XAddArgs{
-			Stream: r.opts.Stream,
-			Values: []any{FieldEvent, e.Event, FieldOutboxID, strconv.FormatInt(e.ID, 10), FieldChange, string(e.Change)},
-		})
+func (r *Relay) publish(ctx context.Context, entries []models.OutboxEntry) ([]models.StreamID, error) {
+	ids, err := r.add(ctx, entries, true)
+	if errors.Is(err, errNoStream) {
+		r.missing.Store(true)
+		r.log.Info("the stream does not exist: creating it", "entries", len(entries))
+		ids, err = r.add(ctx, entries, false)
 	}
-	if _, err := pipe.Exec(ctx); err != nil {
-		return fmt.Errorf("add to stream %s: %w", r.opts.Stream, err)
+	if err != nil {
+		return nil, err
 	}
 	r.published.Add(int64(len(entries)))
 	if r.opts.AfterPublish != nil {
-		return r.opts.AfterPublish(entries)
+		if err := r.opts.AfterPublish(entries); err != nil {
+			return nil, err
+		}
 	}
-	return nil
+	return ids, nil
+}
+
+var errNoStream = errors.New("the stream does not exist")
+
+// add XADDs entries, with NOMKSTREAM when existing (errNoStream then means
+// the stream does not exist), and returns their stream ids.
+func (r *Relay) add(ctx context.Context, entries []models.OutboxEntry, existing bool) ([]models.StreamID, error) {
+	pipe := r.rdb.Pipeline()
+	cmds := make([]*redis.StringCmd, len(entries))
+	for i, e := range entries {
+		cmds[i] = pipe.XAdd(ctx, &redis.XAddArgs{
+			Stream:     r.opts.Stream,
+			NoMkStream: existing,
+			Values:     []any{FieldEvent, e.Event, FieldOutboxID, strconv.FormatInt(e.ID, 10), FieldChange, string(e.Change)},
+		})
+	}
+	_, err := pipe.Exec(ctx)
+	if err != nil && !errors.Is(err, redis.Nil) {
+		return nil, fmt.Errorf("add to stream %s: %w", r.opts.Stream, err)
+	}
+	ids := make([]models.StreamID, len(entries))
+	for i, c := range cmds {
+		s, err := c.Result()
+		switch {
+		case errors.Is(err, redis.Nil):
+			// NOMKSTREAM and no stream (if the stream vanished after the
+			// first entries, they are lost with it: add them all again).
+			return nil, errNoStream
+		case err != nil:
+			return nil, fmt.Errorf("add to stream %s: %w", r.opts.Stream, err)
+		}
+		id, ok := parseStrictStreamID(s)
+		if !ok {
+			return nil, fmt.Errorf("add to stream %s: unexpected entry id %q", r.opts.Stream, s)
+		}
+		ids[i] = id
+	}
+	return ids, nil
+}
+
+// streamBounds returns the StreamBounds of stream, from XINFO STREAM (zero
+// when it does not exist).
+func streamBounds(ctx context.Context, rdb redis.UniversalClient, stream string) (models.StreamBounds, error) {
+	info, err := rdb.XInfoStream(ctx, stream).Result()
+	if err != nil {
+		if strings.Contains(err.Error(), "no such key") {
+			return models.StreamBounds{}, nil
+		}
+		return models.StreamBounds{}, fmt.Errorf("stream %s: %w", stream, err)
+	}
+	if info.FirstEntry.ID == "" || info.LastEntry.ID == "" {
+		// Empty: no id is in it.
+		last := parseStreamID(info.LastGeneratedID)
+		return models.StreamBounds{First: last.next().model(), Last: last.model()}, nil
+	}
+	return models.StreamBounds{First: parseStreamID(info.FirstEntry.ID).model(), Last: parseStreamID(info.LastEntry.ID).model()}, nil
 }
 
 // Run relays the outbox every interval and on every change the store

@@ -224,9 +224,9 @@ func TestDispatcherKilledBetweenReadAndAck(t *testing.T) {
 				e.save(f.slice1)
 			}
 			require.Eventually(t, func() bool {
-				n, err := e.app.Store.OutboxLen(e.ctx)
-				return err == nil && n == 0
-			}, 10*time.Second, 20*time.Millisecond)
+				c, err := e.app.Store.OutboxCounts(e.ctx)
+				return err == nil && c == models.OutboxCounts{Published: changes}
+			}, 10*time.Second, 20*time.Millisecond, "all published, none handled")
 
 			crash := func([]string) error { return errCrash }
 			a := e.newDispatcher(func(o *watchers.Options) {
