@@ -14,7 +14,7 @@ STATICCHECK_VERSION  := v0.8.2
 # Extra flags for `bin/tsync demo`, e.g. make demo DEMO_FLAGS='--sites 5 --stay'.
 DEMO_FLAGS ?=
 
-.PHONY: all tools system-tools build demo dev dev-stop services lint test bench clean fuzz soak
+.PHONY: all tools system-tools build demo dev dev-stop services lint test bench clean fuzz fuzz-corpus soak
 
 all: build
 
@@ -73,11 +73,21 @@ bench: tools services
 
 ## fuzz: run every fuzz target for FUZZTIME (10s) each; `make test` runs only their seed corpora
 FUZZTIME ?= 10s
-FUZZ_TARGETS := FuzzParse:./config FuzzParseDepsFile:./models FuzzParseEntry:./watchers FuzzParseChange:./starter
+FUZZ_TARGETS := FuzzParse:./config FuzzParseDepsFile:./models FuzzCheck:./models FuzzParseEntry:./watchers \
+	FuzzParseChange:./starter FuzzVarsRoundTrip:./ansible
 fuzz:
 	@set -e; for t in $(FUZZ_TARGETS); do \
 		echo "$(GO) test -run=^\$$ -fuzz=^$${t%%:*}\$$ -fuzztime=$(FUZZTIME) $${t#*:}"; \
 		$(GO) test -run='^$$' -fuzz="^$${t%%:*}\$$" -fuzztime=$(FUZZTIME) $${t#*:}; \
+	done
+
+## fuzz-corpus: `make fuzz`, then copy the inputs the fuzzers found interesting into each
+##              package's testdata/fuzz/<target>/ (committed; `make test` runs them as seeds)
+fuzz-corpus: fuzz
+	@set -e; cache=$$($(GO) env GOCACHE)/fuzz/$$($(GO) list -m); for t in $(FUZZ_TARGETS); do \
+		name=$${t%%:*}; pkg=$${t#*:}; src=$$cache/$${pkg#./}/$$name; dst=$$pkg/testdata/fuzz/$$name; \
+		mkdir -p $$dst; if [[ -d $$src ]]; then cp -n $$src/* $$dst/ 2>/dev/null || true; fi; \
+		echo "$$dst: $$(ls $$dst | wc -l) inputs"; \
 	done
 
 ## soak: a bounded run (SOAK_FLAGS='-duration 5m') of creates, updates, deletes, step failures,
