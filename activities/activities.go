@@ -183,11 +183,27 @@ func (a *Activities) SyncObject(ctx context.Context, ref models.Ref) (SyncResult
 			return SyncResult{}, a.recordFailure(ctx, ref, stepErr, true)
 		}
 	}
-	pending, err := a.Store.RecordSuccess(ctx, ref, enacted, status)
+	rctx, cancel := afterStep(ctx)
+	defer cancel()
+	pending, err := a.Store.RecordSuccess(rctx, ref, enacted, status)
 	if err != nil {
 		return SyncResult{}, fmt.Errorf("sync %s %d: %w", ref.Model, ref.ID, err)
 	}
 	return SyncResult{Outcome: OutcomeOK, Enacted: enacted, Pending: pending}, nil
+}
+
+// outcomeTimeout bounds the recording of a step's success (see afterStep).
+const outcomeTimeout = 30 * time.Second
+
+// afterStep returns the context that records the success of a step that has
+// run (RecordSuccess, Purge): not cancelled with the activity's. The SDK
+// cancels that one when the attempt's heartbeats cannot reach Temporal (an
+// outage of the server) or the server has timed it out meanwhile; by then
+// the backend is in step, and a success not recorded would have the step
+// run again for nothing. A failure is not recorded this way: a step cut
+// short by the activity's cancellation has not failed.
+func afterStep(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.WithoutCancel(ctx), outcomeTimeout)
 }
 
 // recordFailure records a step's error and returns the activity's error.
@@ -240,7 +256,9 @@ func (a *Activities) DeleteObject(ctx context.Context, ref models.Ref) (Outcome,
 			return "", a.recordFailure(ctx, ref, err, false)
 		}
 	}
-	if err := a.Store.Purge(ctx, ref); err != nil {
+	rctx, cancel := afterStep(ctx)
+	defer cancel()
+	if err := a.Store.Purge(rctx, ref); err != nil {
 		return "", fmt.Errorf("delete %s %d: %w", ref.Model, ref.ID, err)
 	}
 	return OutcomeOK, nil

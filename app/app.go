@@ -56,6 +56,9 @@ type App struct {
 
 // Open validates the synchronizer, connects to PostgreSQL (migrating the
 // schema) and to Temporal. Each failure is one error saying what to do.
+// While the Temporal server cannot be reached, Open logs so and keeps
+// trying until ctx is done: a worker or starter started before its server
+// (or during an outage) waits for it instead of exiting.
 func Open(ctx context.Context, cfg config.Config, s tsync.Synchronizer, log *slog.Logger) (*App, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -107,7 +110,7 @@ func Open(ctx context.Context, cfg config.Config, s tsync.Synchronizer, log *slo
 			return nil, err
 		}
 	}
-	if a.Client, err = dialTemporal(ctx, cfg, log, a.Metrics.SDKHandler()); err != nil {
+	if a.Client, err = waitForTemporal(ctx, cfg, log, a.Metrics.SDKHandler()); err != nil {
 		a.Close()
 		return nil, err
 	}
@@ -207,8 +210,44 @@ func DialTemporal(ctx context.Context, cfg config.Config, log *slog.Logger) (cli
 	return dialTemporal(ctx, cfg, log, nil)
 }
 
+// Delays of waitForTemporal between two dials: doubling, capped (a dial
+// of a server that is down fails at once or after dialTimeout).
+const (
+	dialRetryInitial = time.Second
+	dialRetryMax     = 5 * time.Second
+)
+
+// waitForTemporal is dialTemporal tried again, with a warning naming the
+// server and the error, until it succeeds or ctx is done.
+func waitForTemporal(ctx context.Context, cfg config.Config, log *slog.Logger, mh client.MetricsHandler) (client.Client, error) {
+	wait := dialRetryInitial
+	for attempt := 1; ; attempt++ {
+		c, err := dialTemporal(ctx, cfg, log, mh)
+		if err == nil {
+			if attempt > 1 {
+				log.Info("temporal is reachable", "host_port", cfg.Temporal.HostPort, "attempts", attempt)
+			}
+			return c, nil
+		}
+		if ctx.Err() != nil {
+			return nil, err
+		}
+		log.Warn("waiting for temporal: unreachable, trying again (run `tsync dev start` or set temporal.host_port / TSYNC_TEMPORAL_HOST_PORT)",
+			"host_port", cfg.Temporal.HostPort, "attempt", attempt, "retry_in", wait, "error", err)
+		select {
+		case <-ctx.Done():
+			return nil, err
+		case <-time.After(wait):
+		}
+		wait = min(2*wait, dialRetryMax)
+	}
+}
+
+// dialTimeout bounds one dial of the Temporal server.
+const dialTimeout = 5 * time.Second
+
 func dialTemporal(ctx context.Context, cfg config.Config, log *slog.Logger, mh client.MetricsHandler) (client.Client, error) {
-	dctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	dctx, cancel := context.WithTimeout(ctx, dialTimeout)
 	defer cancel()
 	c, err := client.DialContext(dctx, client.Options{
 		HostPort:       cfg.Temporal.HostPort,
@@ -287,6 +326,7 @@ func (a *App) RunWorker(ctx context.Context) error {
 		Workflows:  a.Config.Concurrency.Workflows,
 		Activities: a.Config.Concurrency.Activities,
 		Watchers:   a.WatcherActivities(),
+		Logger:     a.Log.With("component", "worker"),
 	}, a.Activities())
 }
 

@@ -164,9 +164,16 @@ func (s *Starter) Run(ctx context.Context) error {
 	}
 }
 
+// errStart marks a scan's failure to start a workflow. Unlike a failure of
+// one model's FetchPending, it concerns every model (the Temporal server is
+// down, say): the scan stops there.
+var errStart = errors.New("starting workflows failed (is the Temporal server up?)")
+
 // Scan starts a workflow for every pending object of every synchronized
 // model (sync first, then deletion), batch by batch, and returns how many it
-// started or found running.
+// started or found running. A model whose pending objects cannot be listed
+// is skipped, its error returned with the others'; a workflow that cannot
+// be started ends the scan (the next one tries again).
 func (s *Starter) Scan(ctx context.Context) (int, error) {
 	s.scans.Add(1)
 	s.prune(time.Now())
@@ -177,8 +184,11 @@ func (s *Starter) Scan(ctx context.Context) (int, error) {
 			n, err := s.scanModel(ctx, model, deletion)
 			total += n
 			if err != nil {
-				if ctx.Err() != nil {
-					return total, err
+				if ctx.Err() != nil || errors.Is(err, errStart) {
+					// Starts fail for every model alike: while Temporal is
+					// down, each model's would wait out the SDK's request
+					// timeout in turn before the scan said so.
+					return total, errors.Join(append(errs, err)...)
 				}
 				// One model's failure (say, its FetchPending override) must
 				// not keep the others from being scanned.
@@ -217,7 +227,7 @@ func (s *Starter) scanModel(ctx context.Context, model string, deletion bool) (i
 			g.Go(func() error { return s.start(gctx, ref, deletion, updated[id]) })
 		}
 		if err := g.Wait(); err != nil {
-			return total, err
+			return total, fmt.Errorf("%w: %w", errStart, err)
 		}
 		total += len(ids)
 		backlog += len(ids)

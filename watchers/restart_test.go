@@ -3,7 +3,6 @@ package watchers_test
 import (
 	"context"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -19,6 +18,7 @@ import (
 
 	"github.com/tsync/tsync"
 	"github.com/tsync/tsync/config"
+	"github.com/tsync/tsync/internal/testenv"
 	"github.com/tsync/tsync/models"
 	"github.com/tsync/tsync/watchers"
 )
@@ -46,10 +46,10 @@ func startRedisServer(t *testing.T) *redisServer {
 	t.Helper()
 	bin, err := exec.LookPath("redis-server")
 	require.NoError(t, err, "this test needs redis-server (Debian package redis-server; `make tools` installs it)")
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	// Below the ephemeral range: no outgoing connection takes the port
+	// while the server is down.
+	port, err := testenv.FreePort()
 	require.NoError(t, err)
-	port := l.Addr().(*net.TCPAddr).Port
-	require.NoError(t, l.Close())
 	r := &redisServer{t: t, bin: bin, dir: t.TempDir(), port: port}
 	t.Cleanup(r.kill)
 	r.start()
@@ -72,7 +72,7 @@ func (r *redisServer) start() {
 	cmd := exec.Command(r.bin, "--port", strconv.Itoa(r.port), "--bind", "127.0.0.1",
 		"--save", "", "--appendonly", "no", "--dir", r.dir, "--daemonize", "no")
 	cmd.Stdout, cmd.Stderr = log, log
-	cmd.SysProcAttr = serverProcAttr()
+	cmd.SysProcAttr = testenv.ServerProcAttr()
 	if err := cmd.Start(); err != nil {
 		log.Close()
 		r.t.Fatalf("start redis-server: %v", err)

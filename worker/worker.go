@@ -5,6 +5,7 @@ package worker
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"time"
 
 	"go.temporal.io/sdk/client"
@@ -32,6 +33,11 @@ type Options struct {
 	// the watcher workflows too (a hybrid synchronizer runs steps and
 	// watchers in one worker). nil: no watchers.
 	Watchers *watchers.Activities
+	// OnFatalError is called when the worker stops by itself on an error
+	// the SDK deems fatal (see sdkworker.Options.OnFatalError).
+	OnFatalError func(error)
+	// Logger receives Run's logs; nil discards them.
+	Logger *slog.Logger
 }
 
 // Register registers tsync's workflows and acts on r.
@@ -55,6 +61,7 @@ func New(c client.Client, opts Options, acts *activities.Activities) (sdkworker.
 		MaxConcurrentActivityExecutionSize:     opts.Activities,
 		MaxConcurrentWorkflowTaskExecutionSize: opts.Workflows,
 		WorkerStopTimeout:                      opts.StopTimeout,
+		OnFatalError:                           opts.OnFatalError,
 	})
 	Register(w, acts)
 	if opts.Watchers != nil {
@@ -63,16 +70,68 @@ func New(c client.Client, opts Options, acts *activities.Activities) (sdkworker.
 	return w, nil
 }
 
-// Run runs a worker until ctx is done, then stops it.
+// startRetry is Run's pause between two starts of a worker. While the
+// server is down, a start itself fails only after the SDK's request timeout
+// (10 s), which paces the attempts and their warnings; a longer pause would
+// only delay the worker once the server is back.
+const startRetry = time.Second
+
+// Run runs a worker until ctx is done, then stops it, and returns nil.
+//
+// A worker cannot start while the Temporal server is unreachable (or does
+// not serve the namespace yet): Run logs why and starts a new worker again,
+// until one starts or ctx is done, so that a worker process started during
+// an outage waits for the server instead of exiting. Once started, the SDK's
+// pollers ride out outages by themselves. Should the worker stop on an error
+// the SDK deems fatal (say, the namespace is gone for good), Run returns that
+// error rather than idle with a stopped worker.
 func Run(ctx context.Context, c client.Client, opts Options, acts *activities.Activities) error {
-	w, err := New(c, opts, acts)
-	if err != nil {
-		return err
+	log := opts.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
 	}
-	if err := w.Start(); err != nil {
-		return fmt.Errorf("worker on %s: %w", opts.TaskQueue, err)
+	for attempt := 1; ; attempt++ {
+		fatal := make(chan error, 1)
+		wopts := opts
+		wopts.OnFatalError = func(err error) {
+			if opts.OnFatalError != nil {
+				opts.OnFatalError(err)
+			}
+			select {
+			case fatal <- err:
+			default:
+			}
+		}
+		w, err := New(c, wopts, acts)
+		if err != nil {
+			return err
+		}
+		if err := w.Start(); err != nil {
+			// A worker starts once: this one is done with. Its Stop may
+			// wait for the server a while, like the next start would.
+			w.Stop()
+			if ctx.Err() != nil {
+				return nil
+			}
+			log.Warn("worker cannot start; trying again (is the Temporal server up, serving the namespace?)",
+				"task_queue", opts.TaskQueue, "attempt", attempt, "retry_in", startRetry, "error", err)
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-time.After(startRetry):
+			}
+			continue
+		}
+		if attempt > 1 {
+			log.Info("worker started", "task_queue", opts.TaskQueue, "attempts", attempt)
+		}
+		select {
+		case <-ctx.Done():
+			w.Stop()
+			return nil
+		case err := <-fatal:
+			w.Stop()
+			return fmt.Errorf("worker on %s stopped: %w", opts.TaskQueue, err)
+		}
 	}
-	<-ctx.Done()
-	w.Stop()
-	return nil
 }

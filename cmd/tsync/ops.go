@@ -195,6 +195,10 @@ func (c *cli) errorsCommand() *cobra.Command {
 	return cmd
 }
 
+// resyncDialWait is how long resync waits for an unreachable Temporal
+// server before giving up with the dial's error.
+const resyncDialWait = 15 * time.Second
+
 func (c *cli) resyncCommand() *cobra.Command {
 	return &cobra.Command{
 		Use:   "resync MODEL ID",
@@ -209,7 +213,11 @@ and syncs it again).`,
 			if err != nil || id <= 0 {
 				return fmt.Errorf("id %q is not a positive integer", args[1])
 			}
-			a, err := c.openApp(cmd.Context())
+			// A one-shot command: it waits for an unreachable Temporal
+			// server (app.Open logs why) only so long.
+			octx, cancel := context.WithTimeout(cmd.Context(), resyncDialWait)
+			a, err := c.openApp(octx)
+			cancel()
 			if err != nil {
 				return err
 			}
