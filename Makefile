@@ -91,7 +91,7 @@ fuzz-corpus: fuzz
 	done
 
 ## soak: a bounded run (SOAK_FLAGS='-duration 5m') of creates, updates, deletes, step failures,
-##       deferrals and worker restarts, then an audit; exits 1 when any object is lost
+##       deferrals and a worker process SIGKILLed, then an audit; exits 1 when any object is lost
 SOAK_FLAGS ?=
 soak: tools services
 	TSYNC_TEMPORAL_BIN=$(BIN)/temporal $(GO) run ./soak $(SOAK_FLAGS)

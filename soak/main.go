@@ -1,9 +1,13 @@
 // Command soak runs tsync for a bounded time against a dev server and
-// PostgreSQL: it creates, updates and deletes objects, injects step failures
-// and deferrals at random, stops and replaces the worker, then waits for
-// quiescence and prints an audit. It exits 1 when an object is lost: not in
-// sync, or deleted but not purged, after quiescence (or when two calls of
-// one object's step ever ran at once).
+// PostgreSQL: it creates, updates and deletes objects and injects step
+// failures and deferrals at random, while the worker is stopped and replaced
+// by a worker process, which is SIGKILLed in turn and replaced again; then it
+// waits for quiescence and prints an audit. Every step call, in either
+// process, is recorded in a table of the soak's schema, from which the audit
+// counts. It exits 1 when an object is lost (not in sync, or deleted but not
+// purged, after quiescence), when two calls of one object's step ever ran at
+// once, or when a call got an older version of its object than an earlier
+// call had.
 //
 //	go run ./soak -duration 2m     (make soak SOAK_FLAGS='-duration 5m')
 package main
@@ -16,8 +20,9 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"os"
-	"sync"
+	"os/exec"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -57,16 +62,19 @@ func registry() *models.Registry {
 }
 
 // step syncs every model, failing or deferring at random while chaos is on,
-// and counts what it does.
+// and records each call in the table calls (see callsDDL).
 type step struct {
-	chaos                                        atomic.Bool
-	calls, syncs, retries, deferrals, errs, dels atomic.Int64
-	concurrent                                   atomic.Int64
-
-	mu     sync.Mutex
-	active map[models.Ref]bool
-	seen   map[string]bool // "ref@updated" versions called at least once
+	chaos atomic.Bool
+	pool  *pgxpool.Pool
+	calls string // the calls table, quoted
 }
+
+// callsDDL creates the calls table: one row a step call, from either
+// worker process; end_at and outcome stay NULL for a call its process's
+// death cut short.
+const callsDDL = `CREATE TABLE %s (call bigserial PRIMARY KEY, pid int NOT NULL, op text NOT NULL,
+	model text NOT NULL, object bigint NOT NULL, updated timestamptz NOT NULL,
+	start_at timestamptz NOT NULL, end_at timestamptz, outcome text)`
 
 func (s *step) Synchronizes() []string { return []string{"Site", "Slice", "Item"} }
 
@@ -81,52 +89,48 @@ func ref(obj models.Object) models.Ref {
 	return models.Ref{Model: "Item", ID: b.ID}
 }
 
-func (s *step) enter(obj models.Object) func() {
+// record runs body as a call of op on obj, recorded in the calls table from
+// its start to its outcome.
+func (s *step) record(ctx context.Context, op string, obj models.Object, body func(context.Context) (string, error)) error {
 	r := ref(obj)
-	key := fmt.Sprintf("%s@%s", r, obj.SyncState().Updated.Format(time.RFC3339Nano))
-	s.mu.Lock()
-	if s.active[r] {
-		s.concurrent.Add(1)
+	var call int64
+	if err := s.pool.QueryRow(ctx, `INSERT INTO `+s.calls+` (pid, op, model, object, updated, start_at)
+		VALUES ($1, $2, $3, $4, $5, clock_timestamp()) RETURNING call`, os.Getpid(), op, r.Model, r.ID, obj.SyncState().Updated).Scan(&call); err != nil {
+		return fmt.Errorf("record the call: %w", err)
 	}
-	s.active[r] = true
-	if s.seen[key] {
-		s.retries.Add(1)
+	outcome, err := body(ctx)
+	if _, rerr := s.pool.Exec(context.WithoutCancel(ctx), `UPDATE `+s.calls+` SET end_at = clock_timestamp(), outcome = $2 WHERE call = $1`, call, outcome); rerr != nil {
+		return errors.Join(err, fmt.Errorf("record the outcome: %w", rerr))
 	}
-	s.seen[key] = true
-	s.mu.Unlock()
-	return func() { s.mu.Lock(); delete(s.active, r); s.mu.Unlock() }
+	return err
 }
 
 func (s *step) SyncRecord(ctx context.Context, obj models.Object) error {
-	defer s.enter(obj)()
-	s.calls.Add(1)
-	select {
-	case <-time.After(time.Duration(rand.IntN(20)) * time.Millisecond):
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-	if s.chaos.Load() {
-		switch n := rand.IntN(100); {
-		case n < 10:
-			s.errs.Add(1)
-			return errors.New("injected failure")
-		case n < 15:
-			s.deferrals.Add(1)
-			return tsync.Deferf("injected deferral")
+	return s.record(ctx, "sync", obj, func(ctx context.Context) (string, error) {
+		select {
+		case <-time.After(time.Duration(rand.IntN(20)) * time.Millisecond):
+		case <-ctx.Done():
+			return "cancelled", ctx.Err()
 		}
-	}
-	s.syncs.Add(1)
-	return nil
+		if s.chaos.Load() {
+			switch n := rand.IntN(100); {
+			case n < 10:
+				return "error", errors.New("injected failure")
+			case n < 15:
+				return "deferred", tsync.Deferf("injected deferral")
+			}
+		}
+		return "ok", nil
+	})
 }
 
 func (s *step) DeleteRecord(ctx context.Context, obj models.Object) error {
-	defer s.enter(obj)()
-	if s.chaos.Load() && rand.IntN(100) < 10 {
-		s.errs.Add(1)
-		return errors.New("injected delete failure")
-	}
-	s.dels.Add(1)
-	return nil
+	return s.record(ctx, "delete", obj, func(ctx context.Context) (string, error) {
+		if s.chaos.Load() && rand.IntN(100) < 10 {
+			return "error", errors.New("injected delete failure")
+		}
+		return "ok", nil
+	})
 }
 
 func main() {
@@ -134,11 +138,70 @@ func main() {
 	quiesce := flag.Duration("quiesce", 3*time.Minute, "how long to wait for quiescence afterwards")
 	rate := flag.Duration("every", 100*time.Millisecond, "time between two changes")
 	temporalAddr := flag.String("temporal", "", "host:port of a Temporal server (default: start a dev server)")
+	workerProcess := flag.Bool("worker", false, "internal: run as the worker process the soak starts and kills (config from TSYNC_*)")
 	flag.Parse()
+	if *workerProcess {
+		if err := runWorkerProcess(); err != nil {
+			fmt.Fprintln(os.Stderr, "soak worker:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	if err := run(*duration, *quiesce, *rate, *temporalAddr); err != nil {
 		fmt.Fprintln(os.Stderr, "soak:", err)
 		os.Exit(1)
 	}
+}
+
+// callsEnv names the calls table for the worker process.
+const callsEnv = "SOAK_CALLS_TABLE"
+
+// runWorkerProcess is the worker process: the same step, chaos on, until it
+// is killed.
+func runWorkerProcess() error {
+	ctx := context.Background()
+	cfg, err := config.Load("", os.Environ())
+	if err != nil {
+		return err
+	}
+	pool, err := pgxpool.New(ctx, cfg.DatabaseURL)
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+	st := &step{pool: pool, calls: os.Getenv(callsEnv)}
+	st.chaos.Store(true)
+	a, err := app.Open(ctx, cfg, tsync.Synchronizer{Models: registry(), Steps: []tsync.Step{st}}, slog.New(slog.DiscardHandler))
+	if err != nil {
+		return err
+	}
+	defer a.Close()
+	return a.RunWorker(ctx)
+}
+
+// startWorkerProcess starts this program as a worker process of cfg's
+// synchronizer.
+func startWorkerProcess(cfg config.Config, calls string) (*exec.Cmd, error) {
+	self, err := os.Executable()
+	if err != nil {
+		return nil, err
+	}
+	cmd := exec.Command(self, "-worker")
+	cmd.Env = append(os.Environ(),
+		callsEnv+"="+calls,
+		"TSYNC_OBSERVER_NAME="+cfg.ObserverName,
+		"TSYNC_TEMPORAL_HOST_PORT="+cfg.Temporal.HostPort,
+		"TSYNC_TEMPORAL_TASK_QUEUE="+cfg.Temporal.TaskQueue,
+		"TSYNC_DATABASE_URL="+cfg.DatabaseURL,
+		"TSYNC_DATABASE_SCHEMA="+cfg.DatabaseSchema,
+		"TSYNC_HEARTBEAT_TIMEOUT="+cfg.HeartbeatTimeout.String(),
+		"TSYNC_LOOP_INTERVAL="+cfg.LoopInterval.String(),
+		"TSYNC_RETRY_INITIAL_INTERVAL="+cfg.Retry.InitialInterval.String(),
+		"TSYNC_RETRY_MAX_INTERVAL="+cfg.Retry.MaxInterval.String(),
+	)
+	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+	cmd.SysProcAttr = testenv.ServerProcAttr() // dies with the soak
+	return cmd, cmd.Start()
 }
 
 func run(duration, quiesce, every time.Duration, temporalAddr string) error {
@@ -174,7 +237,7 @@ func run(duration, quiesce, every time.Duration, temporalAddr string) error {
 	defer pool.Close()
 	defer pool.Exec(context.Background(), "DROP SCHEMA IF EXISTS "+pgx.Identifier{schema}.Sanitize()+" CASCADE") //nolint:errcheck
 
-	st := &step{active: map[models.Ref]bool{}, seen: map[string]bool{}}
+	st := &step{pool: pool, calls: pgx.Identifier{schema, "soak_calls"}.Sanitize()}
 	st.chaos.Store(true)
 	quiet := slog.New(slog.DiscardHandler)
 	a, err := app.Open(ctx, cfg, tsync.Synchronizer{Models: registry(), Steps: []tsync.Step{st}}, quiet)
@@ -182,6 +245,9 @@ func run(duration, quiesce, every time.Duration, temporalAddr string) error {
 		return err
 	}
 	defer a.Close()
+	if _, err := pool.Exec(ctx, fmt.Sprintf(callsDDL, st.calls)); err != nil {
+		return fmt.Errorf("calls table: %w", err)
+	}
 	fmt.Printf("soak: temporal %s, schema %s, task queue %s, %s of changes\n", temporalAddr, schema, cfg.Temporal.TaskQueue, duration)
 
 	newWorker := func() (sdkworker.Worker, error) {
@@ -201,13 +267,21 @@ func run(duration, quiesce, every time.Duration, temporalAddr string) error {
 	go func() { defer close(starterDone); _ = a.NewStarter().Run(sctx) }()
 	defer func() { scancel(); <-starterDone }()
 
-	// The changes: creates, updates, deletes; the worker replaced at 1/3 and
-	// 2/3 of the time.
+	// The changes: creates, updates, deletes. At 1/3 of the time the
+	// in-process worker stops (gracefully) and a worker process takes over;
+	// at 2/3 that process is SIGKILLed and an in-process worker takes over.
 	var sites, slices, items []int64
 	var created, updates, deleted int
-	restarts := 0
+	var child *exec.Cmd
+	var killedAt time.Time // PostgreSQL's clock, after the child died
+	defer func() {
+		if child != nil && killedAt.IsZero() {
+			_ = child.Process.Kill()
+			_ = child.Wait()
+		}
+	}()
 	end := time.Now().Add(duration)
-	restartAt := []time.Time{time.Now().Add(duration / 3), time.Now().Add(2 * duration / 3)}
+	switchAt := []time.Time{time.Now().Add(duration / 3), time.Now().Add(2 * duration / 3)}
 	pick := func(ids *[]int64) (int64, bool) {
 		if len(*ids) == 0 {
 			return 0, false
@@ -223,14 +297,36 @@ func run(duration, quiesce, every time.Duration, temporalAddr string) error {
 		}
 	}
 	for time.Now().Before(end) {
-		if len(restartAt) > 0 && time.Now().After(restartAt[0]) {
-			restartAt = restartAt[1:]
-			w.Stop()
-			time.Sleep(time.Duration(rand.IntN(1000)) * time.Millisecond)
-			if w, err = newWorker(); err != nil {
-				return err
+		if len(switchAt) > 0 && time.Now().After(switchAt[0]) {
+			switchAt = switchAt[1:]
+			if child == nil {
+				w.Stop()
+				if child, err = startWorkerProcess(cfg, st.calls); err != nil {
+					return fmt.Errorf("start the worker process: %w", err)
+				}
+			} else {
+				// Kill it with a step call under way, when one comes within 2s.
+				for wait := time.Now().Add(2 * time.Second); time.Now().Before(wait); time.Sleep(time.Millisecond) {
+					var busy bool
+					if err := pool.QueryRow(ctx, `SELECT EXISTS (SELECT FROM `+st.calls+` WHERE pid = $1 AND end_at IS NULL)`, child.Process.Pid).Scan(&busy); err != nil {
+						return err
+					}
+					if busy {
+						break
+					}
+				}
+				if err := child.Process.Signal(syscall.SIGKILL); err != nil {
+					return fmt.Errorf("kill the worker process: %w", err)
+				}
+				_ = child.Wait()
+				if err := pool.QueryRow(ctx, `SELECT clock_timestamp()`).Scan(&killedAt); err != nil {
+					return err
+				}
+				time.Sleep(time.Duration(rand.IntN(1000)) * time.Millisecond)
+				if w, err = newWorker(); err != nil {
+					return err
+				}
 			}
-			restarts++
 		}
 		n := rand.IntN(100)
 		switch {
@@ -329,18 +425,55 @@ func run(duration, quiesce, every time.Duration, temporalAddr string) error {
 		live += n
 	}
 	lostN := notSynced + notPurged
+	if child == nil || killedAt.IsZero() {
+		return fmt.Errorf("the worker process was not started and killed: run longer (-duration)")
+	}
+	a2 := audit{childPid: child.Process.Pid, killedAt: killedAt}
+	if err := a2.read(ctx, pool, st.calls); err != nil {
+		return fmt.Errorf("audit: %w", err)
+	}
 	fmt.Printf("audit after %s:\n", time.Since(start).Round(time.Millisecond))
 	fmt.Printf("  objects     %d created, %d live, %d updates, %d deleted\n", created, live, updates, deleted)
-	fmt.Printf("  worker      %d restarts\n", restarts)
-	fmt.Printf("  syncs       %d step calls, %d succeeded\n", st.calls.Load(), st.syncs.Load())
-	fmt.Printf("  retries     %d (calls of an object version called before)\n", st.retries.Load())
-	fmt.Printf("  deferrals   %d\n", st.deferrals.Load())
-	fmt.Printf("  errors      %d (injected)\n", st.errs.Load())
-	fmt.Printf("  deletes     %d\n", st.dels.Load())
-	fmt.Printf("  concurrent  %d\n", st.concurrent.Load())
+	fmt.Printf("  worker      replaced by a worker process (pid %d), which was SIGKILLed with %d step calls under way, then replaced\n", a2.childPid, a2.cut)
+	fmt.Printf("  syncs       %d step calls (%d by the killed process), %d succeeded\n", a2.calls, a2.childCalls, a2.synced)
+	fmt.Printf("  retries     %d (calls of an object version called before)\n", a2.retries)
+	fmt.Printf("  deferrals   %d\n", a2.deferrals)
+	fmt.Printf("  errors      %d (injected)\n", a2.errs)
+	fmt.Printf("  deletes     %d\n", a2.deletes)
+	fmt.Printf("  concurrent  %d\n", a2.concurrent)
+	fmt.Printf("  stale       %d (calls on an older version than an earlier call saw)\n", a2.stale)
 	fmt.Printf("  lost        %d (%d not in sync, %d deleted but not purged)\n", lostN, notSynced, notPurged)
-	if lostN > 0 || st.concurrent.Load() > 0 {
-		return fmt.Errorf("%d objects lost, %d concurrent step calls", lostN, st.concurrent.Load())
+	if lostN > 0 || a2.concurrent > 0 || a2.stale > 0 {
+		return fmt.Errorf("%d objects lost, %d concurrent step calls, %d stale step calls", lostN, a2.concurrent, a2.stale)
 	}
 	return nil
+}
+
+// audit is what the calls table says of the step calls.
+type audit struct {
+	childPid int
+	killedAt time.Time
+
+	calls, childCalls, cut, synced, deletes, errs, deferrals, retries, concurrent, stale int
+}
+
+// read counts from the calls table. A call the kill cut short ended when
+// the process died, at the latest; any other call without an end never
+// ended, and overlaps everything after it.
+func (a *audit) read(ctx context.Context, pool *pgxpool.Pool, calls string) error {
+	if err := pool.QueryRow(ctx, `SELECT count(*), count(*) FILTER (WHERE pid = $1), count(*) FILTER (WHERE pid = $1 AND end_at IS NULL),
+		count(*) FILTER (WHERE op = 'sync' AND outcome = 'ok'), count(*) FILTER (WHERE op = 'delete' AND outcome = 'ok'),
+		count(*) FILTER (WHERE outcome = 'error'), count(*) FILTER (WHERE outcome = 'deferred'),
+		count(*) - count(DISTINCT (op, model, object, updated)) FROM `+calls, a.childPid).
+		Scan(&a.calls, &a.childCalls, &a.cut, &a.synced, &a.deletes, &a.errs, &a.deferrals, &a.retries); err != nil {
+		return err
+	}
+	ended := `coalesce(end_at, CASE WHEN pid = $1 THEN $2::timestamptz ELSE 'infinity' END)`
+	if err := pool.QueryRow(ctx, `WITH c AS (SELECT call, model, object, start_at, `+ended+` AS end_at FROM `+calls+`)
+		SELECT count(*) FROM c AS x JOIN c AS y ON x.model = y.model AND x.object = y.object AND x.call < y.call
+		AND y.start_at < x.end_at AND x.start_at < y.end_at`, a.childPid, a.killedAt).Scan(&a.concurrent); err != nil {
+		return err
+	}
+	return pool.QueryRow(ctx, `SELECT count(*) FROM (SELECT updated < max(updated) OVER (PARTITION BY op, model, object ORDER BY start_at, call
+		ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS stale FROM `+calls+`) AS s WHERE stale`).Scan(&a.stale)
 }
