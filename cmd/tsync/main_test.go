@@ -45,30 +45,6 @@ func TestBadConfigIsOneLine(t *testing.T) {
 	}
 }
 
-func TestConfigSources(t *testing.T) {
-	t.Chdir(t.TempDir())
-	c := &cli{environ: []string{"TSYNC_TEMPORAL_TASK_QUEUE=q1"}}
-	cfg, source, err := c.loadConfig()
-	require.NoError(t, err)
-	require.Equal(t, "the built-in sample config", source)
-	require.Equal(t, "demo", cfg.ObserverName)
-	require.Equal(t, "q1", cfg.Temporal.TaskQueue, "environment overrides apply")
-
-	require.NoError(t, os.WriteFile("config.yaml", []byte("observer_name: local\n"), 0o644))
-	cfg, source, err = c.loadConfig()
-	require.NoError(t, err)
-	require.Equal(t, "config.yaml", source)
-	require.Equal(t, "local", cfg.ObserverName)
-
-	require.NoError(t, os.WriteFile("other.yaml", []byte("observer_name: other\nloop_interval: 2s\n"), 0o644))
-	c.configFile = "other.yaml"
-	cfg, source, err = c.loadConfig()
-	require.NoError(t, err)
-	require.Equal(t, "other.yaml", source)
-	require.Equal(t, "other", cfg.ObserverName)
-	require.Equal(t, 2*time.Second, cfg.LoopInterval)
-}
-
 func TestLogFile(t *testing.T) {
 	dir := t.TempDir()
 	logFile := filepath.Join(dir, "logs", "tsync.log")

@@ -9,6 +9,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/tsync/tsync/cli"
 	"github.com/tsync/tsync/demo"
 )
 
@@ -82,7 +83,7 @@ func TestErrorsResyncStatusJSON(t *testing.T) {
 
 	code, stdout, stderr = tsyncRun(t, env, "status", "Site", "1", "-o", "json")
 	require.Equal(t, 0, code, stderr)
-	var objs []objectState
+	var objs []cli.ObjectState
 	require.NoError(t, json.Unmarshal([]byte(stdout), &objs))
 	require.Len(t, objs, 1)
 	require.Equal(t, "Site", objs[0].Model)

@@ -1,4 +1,4 @@
-package main
+package cli
 
 import (
 	"context"
@@ -8,30 +8,40 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/tsync/tsync"
 	"github.com/tsync/tsync/app"
-	"github.com/tsync/tsync/demo"
 	"github.com/tsync/tsync/models"
 )
 
-// openApp opens the demo synchronizer's app (PostgreSQL, migrated, and
-// Temporal) with its backend wired to the app's store.
-func (c *cli) openApp(ctx context.Context) (*app.App, error) {
-	backend := &demo.Backend{Dir: c.cfg.DemoDir}
-	a, err := app.Open(ctx, c.cfg, demo.Synchronizer(backend), c.log)
+// OpenApp opens the synchronizer's app (PostgreSQL, migrated, and Temporal,
+// waiting for it) and calls the Definition's opened hook. Close it when
+// done.
+func (c *CLI) OpenApp(ctx context.Context) (*app.App, error) {
+	s, opened := c.def.Synchronizer(c.cfg)
+	a, err := app.Open(ctx, c.cfg, s, c.log)
 	if err != nil {
 		return nil, err
 	}
-	backend.Store = a.Store
+	if opened != nil {
+		opened(a)
+	}
 	return a, nil
 }
 
-// openStore opens the demo's model store without Temporal, migrating the
-// schema when migrate is set. Call the returned func to close it.
-func (c *cli) openStore(ctx context.Context, migrate bool) (*models.Store, func(), error) {
+// compile compiles the synchronizer, without opening anything.
+func (c *CLI) compile() (*tsync.Compiled, error) {
+	s, _ := c.def.Synchronizer(c.cfg)
+	return s.Compile()
+}
+
+// openStore opens the synchronizer's model store without Temporal,
+// migrating the schema when migrate is set. Call the returned func to close
+// it.
+func (c *CLI) openStore(ctx context.Context, migrate bool) (*models.Store, func(), error) {
 	if err := c.cfg.Validate(); err != nil {
 		return nil, nil, err
 	}
-	compiled, err := demo.Synchronizer(&demo.Backend{Dir: c.cfg.DemoDir}).Compile()
+	compiled, err := c.compile()
 	if err != nil {
 		return nil, nil, err
 	}
@@ -50,8 +60,9 @@ func (c *cli) openStore(ctx context.Context, migrate bool) (*models.Store, func(
 	return store, pool.Close, nil
 }
 
-// objectState is the sync state of one object, as `tsync status` shows it.
-type objectState struct {
+// ObjectState is the sync state of one object, as the status command shows
+// it (and writes it with -o json).
+type ObjectState struct {
 	Model   string
 	ID      int64
 	Code    int
@@ -70,23 +81,23 @@ type objectState struct {
 
 // InSync reports whether the object is in sync: code 1 and enacted ==
 // updated, and not deleted.
-func (o objectState) InSync() bool {
+func (o ObjectState) InSync() bool {
 	return !o.Deleted && o.Code == models.CodeOK && o.Current
 }
 
 // InError reports whether the object's last sync failed or it is held.
-func (o objectState) InError() bool { return o.Code == models.CodeError }
+func (o ObjectState) InError() bool { return o.Code == models.CodeError }
 
 // listObjects returns the sync state of every object of the store's
 // models, dependencies first, each model's by id.
-func listObjects(ctx context.Context, store *models.Store) ([]objectState, error) {
+func listObjects(ctx context.Context, store *models.Store) ([]ObjectState, error) {
 	states, err := store.SyncStates(ctx)
 	if err != nil {
 		return nil, err
 	}
-	out := make([]objectState, len(states))
+	out := make([]ObjectState, len(states))
 	for i, st := range states {
-		out[i] = objectState{
+		out[i] = ObjectState{
 			Model: st.Model, ID: st.ID, Code: st.Code, Status: st.Status, Deleted: st.Deleted,
 			Current: st.Enacted != nil && st.Enacted.Equal(st.Updated), Updated: st.Updated, Enacted: st.Enacted,
 		}
@@ -97,7 +108,7 @@ func listObjects(ctx context.Context, store *models.Store) ([]objectState, error
 // tally counts objects by state.
 type tally struct{ total, inSync, pending, inError int }
 
-func count(objs []objectState) tally {
+func count(objs []ObjectState) tally {
 	var t tally
 	for _, o := range objs {
 		t.total++
@@ -119,7 +130,7 @@ func (t tally) String() string {
 
 // printTable writes objs as a table, with the running workflow's state when
 // it is known.
-func printTable(w io.Writer, objs []objectState) error {
+func printTable(w io.Writer, objs []ObjectState) error {
 	withWorkflow := false
 	for _, o := range objs {
 		if o.WorkflowState != "" {

@@ -1,4 +1,4 @@
-package main
+package cli
 
 import (
 	"github.com/spf13/cobra"
@@ -6,11 +6,11 @@ import (
 	"github.com/tsync/tsync/app"
 )
 
-func (c *cli) dispatcherCommand() *cobra.Command {
+func (c *CLI) dispatcherCommand() *cobra.Command {
 	return &cobra.Command{
 		Use:   "dispatcher",
-		Short: "Run the demo synchronizer's watcher dispatcher until SIGINT/SIGTERM",
-		Long: `Run the event-based path of the demo synchronizer (observer_enable_watchers
+		Short: "Run the synchronizer's watcher dispatcher until SIGINT/SIGTERM",
+		Long: `Run the event-based path of the synchronizer (observer_enable_watchers
 must be on): a relay that publishes every committed change of the model store
 to the Redis stream "tsync:{<database_schema>}:changes", and a dispatcher that
 reads the stream with consumer group <observer_name> and starts a watcher

@@ -1,19 +1,16 @@
-package main
+package cli
 
 import (
 	"context"
 	"fmt"
-	"io/fs"
 	"os"
 	"path/filepath"
-	"sort"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/spf13/cobra"
 
-	"github.com/tsync/tsync/demo"
 	"github.com/tsync/tsync/internal/devstack"
 	"github.com/tsync/tsync/models"
 )
@@ -28,7 +25,7 @@ type demoOptions struct {
 	noSeed bool
 }
 
-func (c *cli) demoCommand() *cobra.Command {
+func (c *CLI) demoCommand() *cobra.Command {
 	var opts demoOptions
 	cmd := &cobra.Command{
 		Use:   "demo",
@@ -47,7 +44,7 @@ starter running until SIGINT), and 1 with the objects not in sync when
 		Annotations: map[string]string{"quiet": "true"},
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if opts.sites < 1 {
-				return fmt.Errorf("--sites must be at least 1, got %d", opts.sites)
+				return fmt.Errorf("--%s must be at least 1, got %d", c.seedUnit(), opts.sites)
 			}
 			if opts.timeout <= 0 {
 				return fmt.Errorf("--timeout must be positive, got %s", opts.timeout)
@@ -56,13 +53,13 @@ starter running until SIGINT), and 1 with the objects not in sync when
 		},
 	}
 	opts.dev.register(cmd.Flags())
-	cmd.Flags().IntVar(&opts.sites, "sites", 2, "number of sites to seed when the demo's tables are empty (12 objects each)")
+	cmd.Flags().IntVar(&opts.sites, c.seedUnit(), 2, "number of "+c.seedUnit()+" to seed when the tables are empty"+c.seedHelp())
 	cmd.Flags().DurationVar(&opts.timeout, "timeout", 2*time.Minute, "how long to wait for every object to be in sync")
 	cmd.Flags().BoolVar(&opts.stay, "stay", false, "keep the worker and the starter running after all objects are in sync, until SIGINT")
 	return cmd
 }
 
-func (c *cli) runDemo(ctx context.Context, opts demoOptions) error {
+func (c *CLI) runDemo(ctx context.Context, opts demoOptions) error {
 	begin := time.Now()
 	if c.cfg.ObserverDisabled {
 		return fmt.Errorf("demo: observer_disabled is set, so nothing would be synced (unset it or TSYNC_OBSERVER_DISABLED)")
@@ -76,7 +73,7 @@ func (c *cli) runDemo(ctx context.Context, opts demoOptions) error {
 	if err != nil {
 		return err
 	}
-	a, err := c.openApp(ctx)
+	a, err := c.OpenApp(ctx)
 	if err != nil {
 		return err
 	}
@@ -86,12 +83,12 @@ func (c *cli) runDemo(ctx context.Context, opts demoOptions) error {
 	if err != nil {
 		return err
 	}
-	if len(objs) == 0 && !opts.noSeed {
-		n, err := demo.Seed(ctx, a.Store, opts.sites)
+	if len(objs) == 0 && !opts.noSeed && c.def.Seed != nil {
+		n, err := c.def.Seed(ctx, a.Store, opts.sites)
 		if err != nil {
 			return err
 		}
-		c.printf("Seeded %d demo objects (%d sites) into schema %s", n, opts.sites, a.Store.Schema())
+		c.printf("Seeded %d demo objects (%d %s) into schema %s", n, opts.sites, c.seedUnit(), a.Store.Schema())
 		if objs, err = listObjects(ctx, a.Store); err != nil {
 			return err
 		}
@@ -119,11 +116,10 @@ func (c *cli) runDemo(ctx context.Context, opts demoOptions) error {
 		stopRun()
 		wg.Wait()
 	}()
-	c.printf("Syncing: a worker and a starter on task queue %s (namespace %s), demo backend in %s; waiting up to %s",
-		a.Config.Temporal.TaskQueue, a.Config.Temporal.Namespace, a.Config.DemoDir, opts.timeout)
+	c.printf("Syncing: a worker and a starter on task queue %s (namespace %s); waiting up to %s",
+		a.Config.Temporal.TaskQueue, a.Config.Temporal.Namespace, opts.timeout)
 	if a.Config.ObserverEnableWatchers {
-		c.printf("Watchers: a dispatcher on stream %s (group %s); network CIDR changes are logged to %s",
-			a.Stream(), a.Config.ObserverName, filepath.Join(a.Config.DemoDir, demo.WatcherLog))
+		c.printf("Watchers: a dispatcher on stream %s (group %s)", a.Stream(), a.Config.ObserverName)
 	}
 
 	final, err := c.waitInSync(ctx, a.Store, opts.timeout, failed)
@@ -135,7 +131,7 @@ func (c *cli) runDemo(ctx context.Context, opts demoOptions) error {
 		return nil
 	}
 	c.printf("")
-	c.printf("Staying up: the worker and the starter keep running (try `tsync seed` in another shell); press Ctrl-C to stop.")
+	c.printf("Staying up: the worker and the starter keep running (%s, in another shell); press Ctrl-C to stop.", c.seedHint())
 	last := final
 	ticker := time.NewTicker(time.Second)
 	defer ticker.Stop()
@@ -168,7 +164,7 @@ const maxErrorLines = 5
 // waitInSync polls the store until every object is in sync, printing
 // progress and each new error, and returns the final tally. On timeout it
 // prints the objects not in sync and fails.
-func (c *cli) waitInSync(ctx context.Context, store *models.Store, timeout time.Duration, failed <-chan error) (tally, error) {
+func (c *CLI) waitInSync(ctx context.Context, store *models.Store, timeout time.Duration, failed <-chan error) (tally, error) {
 	begin := time.Now()
 	deadline := time.NewTimer(timeout)
 	defer deadline.Stop()
@@ -176,7 +172,7 @@ func (c *cli) waitInSync(ctx context.Context, store *models.Store, timeout time.
 	defer ticker.Stop()
 	last := tally{total: -1}
 	seenErrors := map[string]bool{}
-	var objs []objectState
+	var objs []ObjectState
 	for {
 		var err error
 		if objs, err = listObjects(ctx, store); err != nil {
@@ -214,7 +210,7 @@ func (c *cli) waitInSync(ctx context.Context, store *models.Store, timeout time.
 		case err := <-failed:
 			return t, err
 		case <-deadline.C:
-			var behind []objectState
+			var behind []ObjectState
 			for _, o := range objs {
 				if !o.InSync() {
 					behind = append(behind, o)
@@ -231,7 +227,7 @@ func (c *cli) waitInSync(ctx context.Context, store *models.Store, timeout time.
 }
 
 // printSummary says what the demo did and where to look.
-func (c *cli) printSummary(final, before tally, wall time.Duration, st devstack.Status, opts demoOptions) {
+func (c *CLI) printSummary(final, before tally, wall time.Duration, st devstack.Status, opts demoOptions) {
 	synced := final.inSync - before.inSync
 	if wall < 10*time.Second {
 		wall = wall.Round(10 * time.Millisecond)
@@ -239,25 +235,17 @@ func (c *cli) printSummary(final, before tally, wall time.Duration, st devstack.
 		wall = wall.Round(100 * time.Millisecond)
 	}
 	c.printf("")
+	noun := "demo objects"
+	if opts.noSeed {
+		noun = "objects" // dev up: whatever the tables hold
+	}
 	if synced == 0 {
-		c.printf("All %d demo objects in sync (they were already); wall time %s.", final.total, wall)
+		c.printf("All %d %s in sync (they were already); wall time %s.", final.total, noun, wall)
 	} else {
-		c.printf("All %d demo objects in sync (%d synced by this run); wall time %s.", final.total, synced, wall)
+		c.printf("All %d %s in sync (%d synced by this run); wall time %s.", final.total, noun, synced, wall)
 	}
-	dir := c.cfg.DemoDir
-	abs, _ := filepath.Abs(dir)
-	files, examples := backendFiles(dir)
-	where := dir
-	if abs != "" && abs != dir {
-		where = fmt.Sprintf("%s (%s)", dir, abs)
-	}
-	if files == 0 {
-		c.printf("Backend tree: %s has no files: it was removed after the objects were synced (the database still says they are in sync).", where)
-	} else {
-		c.printf("Backend tree: %s, %d files, e.g.", where, files)
-		for _, p := range examples {
-			c.printf("  %s", p)
-		}
+	if c.def.Summary != nil {
+		c.def.Summary(c)
 	}
 	c.printf("%s", uiLine(st))
 	bin := c.temporalBinHint(opts.dev)
@@ -270,52 +258,9 @@ func (c *cli) printSummary(final, before tally, wall time.Duration, st devstack.
 	c.printf("Objects:   %s status", selfHint())
 }
 
-// backendFiles counts the files under dir and picks one example path of
-// each kind (ids replaced by *), shallowest first.
-func backendFiles(dir string) (int, []string) {
-	n := 0
-	kinds := map[string]string{}
-	_ = filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
-		if err != nil || d.IsDir() || strings.HasSuffix(path, ".tmp") {
-			return nil
-		}
-		n++
-		rel, err := filepath.Rel(dir, path)
-		if err != nil {
-			return nil
-		}
-		parts := strings.Split(filepath.ToSlash(rel), "/")
-		for i, p := range parts {
-			if strings.Trim(strings.TrimSuffix(p, filepath.Ext(p)), "0123456789") == "" {
-				parts[i] = "*" + filepath.Ext(p)
-			}
-		}
-		kind := strings.Join(parts, "/")
-		if _, ok := kinds[kind]; !ok {
-			kinds[kind] = path
-		}
-		return nil
-	})
-	var examples []string
-	for _, p := range kinds {
-		examples = append(examples, p)
-	}
-	sort.Slice(examples, func(i, j int) bool {
-		di, dj := strings.Count(examples[i], string(filepath.Separator)), strings.Count(examples[j], string(filepath.Separator))
-		if di != dj {
-			return di < dj
-		}
-		return examples[i] < examples[j]
-	})
-	if len(examples) > 6 {
-		examples = examples[:6]
-	}
-	return n, examples
-}
-
 // temporalBinHint is how to run the temporal CLI from the working
 // directory.
-func (c *cli) temporalBinHint(f devFlags) string {
+func (c *CLI) temporalBinHint(f devFlags) string {
 	bin, err := devstack.FindTemporalBin(f.temporalBin)
 	if err != nil {
 		return "temporal"

@@ -1,4 +1,4 @@
-package main
+package cli
 
 import (
 	"context"
@@ -28,7 +28,7 @@ func (f *devFlags) register(fs *pflag.FlagSet) {
 const devStateDir = "var"
 
 // temporal describes the dev server at the configured temporal.host_port.
-func (c *cli) temporal(f devFlags) devstack.Temporal {
+func (c *CLI) temporal(f devFlags) devstack.Temporal {
 	return devstack.Temporal{
 		Bin:       f.temporalBin,
 		HostPort:  c.cfg.Temporal.HostPort,
@@ -42,7 +42,7 @@ func (c *cli) temporal(f devFlags) devstack.Temporal {
 
 // startTemporal starts the dev server, or reuses the one listening, and
 // says which.
-func (c *cli) startTemporal(ctx context.Context, f devFlags) (devstack.StartResult, error) {
+func (c *CLI) startTemporal(ctx context.Context, f devFlags) (devstack.StartResult, error) {
 	t := c.temporal(f)
 	if f.temporalBin != "" && !devstack.Listening(t.HostPort) {
 		bin, err := devstack.FindTemporalBin(f.temporalBin)
@@ -59,7 +59,7 @@ func (c *cli) startTemporal(ctx context.Context, f devFlags) (devstack.StartResu
 	case !res.Reused:
 		c.printf("Temporal: started a dev server at %s (pid %d, log %s, db %s)", t.HostPort, res.PID, res.Log, t.DBFile)
 	case res.Owned():
-		c.printf("Temporal: a dev server is already running at %s (pid %d, started by tsync dev); reusing it", t.HostPort, res.PID)
+		c.printf("Temporal: a dev server is already running at %s (pid %d, started by "+c.def.Name+" dev); reusing it", t.HostPort, res.PID)
 	default:
 		c.printf("Temporal: a server is already listening at %s; reusing it", t.HostPort)
 	}
@@ -76,12 +76,12 @@ func uiLine(st devstack.Status) string {
 	case st.Owned():
 		return "Temporal Web UI: not answering yet at " + st.UIURL
 	default:
-		return fmt.Sprintf("Temporal Web UI: none at %s (the server at %s runs without it, e.g. --headless; stop it and run `tsync dev start` to get one)",
+		return fmt.Sprintf("Temporal Web UI: none at %s (the server at %s runs without it, e.g. --headless; stop it and run `dev start` to get one)",
 			st.UIURL, st.HostPort)
 	}
 }
 
-func (c *cli) devCommand() *cobra.Command {
+func (c *CLI) devCommand() *cobra.Command {
 	var flags devFlags
 	dev := &cobra.Command{
 		Use:   "dev",
@@ -110,13 +110,12 @@ reused, never replaced.`,
 	up := &cobra.Command{
 		Use:   "up",
 		Short: "Run the whole dev stack: the dev server, and a worker and a starter (and a dispatcher with watchers) until SIGINT",
-		Long: `Run the local dev stack for the demo synchronizer: make sure PostgreSQL and
+		Long: `Run the local dev stack for the synchronizer: make sure PostgreSQL and
 Redis are up, start the Temporal dev server with its Web UI (or reuse the one
 running), then run a worker and a starter (and a dispatcher when
-observer_enable_watchers is set) in this process until SIGINT. Nothing is
-seeded: add objects with ` + "`tsync seed`" + ` or your own code, and watch them sync.
-A synchronizer of your own runs the same way with ` + "`tsync dev start`" + ` and its
-own main (see ` + "`tsync new`" + `).`,
+observer_enable_watchers is set) in this process until SIGINT, printing the
+objects' tally as it changes. Nothing is seeded: add objects and watch them
+sync.`,
 		Args:        cobra.NoArgs,
 		Annotations: map[string]string{"quiet": "true"},
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -125,7 +124,7 @@ own main (see ` + "`tsync new`" + `).`,
 	}
 	stop := &cobra.Command{
 		Use:         "stop",
-		Short:       "Stop the dev server started by `tsync dev start` (by its pid file)",
+		Short:       "Stop the dev server started by `dev start` (by its pid file)",
 		Args:        cobra.NoArgs,
 		Annotations: map[string]string{"quiet": "true"},
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -138,7 +137,7 @@ own main (see ` + "`tsync new`" + `).`,
 			case errors.Is(err, devstack.ErrNotOwned):
 				c.printf("Temporal: %v", err)
 				if devstack.Listening(t.HostPort) {
-					c.printf("Temporal: the server listening at %s was not started by `tsync dev start`; left running", t.HostPort)
+					c.printf("Temporal: the server listening at %s was not started by `"+c.def.Name+" dev start`; left running", t.HostPort)
 				}
 			default:
 				return err
@@ -156,14 +155,14 @@ own main (see ` + "`tsync new`" + `).`,
 			down := 0
 			switch {
 			case st.Healthy && st.Owned():
-				c.printf("Temporal: serving at %s (pid %d, started by tsync dev)", st.HostPort, st.PID)
+				c.printf("Temporal: serving at %s (pid %d, started by "+c.def.Name+" dev)", st.HostPort, st.PID)
 			case st.Healthy:
-				c.printf("Temporal: serving at %s (not started by tsync dev)", st.HostPort)
+				c.printf("Temporal: serving at %s (not started by "+c.def.Name+" dev)", st.HostPort)
 			case st.Listening:
 				c.printf("Temporal: something listens at %s but does not pass a Temporal health check", st.HostPort)
 				down++
 			default:
-				c.printf("Temporal: not running at %s (start it with `tsync dev start`)", st.HostPort)
+				c.printf("Temporal: not running at %s (start it with `"+c.def.Name+" dev start`)", st.HostPort)
 				down++
 			}
 			if st.Healthy {

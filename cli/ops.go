@@ -1,4 +1,4 @@
-package main
+package cli
 
 import (
 	"bytes"
@@ -16,8 +16,6 @@ import (
 	"go.temporal.io/sdk/converter"
 
 	"github.com/tsync/tsync/app"
-	"github.com/tsync/tsync/demo"
-	"github.com/tsync/tsync/generate"
 	"github.com/tsync/tsync/models"
 	"github.com/tsync/tsync/workflows"
 )
@@ -27,11 +25,11 @@ func addOutputFlag(cmd *cobra.Command, out *string) {
 	cmd.Flags().StringVarP(out, "output", "o", "table", "output format: table or json")
 }
 
-func (c *cli) writeObjects(format string, objs []objectState, summary bool) error {
+func (c *CLI) writeObjects(format string, objs []ObjectState, summary bool) error {
 	switch format {
 	case "json":
 		if objs == nil {
-			objs = []objectState{}
+			objs = []ObjectState{}
 		}
 		enc := json.NewEncoder(c.stdout)
 		enc.SetIndent("", "  ")
@@ -51,7 +49,7 @@ func (c *cli) writeObjects(format string, objs []objectState, summary bool) erro
 }
 
 // filterObjects keeps the objects of model (and id), when given.
-func filterObjects(objs []objectState, args []string) ([]objectState, error) {
+func filterObjects(objs []ObjectState, args []string) ([]ObjectState, error) {
 	if len(args) == 0 {
 		return objs, nil
 	}
@@ -62,7 +60,7 @@ func filterObjects(objs []objectState, args []string) ([]objectState, error) {
 			return nil, fmt.Errorf("id %q is not a positive integer", args[1])
 		}
 	}
-	var out []objectState
+	var out []ObjectState
 	for _, o := range objs {
 		if o.Model == args[0] && (id == 0 || o.ID == id) {
 			out = append(out, o)
@@ -73,7 +71,7 @@ func filterObjects(objs []objectState, args []string) ([]objectState, error) {
 
 // addWorkflows fills in the running workflow of each object, from a
 // visibility query; it says so and goes on when Temporal cannot answer.
-func (c *cli) addWorkflows(ctx context.Context, objs []objectState) {
+func (c *CLI) addWorkflows(ctx context.Context, objs []ObjectState) {
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	cl, err := app.DialTemporal(ctx, c.cfg, c.log)
@@ -113,7 +111,7 @@ func (c *cli) addWorkflows(ctx context.Context, objs []objectState) {
 	}
 }
 
-func (c *cli) statusCommand() *cobra.Command {
+func (c *CLI) statusCommand() *cobra.Command {
 	var output string
 	cmd := &cobra.Command{
 		Use:   "status [MODEL [ID]]",
@@ -148,7 +146,7 @@ enacted and updated included.`,
 			}
 			c.addWorkflows(cmd.Context(), objs)
 			if len(objs) == 0 && output == "table" {
-				c.printf("0 objects, 0 in sync, 0 pending, 0 in error in schema %s (insert some with `tsync seed`, or run `tsync demo`)", store.Schema())
+				c.printf("0 objects, 0 in sync, 0 pending, 0 in error in schema %s (%s)", store.Schema(), c.seedHint())
 				return nil
 			}
 			return c.writeObjects(output, objs, true)
@@ -158,7 +156,7 @@ enacted and updated included.`,
 	return cmd
 }
 
-func (c *cli) errorsCommand() *cobra.Command {
+func (c *CLI) errorsCommand() *cobra.Command {
 	var output string
 	cmd := &cobra.Command{
 		Use:         "errors",
@@ -175,7 +173,7 @@ func (c *cli) errorsCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			var bad []objectState
+			var bad []ObjectState
 			for _, o := range objs {
 				if o.InError() {
 					bad = append(bad, o)
@@ -199,7 +197,7 @@ func (c *cli) errorsCommand() *cobra.Command {
 // server before giving up with the dial's error.
 const resyncDialWait = 15 * time.Second
 
-func (c *cli) resyncCommand() *cobra.Command {
+func (c *CLI) resyncCommand() *cobra.Command {
 	return &cobra.Command{
 		Use:   "resync MODEL ID",
 		Short: "Force a sync of one object",
@@ -216,7 +214,7 @@ and syncs it again).`,
 			// A one-shot command: it waits for an unreachable Temporal
 			// server (app.Open logs why) only so long.
 			octx, cancel := context.WithTimeout(cmd.Context(), resyncDialWait)
-			a, err := c.openApp(octx)
+			a, err := c.OpenApp(octx)
 			cancel()
 			if err != nil {
 				return err
@@ -238,7 +236,7 @@ and syncs it again).`,
 	}
 }
 
-func (c *cli) depsCommand() *cobra.Command {
+func (c *CLI) depsCommand() *cobra.Command {
 	var format, output, depsFile string
 	cmd := &cobra.Command{
 		Use:   "deps",
@@ -251,7 +249,7 @@ with graphviz's dot as --format svg or png (which need --output).`,
 		Args:        cobra.NoArgs,
 		Annotations: map[string]string{"quiet": "true"},
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			compiled, err := demo.Synchronizer(&demo.Backend{Dir: c.cfg.DemoDir}).Compile()
+			compiled, err := c.compile()
 			if err != nil {
 				return err
 			}
@@ -298,36 +296,5 @@ with graphviz's dot as --format svg or png (which need --output).`,
 	cmd.Flags().StringVar(&format, "format", "dot", "graph format: dot, svg or png")
 	cmd.Flags().StringVar(&output, "output", "", "graph file (default: stdout, for dot)")
 	cmd.Flags().StringVar(&depsFile, "deps-file", "", "model-deps file (default: observer_dependency_graph)")
-	return cmd
-}
-
-func (c *cli) newCommand() *cobra.Command {
-	var opts generate.Options
-	cmd := &cobra.Command{
-		Use:   "new workbased|watcher NAME",
-		Short: "Scaffold a synchronizer: a model, a step or watcher, a test and a main",
-		Long: `Scaffold a synchronizer package NAME in --dir: a model, a step (workbased) or
-a watcher (watcher), a test, a main under cmd/NAME and a config.yaml. It builds
-and passes its test as generated: cd NAME && go mod tidy && go test ./...
-Outside a Go module, it writes a go.mod (module --module, default NAME); until
-tsync is published, point it at a checkout with --tsync-path.`,
-		Args:        cobra.ExactArgs(2),
-		Annotations: map[string]string{"quiet": "true", "noconfig": "true"},
-		RunE: func(cmd *cobra.Command, args []string) error {
-			opts.Kind, opts.Name = args[0], args[1]
-			files, err := generate.Generate(opts)
-			if err != nil {
-				return err
-			}
-			for _, f := range files {
-				c.printf("wrote %s", f)
-			}
-			c.printf("next: cd %s && go mod tidy && go test ./...", filepath.Join(opts.Dir, opts.Name))
-			return nil
-		},
-	}
-	cmd.Flags().StringVar(&opts.Dir, "dir", ".", "directory to create the synchronizer in")
-	cmd.Flags().StringVar(&opts.Module, "module", "", "module path of a new go.mod (default: NAME)")
-	cmd.Flags().StringVar(&opts.TsyncPath, "tsync-path", "", "local tsync checkout for a replace directive in a new go.mod")
 	return cmd
 }

@@ -1,0 +1,257 @@
+// Package cli is the command line of a synchronizer: a synchronizer's main
+// calls Main with its Definition and gets, for its own models, the commands
+// tsync's own command has for its demo:
+//
+//	NAME worker | starter      run the worker / starter until SIGINT
+//	NAME run                   worker, starter (and dispatcher) in one process
+//	NAME dispatcher            run the watcher dispatcher (observer_enable_watchers)
+//	NAME migrate               create or upgrade the schema
+//	NAME status [MODEL [ID]]   the sync state of objects (and their running workflow)
+//	NAME errors                the objects in error
+//	NAME resync MODEL ID       force a sync of one object
+//	NAME deps                  the model-deps file and the dependency graph
+//	NAME dev start|up|stop|status  a local Temporal dev server (with Web UI), or the whole stack
+//	NAME seed | demo           sample objects, and a run until they are in sync (with Seed)
+//
+// Configuration comes from --config FILE, else ./config.yaml when it exists,
+// else the Definition's DefaultConfig; TSYNC_* environment variables
+// override it (see package config). A main:
+//
+//	func main() {
+//		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+//		def := cli.Definition{Name: "mysync", Synchronizer: mysync.New}
+//		code := cli.Main(ctx, def, os.Args[1:], os.Stdout, os.Stderr, os.Environ())
+//		stop()
+//		os.Exit(code)
+//	}
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	"os"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/tsync/tsync"
+	"github.com/tsync/tsync/app"
+	"github.com/tsync/tsync/config"
+	"github.com/tsync/tsync/logging"
+	"github.com/tsync/tsync/models"
+)
+
+// Definition is what a synchronizer's command line is made of.
+type Definition struct {
+	// Name is the command's name, as its help shows it ("mysync").
+	Name string
+	// Description is the help's first paragraph: what the synchronizer
+	// keeps in step with what.
+	Description string
+	// Synchronizer returns the synchronizer for cfg (required). opened,
+	// when not nil, is called with the app once it is open, before any of
+	// its processes runs: the place to hand steps the store, say.
+	Synchronizer func(cfg config.Config) (s tsync.Synchronizer, opened func(*app.App))
+	// DefaultConfig is the YAML config used when there is neither --config
+	// nor ./config.yaml; nil: one of them is required.
+	DefaultConfig []byte
+	// Seed, when set, adds the seed command, which calls it to insert n
+	// (--count) sets of sample objects and returns how many objects it
+	// inserted.
+	Seed func(ctx context.Context, store *models.Store, n int) (int, error)
+	// SeedUnit names what Seed's n counts, and so the flag of the seed and
+	// demo commands ("sites"); default "sets".
+	SeedUnit string
+	// SeedHelp describes what one unit holds ("12 objects each").
+	SeedHelp string
+	// Summary, when set, prints lines of the synchronizer's own at the end
+	// of the demo command: where to look in its backend, say.
+	Summary func(c *CLI)
+	// Commands, when set, returns commands of the synchronizer's own, added
+	// to the standard ones (tsync's demo and new).
+	Commands func(c *CLI) []*cobra.Command
+}
+
+// Main runs the command line args of def's synchronizer and returns the
+// exit code. An error is printed as it is, without a usage dump: a config
+// error is one line.
+func Main(ctx context.Context, def Definition, args []string, stdout, stderr io.Writer, environ []string) int {
+	if def.Synchronizer == nil {
+		fmt.Fprintln(stderr, "cli: the Definition has no Synchronizer")
+		return 1
+	}
+	if def.Name == "" {
+		def.Name = "tsync"
+	}
+	c := &CLI{def: def, stdout: stdout, stderr: stderr, environ: environ}
+	root := c.rootCommand()
+	root.SetArgs(args)
+	root.SetOut(stdout)
+	root.SetErr(stderr)
+	err := root.ExecuteContext(ctx)
+	c.closeLog()
+	if err != nil {
+		fmt.Fprintln(stderr, strings.TrimSpace(err.Error()))
+		return 1
+	}
+	return 0
+}
+
+// CLI is a running command line: its Definition, global flags, and the
+// config and logger they load (set before any command runs).
+type CLI struct {
+	def            Definition
+	stdout, stderr io.Writer
+	environ        []string
+
+	configFile string
+	logLevel   string
+	logFormat  string
+
+	cfg       config.Config
+	cfgSource string
+	log       *slog.Logger
+	logCloser io.Closer
+}
+
+func (c *CLI) rootCommand() *cobra.Command {
+	defaults := "the built-in default config"
+	if c.def.DefaultConfig == nil {
+		defaults = "nothing: one of them is required"
+	}
+	root := &cobra.Command{
+		Use:   c.def.Name,
+		Short: "Run and operate the " + c.def.Name + " synchronizer",
+		Long: strings.TrimSpace(c.def.Description + `
+
+Every pending object's sync is a durable Temporal workflow (tsync).
+
+Configuration: --config FILE, else ./config.yaml when it exists, else ` + defaults + `.
+TSYNC_* environment variables override any key, e.g.
+TSYNC_TEMPORAL_HOST_PORT=127.0.0.1:7233 or TSYNC_LOOP_INTERVAL=250ms.`),
+		SilenceUsage:      true,
+		SilenceErrors:     true,
+		PersistentPreRunE: c.setup,
+		// A bare `tsync` shows the help.
+		Run: func(cmd *cobra.Command, _ []string) { _ = cmd.Help() },
+	}
+	root.CompletionOptions.DisableDefaultCmd = true
+	pf := root.PersistentFlags()
+	pf.StringVar(&c.configFile, "config", "", "config file (default: ./config.yaml if it exists, else the built-in default)")
+	pf.StringVar(&c.logLevel, "log-level", "info", "log level: debug, info, warn or error")
+	pf.StringVar(&c.logFormat, "log-format", "text", "log format: text or json")
+	root.AddCommand(
+		c.workerCommand(),
+		c.starterCommand(),
+		c.runCommand(),
+		c.dispatcherCommand(),
+		c.migrateCommand(),
+		c.statusCommand(),
+		c.errorsCommand(),
+		c.resyncCommand(),
+		c.depsCommand(),
+		c.devCommand(),
+	)
+	if c.def.Seed != nil {
+		root.AddCommand(c.seedCommand(), c.demoCommand())
+	}
+	if c.def.Commands != nil {
+		root.AddCommand(c.def.Commands(c)...)
+	}
+	return root
+}
+
+// setup loads the config and sets up logging, before any subcommand runs.
+func (c *CLI) setup(cmd *cobra.Command, _ []string) error {
+	if cmd.Name() == "help" || !cmd.Runnable() || cmd == cmd.Root() {
+		return nil
+	}
+	cfg, source, err := c.loadConfig()
+	if err != nil {
+		return err
+	}
+	c.cfg, c.cfgSource = cfg, source
+	level := c.logLevel
+	if cmd.Annotations["quiet"] == "true" && !cmd.Flags().Changed("log-level") {
+		// Commands whose output is for people log only what goes wrong.
+		level = "warn"
+	}
+	log, err := c.newLogger(level)
+	if err != nil {
+		return err
+	}
+	c.log = log
+	slog.SetDefault(log)
+	log.Debug("config loaded", "source", source, "config", cfg)
+	return nil
+}
+
+// loadConfig loads --config, else ./config.yaml, else the default config,
+// with the environment's overrides.
+func (c *CLI) loadConfig() (config.Config, string, error) {
+	if c.configFile != "" {
+		cfg, err := config.Load(c.configFile, c.environ)
+		return cfg, c.configFile, err
+	}
+	const local = "config.yaml"
+	if _, err := os.Stat(local); err == nil {
+		cfg, err := config.Load(local, c.environ)
+		return cfg, local, err
+	} else if !errors.Is(err, fs.ErrNotExist) {
+		return config.Config{}, "", fmt.Errorf("config: %v", err)
+	}
+	if c.def.DefaultConfig == nil {
+		return config.Config{}, "", fmt.Errorf("config: no config file: pass --config FILE or create ./config.yaml")
+	}
+	cfg, err := config.Parse(c.def.DefaultConfig, c.environ)
+	return cfg, "the built-in default config", err
+}
+
+// newLogger logs to stderr, or to observer_log_file when it is set, and
+// also to observer_logstash_hostport when that is set.
+func (c *CLI) newLogger(level string) (*slog.Logger, error) {
+	lv, err := logging.ParseLevel(level)
+	if err != nil {
+		return nil, fmt.Errorf("--log-level: %q is not one of debug, info, warn, error", level)
+	}
+	if c.logFormat != "text" && c.logFormat != "json" {
+		return nil, fmt.Errorf("--log-format: %q is not one of text, json", c.logFormat)
+	}
+	log, closer, err := logging.New(logging.Options{
+		Level: lv, Format: c.logFormat, Stderr: c.stderr,
+		File: c.cfg.ObserverLogFile, Logstash: c.cfg.ObserverLogstashHostport,
+	})
+	if err != nil {
+		return nil, err
+	}
+	c.logCloser = closer
+	return log, nil
+}
+
+func (c *CLI) closeLog() {
+	if c.logCloser != nil {
+		c.logCloser.Close()
+		c.logCloser = nil
+	}
+}
+
+// Config is the loaded config.
+func (c *CLI) Config() config.Config { return c.cfg }
+
+// Log is the logger the global flags and the config set up.
+func (c *CLI) Log() *slog.Logger { return c.log }
+
+// Stdout is where the command's output goes.
+func (c *CLI) Stdout() io.Writer { return c.stdout }
+
+// Printf writes a line of the command's output.
+func (c *CLI) Printf(format string, args ...any) { c.printf(format, args...) }
+
+// printf writes a line of the command's output.
+func (c *CLI) printf(format string, args ...any) {
+	fmt.Fprintf(c.stdout, format+"\n", args...)
+}

@@ -1,0 +1,149 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	"github.com/spf13/cobra"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/tsync/tsync/app"
+)
+
+// runApp is the RunE of a command that opens the synchronizer's app and
+// runs one of its processes (worker, starter, dispatcher) until SIGINT.
+func (c *CLI) runApp(run func(*app.App, context.Context) error) func(*cobra.Command, []string) error {
+	return func(cmd *cobra.Command, _ []string) error {
+		a, err := c.OpenApp(cmd.Context())
+		if err != nil {
+			return err
+		}
+		defer a.Close()
+		return run(a, cmd.Context())
+	}
+}
+
+func (c *CLI) workerCommand() *cobra.Command {
+	return &cobra.Command{
+		Use:   "worker",
+		Short: "Run the synchronizer's worker until SIGINT/SIGTERM",
+		Long: `Run the synchronizer's worker: it runs the sync workflows and the steps
+(activities) on the configured task queue until SIGINT or SIGTERM. Run more
+workers to scale out; run a starter too, or nothing gets started.`,
+		Args: cobra.NoArgs,
+		RunE: c.runApp((*app.App).RunWorker),
+	}
+}
+
+func (c *CLI) starterCommand() *cobra.Command {
+	return &cobra.Command{
+		Use:   "starter",
+		Short: "Run the synchronizer's starter until SIGINT/SIGTERM",
+		Long: `Run the synchronizer's starter: it finds pending objects every loop
+interval (and at once on every change the model store announces) and starts
+one workflow per object, until SIGINT or SIGTERM.`,
+		Args: cobra.NoArgs,
+		RunE: c.runApp((*app.App).RunStarter),
+	}
+}
+
+func (c *CLI) runCommand() *cobra.Command {
+	return &cobra.Command{
+		Use:   "run",
+		Short: "Run the worker, the starter and (with watchers) the dispatcher in one process until SIGINT/SIGTERM",
+		Long: `Run the synchronizer's worker and starter, and its watcher dispatcher when
+observer_enable_watchers is set, in this process until SIGINT or SIGTERM: a
+small deployment in one process. Larger ones run them as separate processes
+(worker, starter, dispatcher), with as many workers as needed.`,
+		Args: cobra.NoArgs,
+		RunE: c.runApp(func(a *app.App, ctx context.Context) error {
+			g, ctx := errgroup.WithContext(ctx)
+			g.Go(func() error { return a.RunWorker(ctx) })
+			g.Go(func() error { return a.RunStarter(ctx) })
+			if a.Config.ObserverEnableWatchers {
+				g.Go(func() error { return a.RunDispatcher(ctx) })
+			}
+			return g.Wait()
+		}),
+	}
+}
+
+func (c *CLI) migrateCommand() *cobra.Command {
+	return &cobra.Command{
+		Use:         "migrate",
+		Short:       "Create or upgrade the synchronizer's tables in the configured schema",
+		Args:        cobra.NoArgs,
+		Annotations: map[string]string{"quiet": "true"},
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			store, closeStore, err := c.openStore(cmd.Context(), true)
+			if err != nil {
+				return err
+			}
+			defer closeStore()
+			var tables []string
+			for _, name := range store.Graph().Order() {
+				m, _ := store.Graph().Model(name)
+				tables = append(tables, m.Table)
+			}
+			c.printf("schema %s is up to date: tables %s", store.Schema(), strings.Join(tables, ", "))
+			return nil
+		},
+	}
+}
+
+func (c *CLI) seedCommand() *cobra.Command {
+	var n int
+	unit := c.seedUnit()
+	cmd := &cobra.Command{
+		Use:   "seed",
+		Short: "Insert sample objects" + c.seedHelp(),
+		Long: `Insert sample objects: --` + unit + ` of them` + c.seedHelp() + `. Running it again
+inserts more. A running starter picks them up at once.`,
+		Args:        cobra.NoArgs,
+		Annotations: map[string]string{"quiet": "true"},
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if n < 1 {
+				return fmt.Errorf("--%s must be at least 1, got %d", unit, n)
+			}
+			store, closeStore, err := c.openStore(cmd.Context(), true)
+			if err != nil {
+				return err
+			}
+			defer closeStore()
+			objs, err := c.def.Seed(cmd.Context(), store, n)
+			if err != nil {
+				return err
+			}
+			c.printf("seeded %d objects (%d %s) into schema %s", objs, n, unit, store.Schema())
+			return nil
+		},
+	}
+	cmd.Flags().IntVar(&n, unit, 2, "number of "+unit+" to insert")
+	return cmd
+}
+
+// seedUnit names what Definition.Seed counts: SeedUnit, or "sets".
+func (c *CLI) seedUnit() string {
+	if c.def.SeedUnit != "" {
+		return c.def.SeedUnit
+	}
+	return "sets"
+}
+
+// seedHelp is " (SeedHelp)", or "".
+func (c *CLI) seedHelp() string {
+	if c.def.SeedHelp == "" {
+		return ""
+	}
+	return " (" + c.def.SeedHelp + ")"
+}
+
+// seedHint suggests how to get objects: the seed and demo commands, when
+// the synchronizer has them.
+func (c *CLI) seedHint() string {
+	if c.def.Seed == nil {
+		return "insert some with your own code, and run a worker and a starter"
+	}
+	return "insert some with `" + c.def.Name + " seed`, or run `" + c.def.Name + " demo`"
+}
