@@ -126,9 +126,7 @@ func (c *CLI) rootCommand() *cobra.Command {
 	root := &cobra.Command{
 		Use:   c.def.Name,
 		Short: "Run and operate the " + c.def.Name + " synchronizer",
-		Long: strings.TrimSpace(c.def.Description + `
-
-Every pending object's sync is a durable Temporal workflow (tsync).
+		Long: strings.TrimSpace(c.description() + `
 
 Configuration: --config FILE, else ./config.yaml when it exists, else ` + defaults + `.
 TSYNC_* environment variables override any key, e.g.
@@ -163,6 +161,15 @@ TSYNC_TEMPORAL_HOST_PORT=127.0.0.1:7233 or TSYNC_LOOP_INTERVAL=250ms.`),
 		root.AddCommand(c.def.Commands(c)...)
 	}
 	return root
+}
+
+// description is the Definition's, or a default one.
+func (c *CLI) description() string {
+	if c.def.Description != "" {
+		return c.def.Description
+	}
+	return c.def.Name + ` keeps a backend in step with a data model in PostgreSQL; every
+pending object's sync is a durable Temporal workflow (tsync).`
 }
 
 // setup loads the config and sets up logging, before any subcommand runs.
