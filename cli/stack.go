@@ -15,13 +15,13 @@ import (
 	"github.com/tsync/tsync/models"
 )
 
-// demoOptions are the flags of `tsync demo`.
+// demoOptions are the flags of the demo command.
 type demoOptions struct {
 	dev     devFlags
 	sites   int
 	timeout time.Duration
 	stay    bool
-	// noSeed leaves empty tables empty (`tsync dev up`).
+	// noSeed leaves empty tables empty (dev up).
 	noSeed bool
 }
 
@@ -199,7 +199,7 @@ func (c *CLI) waitInSync(ctx context.Context, store *models.Store, timeout time.
 			}
 		}
 		if more > 0 {
-			c.printf("          ... and %d more in error (`tsync status` lists them all)", more)
+			c.printf("          ... and %d more in error (`%s status` lists them all)", more, c.def.Name)
 		}
 		if t.total > 0 && t.inSync == t.total {
 			return t, nil
@@ -219,8 +219,8 @@ func (c *CLI) waitInSync(ctx context.Context, store *models.Store, timeout time.
 			c.printf("")
 			c.printf("Timed out after %s; %d of %d objects are not in sync:", timeout, len(behind), t.total)
 			_ = printTable(c.stdout, behind)
-			return t, fmt.Errorf("demo: %d of %d objects not in sync after %s (see `tsync status`; rerun with --log-level info for the worker's log)",
-				len(behind), t.total, timeout)
+			return t, fmt.Errorf("demo: %d of %d objects not in sync after %s (see `%s status`; rerun with --log-level info for the worker's log)",
+				len(behind), t.total, timeout, c.def.Name)
 		case <-ticker.C:
 		}
 	}
@@ -255,7 +255,7 @@ func (c *CLI) printSummary(final, before tally, wall time.Duration, st devstack.
 		ns = " --namespace " + c.cfg.Temporal.Namespace
 	}
 	c.printf("Workflows: %s workflow list --address %s%s --query %s", bin, c.cfg.Temporal.HostPort, ns, query)
-	c.printf("Objects:   %s status", selfHint())
+	c.printf("Objects:   %s status", c.selfHint())
 }
 
 // temporalBinHint is how to run the temporal CLI from the working
@@ -268,11 +268,12 @@ func (c *CLI) temporalBinHint(f devFlags) string {
 	return relHint(bin)
 }
 
-// selfHint is how to run this binary from the working directory.
-func selfHint() string {
+// selfHint is how to run this binary from the working directory (its
+// name, for one `go run` built in a temporary directory).
+func (c *CLI) selfHint() string {
 	exe, err := os.Executable()
 	if err != nil || strings.HasPrefix(exe, os.TempDir()) {
-		return "tsync"
+		return c.def.Name
 	}
 	return relHint(exe)
 }
