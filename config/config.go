@@ -320,6 +320,37 @@ func (f field) envNames() []string {
 	return names
 }
 
+// Environ returns c as TSYNC_* environment entries, one a key, which Load
+// and Parse turn back into c: the way to hand a configuration to a child
+// process. A key holding an empty string is left out (an empty variable
+// counts as unset), so it comes back as its default.
+func (c Config) Environ() []string {
+	var out []string
+	for _, f := range fields() {
+		var s string
+		switch v := f.value(&c).Interface().(type) {
+		case *string:
+			s = *v
+		case *bool:
+			s = strconv.FormatBool(*v)
+		case *int:
+			s = strconv.Itoa(*v)
+		case *float64:
+			s = strconv.FormatFloat(*v, 'g', -1, 64)
+		case *time.Duration:
+			s = v.String()
+		case *[]string:
+			s = strings.Join(*v, ",")
+		default:
+			panic(fmt.Sprintf("config: key %s has a type Environ does not know: %T", f.key, v))
+		}
+		if s != "" {
+			out = append(out, envName(f.key)+"="+s)
+		}
+	}
+	return out
+}
+
 // envName returns the TSYNC_ environment variable overriding key.
 func envName(key string) string {
 	return EnvPrefix + strings.ToUpper(strings.ReplaceAll(key, ".", "_"))

@@ -521,3 +521,27 @@ func TestRedacted(t *testing.T) {
 	require.Contains(t, buf.String(), "config.observer_name=demo")
 	require.Contains(t, buf.String(), "config.temporal.host_port=127.0.0.1:7233")
 }
+
+// Environ gives every key, and Load reads it back as the same config.
+func TestEnvironRoundTrip(t *testing.T) {
+	c := named("child")
+	c.ObserverDisabled, c.ObserverPretend = true, true
+	c.ObserverApplist = []string{"core", "extra"}
+	c.ObserverProxySSH = "me@jump:2222"
+	c.DatabaseSchema = "s1"
+	c.RedisURL = "redis://:secret@r:6380/2"
+	c.LoopInterval = 1500 * time.Microsecond
+	c.Retry.BackoffCoefficient = 1.1
+	c.Concurrency.Starts = 7
+	c.DemoDir = "a dir, with commas"
+	env := c.Environ()
+	got, err := Load("", env)
+	require.NoError(t, err)
+	require.Equal(t, c, got)
+	for _, f := range fields() {
+		if f.value(&c).Elem().IsZero() {
+			continue
+		}
+		require.Contains(t, strings.Join(env, "\n"), envName(f.key)+"=", "key %s", f.key)
+	}
+}

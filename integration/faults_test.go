@@ -201,15 +201,9 @@ func TestWorkerSIGKILLRepeatedly(t *testing.T) {
 	}
 	start := func(gen int) (*exec.Cmd, *bytes.Buffer) {
 		cmd := exec.Command(os.Args[0], "-test.run=^TestHelperWorkerSleepy$", "-test.v")
-		cmd.Env = append(os.Environ(),
+		cmd.Env = append(append(os.Environ(), e.cfg.Environ()...),
 			"TSYNC_HELPER_CALLS="+table,
 			"TSYNC_HELPER_GEN="+strconv.Itoa(gen),
-			"TSYNC_OBSERVER_NAME="+e.cfg.ObserverName,
-			"TSYNC_TEMPORAL_HOST_PORT="+e.cfg.Temporal.HostPort,
-			"TSYNC_TEMPORAL_TASK_QUEUE="+e.cfg.Temporal.TaskQueue,
-			"TSYNC_DATABASE_URL="+e.cfg.DatabaseURL,
-			"TSYNC_DATABASE_SCHEMA="+e.cfg.DatabaseSchema,
-			"TSYNC_HEARTBEAT_TIMEOUT=2s",
 		)
 		out := &bytes.Buffer{}
 		cmd.Stdout, cmd.Stderr = out, out

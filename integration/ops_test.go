@@ -104,14 +104,8 @@ func TestWorkerKilledMidSync(t *testing.T) {
 	items := []models.Ref{e.insert(&Item{Name: "a"})}
 	marker := filepath.Join(t.TempDir(), "started")
 	cmd := exec.Command(os.Args[0], "-test.run=^TestHelperWorker$", "-test.v")
-	cmd.Env = append(os.Environ(),
+	cmd.Env = append(append(os.Environ(), e.cfg.Environ()...),
 		"TSYNC_HELPER_MARKER="+marker,
-		"TSYNC_OBSERVER_NAME="+e.cfg.ObserverName,
-		"TSYNC_TEMPORAL_HOST_PORT="+e.cfg.Temporal.HostPort,
-		"TSYNC_TEMPORAL_TASK_QUEUE="+e.cfg.Temporal.TaskQueue,
-		"TSYNC_DATABASE_URL="+e.cfg.DatabaseURL,
-		"TSYNC_DATABASE_SCHEMA="+e.cfg.DatabaseSchema,
-		"TSYNC_HEARTBEAT_TIMEOUT=2s",
 	)
 	var out strings.Builder
 	cmd.Stdout, cmd.Stderr = &out, &out

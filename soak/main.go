@@ -187,18 +187,7 @@ func startWorkerProcess(cfg config.Config, calls string) (*exec.Cmd, error) {
 		return nil, err
 	}
 	cmd := exec.Command(self, "-worker")
-	cmd.Env = append(os.Environ(),
-		callsEnv+"="+calls,
-		"TSYNC_OBSERVER_NAME="+cfg.ObserverName,
-		"TSYNC_TEMPORAL_HOST_PORT="+cfg.Temporal.HostPort,
-		"TSYNC_TEMPORAL_TASK_QUEUE="+cfg.Temporal.TaskQueue,
-		"TSYNC_DATABASE_URL="+cfg.DatabaseURL,
-		"TSYNC_DATABASE_SCHEMA="+cfg.DatabaseSchema,
-		"TSYNC_HEARTBEAT_TIMEOUT="+cfg.HeartbeatTimeout.String(),
-		"TSYNC_LOOP_INTERVAL="+cfg.LoopInterval.String(),
-		"TSYNC_RETRY_INITIAL_INTERVAL="+cfg.Retry.InitialInterval.String(),
-		"TSYNC_RETRY_MAX_INTERVAL="+cfg.Retry.MaxInterval.String(),
-	)
+	cmd.Env = append(append(os.Environ(), cfg.Environ()...), callsEnv+"="+calls)
 	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
 	cmd.SysProcAttr = testenv.ServerProcAttr() // dies with the soak
 	return cmd, cmd.Start()
