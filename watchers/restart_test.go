@@ -3,7 +3,6 @@ package watchers_test
 import (
 	"context"
 	"fmt"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
@@ -25,19 +24,13 @@ import (
 
 // redisServer is a private redis-server of one test, on a free port of
 // 127.0.0.1, without persistence (--save "" --appendonly no, as Redis often
-// runs): the test can kill it (SIGKILL) and start it again, empty, on the
-// same port. It is killed when the test ends, passed or not.
+// runs, though an explicit SAVE still writes dump.rdb in its directory,
+// which a restart loads): the test can kill it (SIGKILL) and start it
+// again on the same port. It is killed when the test ends, passed or not.
 type redisServer struct {
 	t    *testing.T
-	bin  string
-	dir  string
 	port int
-
-	mu sync.Mutex
-	// cmd is the running server, nil when there is none; exited is closed
-	// when it has exited.
-	cmd    *exec.Cmd
-	exited chan struct{}
+	srv  *testenv.Server
 }
 
 // startRedisServer starts a private redis-server; the test fails at once,
@@ -50,7 +43,18 @@ func startRedisServer(t *testing.T) *redisServer {
 	// while the server is down.
 	port, err := testenv.FreePort()
 	require.NoError(t, err)
-	r := &redisServer{t: t, bin: bin, dir: t.TempDir(), port: port}
+	dir := t.TempDir()
+	addr := fmt.Sprintf("127.0.0.1:%d", port)
+	ping := func(ctx context.Context) error {
+		c := redis.NewClient(&redis.Options{Addr: addr, MaxRetries: -1})
+		defer c.Close()
+		ctx, cancel := context.WithTimeout(ctx, time.Second)
+		defer cancel()
+		return c.Ping(ctx).Err()
+	}
+	r := &redisServer{t: t, port: port, srv: testenv.NewServer("redis-server on port "+strconv.Itoa(port), bin,
+		[]string{"--port", strconv.Itoa(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", dir, "--daemonize", "no"},
+		filepath.Join(dir, "redis.log"), ping)}
 	t.Cleanup(r.kill)
 	r.start()
 	return r
@@ -59,70 +63,20 @@ func startRedisServer(t *testing.T) *redisServer {
 // URL is the server's redis URL.
 func (r *redisServer) URL() string { return fmt.Sprintf("redis://127.0.0.1:%d/0", r.port) }
 
-func (r *redisServer) logFile() string { return filepath.Join(r.dir, "redis.log") }
-
-// start starts the server, empty, and waits until it answers.
+// start starts the server and waits until it answers.
 func (r *redisServer) start() {
 	r.t.Helper()
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	require.Nil(r.t, r.cmd, "redis-server is already running")
-	log, err := os.OpenFile(r.logFile(), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
-	require.NoError(r.t, err)
-	cmd := exec.Command(r.bin, "--port", strconv.Itoa(r.port), "--bind", "127.0.0.1",
-		"--save", "", "--appendonly", "no", "--dir", r.dir, "--daemonize", "no")
-	cmd.Stdout, cmd.Stderr = log, log
-	cmd.SysProcAttr = testenv.ServerProcAttr()
-	if err := cmd.Start(); err != nil {
-		log.Close()
-		r.t.Fatalf("start redis-server: %v", err)
-	}
-	exited := make(chan struct{})
-	go func() {
-		_ = cmd.Wait()
-		log.Close()
-		close(exited)
-	}()
-	r.cmd, r.exited = cmd, exited
-
-	c := redis.NewClient(&redis.Options{Addr: fmt.Sprintf("127.0.0.1:%d", r.port), MaxRetries: -1})
-	defer c.Close()
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-		err := c.Ping(ctx).Err()
-		cancel()
-		if err == nil {
-			return
-		}
-		select {
-		case <-exited:
-			out, _ := os.ReadFile(r.logFile())
-			r.t.Fatalf("redis-server exited at start: %s", out)
-		default:
-		}
-		if time.Now().After(deadline) {
-			r.t.Fatalf("redis-server on port %d does not answer: %v", r.port, err)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	require.NoError(r.t, r.srv.Start(ctx))
 }
 
 // kill kills the server with SIGKILL, if it runs, and waits until it is
 // gone: everything it held is lost.
 func (r *redisServer) kill() {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.cmd == nil {
-		return
+	if err := r.srv.Kill(); err != nil {
+		r.t.Errorf("kill redis-server: %v", err)
 	}
-	_ = r.cmd.Process.Kill()
-	select {
-	case <-r.exited:
-	case <-time.After(10 * time.Second):
-		r.t.Errorf("redis-server (pid %d) did not die", r.cmd.Process.Pid)
-	}
-	r.cmd = nil
 }
 
 // Redis loses everything, without persistence, while changes flow: once

@@ -7,19 +7,15 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	mrand "math/rand/v2"
 	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -224,16 +220,8 @@ func ephemeralLow() int {
 // the same workflows. Its output goes to a log file next to the database.
 // Kill it in a t.Cleanup: no server must outlive its test.
 type DurableTemporal struct {
-	bin      string
-	args     []string
+	*Server
 	hostPort string
-	logFile  string
-
-	mu sync.Mutex
-	// cmd is the running server, nil when there is none; exited is closed
-	// when it has exited.
-	cmd    *exec.Cmd
-	exited chan struct{}
 }
 
 // NewDurableTemporal returns a dev server on 127.0.0.1:port with its state in
@@ -254,160 +242,32 @@ func NewDurableTemporal(dbFile string, port int) (*DurableTemporal, error) {
 		"--sqlite-pragma", "synchronous=NORMAL",
 		"--log-level", "error",
 	}
-	return &DurableTemporal{
-		bin:      bin,
-		args:     append(args, workflows.DevServerArgs()...),
-		hostPort: net.JoinHostPort("127.0.0.1", strconv.Itoa(port)),
-		logFile:  dbFile + ".log",
-	}, nil
-}
-
-// StartDurableTemporal starts a DurableTemporal and waits until it serves.
-func StartDurableTemporal(ctx context.Context, dbFile string, port int) (*DurableTemporal, error) {
-	d, err := NewDurableTemporal(dbFile, port)
-	if err != nil {
-		return nil, err
-	}
-	if err := d.Start(ctx); err != nil {
-		return nil, err
-	}
-	return d, nil
+	hostPort := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
+	srv := NewServer("temporal dev server at "+hostPort, bin, append(args, workflows.DevServerArgs()...), dbFile+".log",
+		func(ctx context.Context) error { return serving(ctx, hostPort) })
+	return &DurableTemporal{Server: srv, hostPort: hostPort}, nil
 }
 
 // HostPort is the server's frontend address.
 func (d *DurableTemporal) HostPort() string { return d.hostPort }
 
-// LogFile is the file the server's output goes to, across restarts.
-func (d *DurableTemporal) LogFile() string { return d.logFile }
-
-// Running reports whether the server process runs (it may not serve yet).
-func (d *DurableTemporal) Running() bool {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	return d.cmd != nil
-}
-
-// Start starts the server (again) and waits until it serves the default
-// namespace, ctx is done, or the server exits. It fails if the server runs
-// already. A server that does not come up is killed.
-func (d *DurableTemporal) Start(ctx context.Context) error {
-	d.mu.Lock()
-	if d.cmd != nil {
-		d.mu.Unlock()
-		return fmt.Errorf("temporal dev server at %s: already running (pid %d)", d.hostPort, d.cmd.Process.Pid)
-	}
-	logf, err := os.OpenFile(d.logFile, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+// serving reports (nil) whether the server at hostPort serves the default
+// namespace.
+func serving(ctx context.Context, hostPort string) error {
+	cctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	quiet := sdklog.NewStructuredLogger(slog.New(slog.DiscardHandler))
+	c, err := client.DialContext(cctx, client.Options{HostPort: hostPort, Logger: quiet})
 	if err != nil {
-		d.mu.Unlock()
-		return fmt.Errorf("temporal dev server log: %w", err)
+		return err
 	}
-	fmt.Fprintf(logf, "--- %s: %s %s\n", time.Now().Format(time.RFC3339Nano), d.bin, strings.Join(d.args, " "))
-	cmd := exec.Command(d.bin, d.args...)
-	cmd.Stdout, cmd.Stderr = logf, logf
-	cmd.SysProcAttr = ServerProcAttr()
-	if err := cmd.Start(); err != nil {
-		logf.Close()
-		d.mu.Unlock()
-		return fmt.Errorf("start temporal dev server at %s: %w", d.hostPort, err)
+	defer c.Close()
+	ns, err := c.WorkflowService().DescribeNamespace(cctx, &workflowservice.DescribeNamespaceRequest{Namespace: "default"})
+	if err != nil {
+		return err
 	}
-	exited := make(chan struct{})
-	go func() {
-		_ = cmd.Wait()
-		logf.Close()
-		close(exited)
-	}()
-	d.cmd, d.exited = cmd, exited
-	d.mu.Unlock()
-
-	if err := waitServing(ctx, d.hostPort, exited); err != nil {
-		_ = d.Kill()
-		return fmt.Errorf("temporal dev server at %s: %w (log %s:\n%s)", d.hostPort, err, d.logFile, d.logTail())
+	if st := ns.GetNamespaceInfo().GetState(); st != enumspb.NAMESPACE_STATE_REGISTERED {
+		return fmt.Errorf("namespace default is %s", st)
 	}
 	return nil
-}
-
-// logTail returns the last lines of the server's log.
-func (d *DurableTemporal) logTail() string {
-	data, err := os.ReadFile(d.logFile)
-	if err != nil {
-		return err.Error()
-	}
-	lines := strings.Split(strings.TrimSpace(string(data)), "\n")
-	return strings.Join(lines[max(0, len(lines)-10):], "\n")
-}
-
-// waitServing waits until the server at hostPort serves the default
-// namespace, ctx is done or exited is closed.
-func waitServing(ctx context.Context, hostPort string, exited <-chan struct{}) error {
-	quiet := sdklog.NewStructuredLogger(slog.New(slog.DiscardHandler))
-	var last error
-	for {
-		last = func() error {
-			cctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-			defer cancel()
-			c, err := client.DialContext(cctx, client.Options{HostPort: hostPort, Logger: quiet})
-			if err != nil {
-				return err
-			}
-			defer c.Close()
-			ns, err := c.WorkflowService().DescribeNamespace(cctx, &workflowservice.DescribeNamespaceRequest{Namespace: "default"})
-			if err != nil {
-				return err
-			}
-			if st := ns.GetNamespaceInfo().GetState(); st != enumspb.NAMESPACE_STATE_REGISTERED {
-				return fmt.Errorf("namespace default is %s", st)
-			}
-			return nil
-		}()
-		if last == nil {
-			return nil
-		}
-		select {
-		case <-exited:
-			return errors.New("the server exited")
-		case <-ctx.Done():
-			return fmt.Errorf("not serving: %w (last error: %v)", ctx.Err(), last)
-		case <-time.After(100 * time.Millisecond):
-		}
-	}
-}
-
-// Stop stops the server gracefully (SIGTERM) and waits until it has
-// exited; after 30 s it is killed, and Stop says so. Stopping a server that
-// does not run does nothing.
-func (d *DurableTemporal) Stop() error {
-	return d.signal(syscall.SIGTERM, 30*time.Second)
-}
-
-// Kill kills the server (SIGKILL), as a crash would, and waits until it has
-// exited. Killing a server that does not run does nothing.
-func (d *DurableTemporal) Kill() error {
-	return d.signal(syscall.SIGKILL, 0)
-}
-
-// signal sends sig to the server and waits for it to exit, killing it after
-// grace (0: sig is SIGKILL).
-func (d *DurableTemporal) signal(sig syscall.Signal, grace time.Duration) error {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	if d.cmd == nil {
-		return nil
-	}
-	cmd, exited := d.cmd, d.exited
-	d.cmd, d.exited = nil, nil
-	if err := cmd.Process.Signal(sig); err != nil && !errors.Is(err, os.ErrProcessDone) {
-		_ = cmd.Process.Kill()
-	}
-	var err error
-	if grace > 0 {
-		select {
-		case <-exited:
-			return nil
-		case <-time.After(grace):
-			err = fmt.Errorf("temporal dev server at %s did not stop within %s on %s: killed", d.hostPort, grace, sig)
-			_ = cmd.Process.Kill()
-		}
-	}
-	<-exited
-	return err
 }
