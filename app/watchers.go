@@ -94,3 +94,24 @@ func (a *App) RunDispatcher(ctx context.Context) error {
 	g.Go(func() error { return d.Run(ctx) })
 	return g.Wait()
 }
+
+// Run runs the worker, the starter and, with observer_enable_watchers, the
+// dispatcher, until ctx is done: a whole synchronizer in one process. The
+// first of them to fail stops the others, and Run returns its error, named
+// ("starter: ...").
+func (a *App) Run(ctx context.Context) error {
+	procs := map[string]func(context.Context) error{"worker": a.RunWorker, "starter": a.RunStarter}
+	if a.Config.ObserverEnableWatchers {
+		procs["dispatcher"] = a.RunDispatcher
+	}
+	g, ctx := errgroup.WithContext(ctx)
+	for name, run := range procs {
+		g.Go(func() error {
+			if err := run(ctx); err != nil {
+				return fmt.Errorf("%s: %w", name, err)
+			}
+			return nil
+		})
+	}
+	return g.Wait()
+}

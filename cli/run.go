@@ -6,7 +6,6 @@ import (
 	"strings"
 
 	"github.com/spf13/cobra"
-	"golang.org/x/sync/errgroup"
 
 	"github.com/tsync/tsync/app"
 )
@@ -57,15 +56,7 @@ observer_enable_watchers is set, in this process until SIGINT or SIGTERM: a
 small deployment in one process. Larger ones run them as separate processes
 (worker, starter, dispatcher), with as many workers as needed.`,
 		Args: cobra.NoArgs,
-		RunE: c.runApp(func(a *app.App, ctx context.Context) error {
-			g, ctx := errgroup.WithContext(ctx)
-			g.Go(func() error { return a.RunWorker(ctx) })
-			g.Go(func() error { return a.RunStarter(ctx) })
-			if a.Config.ObserverEnableWatchers {
-				g.Go(func() error { return a.RunDispatcher(ctx) })
-			}
-			return g.Wait()
-		}),
+		RunE: c.runApp((*app.App).Run),
 	}
 }
 

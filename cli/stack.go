@@ -6,7 +6,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -99,22 +98,17 @@ func (c *CLI) runDemo(ctx context.Context, opts demoOptions) error {
 
 	// The worker and the starter run until the demo is done.
 	runCtx, stopRun := context.WithCancel(ctx)
-	var wg sync.WaitGroup
-	failed := make(chan error, 3)
-	procs := map[string]func(context.Context) error{"worker": a.RunWorker, "starter": a.RunStarter}
-	if a.Config.ObserverEnableWatchers {
-		procs["dispatcher"] = a.RunDispatcher
-	}
-	for name, fn := range procs {
-		wg.Go(func() {
-			if err := fn(runCtx); err != nil && runCtx.Err() == nil {
-				failed <- fmt.Errorf("%s: %w", name, err)
-			}
-		})
-	}
+	failed := make(chan error, 1)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if err := a.Run(runCtx); err != nil && runCtx.Err() == nil {
+			failed <- err
+		}
+	}()
 	defer func() {
 		stopRun()
-		wg.Wait()
+		<-done
 	}()
 	c.printf("Syncing: a worker and a starter on task queue %s (namespace %s); waiting up to %s",
 		a.Config.Temporal.TaskQueue, a.Config.Temporal.Namespace, opts.timeout)
