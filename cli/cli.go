@@ -256,9 +256,6 @@ func (c *CLI) Log() *slog.Logger { return c.log }
 func (c *CLI) Stdout() io.Writer { return c.stdout }
 
 // Printf writes a line of the command's output.
-func (c *CLI) Printf(format string, args ...any) { c.printf(format, args...) }
-
-// printf writes a line of the command's output.
-func (c *CLI) printf(format string, args ...any) {
+func (c *CLI) Printf(format string, args ...any) {
 	fmt.Fprintf(c.stdout, format+"\n", args...)
 }

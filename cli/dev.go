@@ -57,11 +57,11 @@ func (c *CLI) startTemporal(ctx context.Context, f devFlags) (devstack.StartResu
 	}
 	switch {
 	case !res.Reused:
-		c.printf("Temporal: started a dev server at %s (pid %d, log %s, db %s)", t.HostPort, res.PID, res.Log, t.DBFile)
+		c.Printf("Temporal: started a dev server at %s (pid %d, log %s, db %s)", t.HostPort, res.PID, res.Log, t.DBFile)
 	case res.Owned():
-		c.printf("Temporal: a dev server is already running at %s (pid %d, started by "+c.def.Name+" dev); reusing it", t.HostPort, res.PID)
+		c.Printf("Temporal: a dev server is already running at %s (pid %d, started by "+c.def.Name+" dev); reusing it", t.HostPort, res.PID)
 	default:
-		c.printf("Temporal: a server is already listening at %s; reusing it", t.HostPort)
+		c.Printf("Temporal: a server is already listening at %s; reusing it", t.HostPort)
 	}
 	return res, nil
 }
@@ -103,7 +103,7 @@ reused, never replaced.`,
 			if err != nil {
 				return err
 			}
-			c.printf("%s", uiLine(res.Status))
+			c.Printf("%s", uiLine(res.Status))
 			return nil
 		},
 	}
@@ -133,11 +133,11 @@ sync.`,
 			err := t.Stop()
 			switch {
 			case err == nil:
-				c.printf("Temporal: stopped the dev server at %s (pid %d)", srv.HostPort, srv.PID)
+				c.Printf("Temporal: stopped the dev server at %s (pid %d)", srv.HostPort, srv.PID)
 			case errors.Is(err, devstack.ErrNotOwned):
-				c.printf("Temporal: %v", err)
+				c.Printf("Temporal: %v", err)
 				if devstack.Listening(t.HostPort) {
-					c.printf("Temporal: the server listening at %s was not started by `"+c.def.Name+" dev start`; left running", t.HostPort)
+					c.Printf("Temporal: the server listening at %s was not started by `"+c.def.Name+" dev start`; left running", t.HostPort)
 				}
 			default:
 				return err
@@ -155,24 +155,24 @@ sync.`,
 			down := 0
 			switch {
 			case st.Healthy && st.Owned():
-				c.printf("Temporal: serving at %s (pid %d, started by "+c.def.Name+" dev)", st.HostPort, st.PID)
+				c.Printf("Temporal: serving at %s (pid %d, started by "+c.def.Name+" dev)", st.HostPort, st.PID)
 			case st.Healthy:
-				c.printf("Temporal: serving at %s (not started by "+c.def.Name+" dev)", st.HostPort)
+				c.Printf("Temporal: serving at %s (not started by "+c.def.Name+" dev)", st.HostPort)
 			case st.Listening:
-				c.printf("Temporal: something listens at %s but does not pass a Temporal health check", st.HostPort)
+				c.Printf("Temporal: something listens at %s but does not pass a Temporal health check", st.HostPort)
 				down++
 			default:
-				c.printf("Temporal: not running at %s (start it with `"+c.def.Name+" dev start`)", st.HostPort)
+				c.Printf("Temporal: not running at %s (start it with `"+c.def.Name+" dev start`)", st.HostPort)
 				down++
 			}
 			if st.Healthy {
-				c.printf("%s", uiLine(st))
+				c.Printf("%s", uiLine(st))
 			}
 			if err := (devstack.Services{NoStart: true}).Ensure(cmd.Context(), c.cfg); err != nil {
-				c.printf("Services: %v", err)
+				c.Printf("Services: %v", err)
 				down++
 			} else {
-				c.printf("Services: PostgreSQL and Redis are up")
+				c.Printf("Services: PostgreSQL and Redis are up")
 			}
 			if down > 0 {
 				return errors.New("the dev stack is not all up")

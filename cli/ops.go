@@ -41,7 +41,7 @@ func (c *CLI) writeObjects(format string, objs []ObjectState, summary bool) erro
 			}
 		}
 		if summary {
-			c.printf("%s", count(objs).String())
+			c.Printf("%s", count(objs).String())
 		}
 		return nil
 	}
@@ -146,7 +146,7 @@ enacted and updated included.`,
 			}
 			c.addWorkflows(cmd.Context(), objs)
 			if len(objs) == 0 && output == "table" {
-				c.printf("0 objects, 0 in sync, 0 pending, 0 in error in schema %s (%s)", store.Schema(), c.seedHint())
+				c.Printf("0 objects, 0 in sync, 0 pending, 0 in error in schema %s (%s)", store.Schema(), c.seedHint())
 				return nil
 			}
 			return c.writeObjects(output, objs, true)
@@ -181,9 +181,9 @@ func (c *CLI) errorsCommand() *cobra.Command {
 			}
 			if output == "table" {
 				for _, o := range bad {
-					c.printf("%s %d: %s", o.Model, o.ID, o.Status)
+					c.Printf("%s %d: %s", o.Model, o.ID, o.Status)
 				}
-				c.printf("%d objects in error", len(bad))
+				c.Printf("%d objects in error", len(bad))
 				return nil
 			}
 			return c.writeObjects(output, bad, false)
@@ -230,7 +230,7 @@ and syncs it again).`,
 			if err := a.NewStarter().Start(cmd.Context(), ref, false); err != nil {
 				return err
 			}
-			c.printf("%s %d: pending again; workflow %s started", ref.Model, ref.ID, workflows.WorkflowID(c.cfg.ObserverName, ref))
+			c.Printf("%s %d: pending again; workflow %s started", ref.Model, ref.ID, workflows.WorkflowID(c.cfg.ObserverName, ref))
 			return nil
 		},
 	}
@@ -287,7 +287,7 @@ with graphviz's dot as --format svg or png (which need --output).`,
 				if out, err := render.CombinedOutput(); err != nil {
 					return fmt.Errorf("dot: %v: %s", err, out)
 				}
-				c.printf("wrote %s", output)
+				c.Printf("wrote %s", output)
 				return nil
 			}
 			return fmt.Errorf("--format: %q is not one of dot, svg, png", format)

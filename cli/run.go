@@ -77,7 +77,7 @@ func (c *CLI) migrateCommand() *cobra.Command {
 				m, _ := store.Graph().Model(name)
 				tables = append(tables, m.Table)
 			}
-			c.printf("schema %s is up to date: tables %s", store.Schema(), strings.Join(tables, ", "))
+			c.Printf("schema %s is up to date: tables %s", store.Schema(), strings.Join(tables, ", "))
 			return nil
 		},
 	}
@@ -106,7 +106,7 @@ inserts more. A running starter picks them up at once.`,
 			if err != nil {
 				return err
 			}
-			c.printf("seeded %d objects (%d %s) into schema %s", objs, n, unit, store.Schema())
+			c.Printf("seeded %d objects (%d %s) into schema %s", objs, n, unit, store.Schema())
 			return nil
 		},
 	}

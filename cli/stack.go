@@ -63,11 +63,11 @@ func (c *CLI) runDemo(ctx context.Context, opts demoOptions) error {
 	if c.cfg.ObserverDisabled {
 		return fmt.Errorf("demo: observer_disabled is set, so nothing would be synced (unset it or TSYNC_OBSERVER_DISABLED)")
 	}
-	services := devstack.Services{Notify: func(line string) { c.printf("Services: %s", line) }}
+	services := devstack.Services{Notify: func(line string) { c.Printf("Services: %s", line) }}
 	if err := services.Ensure(ctx, c.cfg); err != nil {
 		return err
 	}
-	c.printf("Services: PostgreSQL and Redis are up")
+	c.Printf("Services: PostgreSQL and Redis are up")
 	tres, err := c.startTemporal(ctx, opts.dev)
 	if err != nil {
 		return err
@@ -87,12 +87,12 @@ func (c *CLI) runDemo(ctx context.Context, opts demoOptions) error {
 		if err != nil {
 			return err
 		}
-		c.printf("Seeded %d demo objects (%d %s) into schema %s", n, opts.sites, c.seedUnit(), a.Store.Schema())
+		c.Printf("Seeded %d demo objects (%d %s) into schema %s", n, opts.sites, c.seedUnit(), a.Store.Schema())
 		if objs, err = listObjects(ctx, a.Store); err != nil {
 			return err
 		}
 	} else if !opts.noSeed {
-		c.printf("Found %d demo objects in schema %s; not seeding", len(objs), a.Store.Schema())
+		c.Printf("Found %d demo objects in schema %s; not seeding", len(objs), a.Store.Schema())
 	}
 	before := count(objs)
 
@@ -110,10 +110,10 @@ func (c *CLI) runDemo(ctx context.Context, opts demoOptions) error {
 		stopRun()
 		<-done
 	}()
-	c.printf("Syncing: a worker and a starter on task queue %s (namespace %s); waiting up to %s",
+	c.Printf("Syncing: a worker and a starter on task queue %s (namespace %s); waiting up to %s",
 		a.Config.Temporal.TaskQueue, a.Config.Temporal.Namespace, opts.timeout)
 	if a.Config.ObserverEnableWatchers {
-		c.printf("Watchers: a dispatcher on stream %s (group %s)", a.Stream(), a.Config.ObserverName)
+		c.Printf("Watchers: a dispatcher on stream %s (group %s)", a.Stream(), a.Config.ObserverName)
 	}
 
 	final, err := c.waitInSync(ctx, a.Store, opts.timeout, failed)
@@ -124,15 +124,15 @@ func (c *CLI) runDemo(ctx context.Context, opts demoOptions) error {
 	if !opts.stay {
 		return nil
 	}
-	c.printf("")
-	c.printf("Staying up: the worker and the starter keep running (%s, in another shell); press Ctrl-C to stop.", c.seedHint())
+	c.Printf("")
+	c.Printf("Staying up: the worker and the starter keep running (%s, in another shell); press Ctrl-C to stop.", c.seedHint())
 	last := final
 	ticker := time.NewTicker(time.Second)
 	defer ticker.Stop()
 	for {
 		select {
 		case <-ctx.Done():
-			c.printf("Stopping.")
+			c.Printf("Stopping.")
 			return nil
 		case err := <-failed:
 			return err
@@ -146,7 +146,7 @@ func (c *CLI) runDemo(ctx context.Context, opts demoOptions) error {
 			return err
 		}
 		if t := count(objs); t != last {
-			c.printf("[%6.1fs] %s", time.Since(begin).Seconds(), t)
+			c.Printf("[%6.1fs] %s", time.Since(begin).Seconds(), t)
 			last = t
 		}
 	}
@@ -177,7 +177,7 @@ func (c *CLI) waitInSync(ctx context.Context, store *models.Store, timeout time.
 		}
 		t := count(objs)
 		if t != last {
-			c.printf("[%6.1fs] %s", time.Since(begin).Seconds(), t)
+			c.Printf("[%6.1fs] %s", time.Since(begin).Seconds(), t)
 			last = t
 		}
 		shown, more := 0, 0
@@ -189,11 +189,11 @@ func (c *CLI) waitInSync(ctx context.Context, store *models.Store, timeout time.
 					continue
 				}
 				shown++
-				c.printf("          %s %d in error: %s", o.Model, o.ID, oneLine(o.Status))
+				c.Printf("          %s %d in error: %s", o.Model, o.ID, oneLine(o.Status))
 			}
 		}
 		if more > 0 {
-			c.printf("          ... and %d more in error (`%s status` lists them all)", more, c.def.Name)
+			c.Printf("          ... and %d more in error (`%s status` lists them all)", more, c.def.Name)
 		}
 		if t.total > 0 && t.inSync == t.total {
 			return t, nil
@@ -210,8 +210,8 @@ func (c *CLI) waitInSync(ctx context.Context, store *models.Store, timeout time.
 					behind = append(behind, o)
 				}
 			}
-			c.printf("")
-			c.printf("Timed out after %s; %d of %d objects are not in sync:", timeout, len(behind), t.total)
+			c.Printf("")
+			c.Printf("Timed out after %s; %d of %d objects are not in sync:", timeout, len(behind), t.total)
 			_ = printTable(c.stdout, behind)
 			return t, fmt.Errorf("demo: %d of %d objects not in sync after %s (see `%s status`; rerun with --log-level info for the worker's log)",
 				len(behind), t.total, timeout, c.def.Name)
@@ -228,28 +228,28 @@ func (c *CLI) printSummary(final, before tally, wall time.Duration, st devstack.
 	} else {
 		wall = wall.Round(100 * time.Millisecond)
 	}
-	c.printf("")
+	c.Printf("")
 	noun := "demo objects"
 	if opts.noSeed {
 		noun = "objects" // dev up: whatever the tables hold
 	}
 	if synced == 0 {
-		c.printf("All %d %s in sync (they were already); wall time %s.", final.total, noun, wall)
+		c.Printf("All %d %s in sync (they were already); wall time %s.", final.total, noun, wall)
 	} else {
-		c.printf("All %d %s in sync (%d synced by this run); wall time %s.", final.total, noun, synced, wall)
+		c.Printf("All %d %s in sync (%d synced by this run); wall time %s.", final.total, noun, synced, wall)
 	}
 	if c.def.Summary != nil {
 		c.def.Summary(c)
 	}
-	c.printf("%s", uiLine(st))
+	c.Printf("%s", uiLine(st))
 	bin := c.temporalBinHint(opts.dev)
 	query := fmt.Sprintf("'TaskQueue=%q'", c.cfg.Temporal.TaskQueue)
 	ns := ""
 	if c.cfg.Temporal.Namespace != "default" {
 		ns = " --namespace " + c.cfg.Temporal.Namespace
 	}
-	c.printf("Workflows: %s workflow list --address %s%s --query %s", bin, c.cfg.Temporal.HostPort, ns, query)
-	c.printf("Objects:   %s status", c.selfHint())
+	c.Printf("Workflows: %s workflow list --address %s%s --query %s", bin, c.cfg.Temporal.HostPort, ns, query)
+	c.Printf("Objects:   %s status", c.selfHint())
 }
 
 // temporalBinHint is how to run the temporal CLI from the working
