@@ -71,8 +71,10 @@ BENCH_FLAGS ?=
 bench: tools services
 	TSYNC_TEMPORAL_BIN=$(BIN)/temporal $(GO) run ./bench $(BENCH_FLAGS)
 
-## fuzz: run every fuzz target for FUZZTIME (10s) each; `make test` runs only their seed corpora
-FUZZTIME ?= 10s
+## fuzz: run every fuzz target for FUZZTIME (50000x: executions) each; `make test` runs only their
+##       seed corpora. A count, not a duration: with a duration, go1.26's fuzz coordinator can fail
+##       a target with "context deadline exceeded" as time runs out (go.dev/issue/75804).
+FUZZTIME ?= 50000x
 FUZZ_TARGETS := FuzzParse:./config FuzzParseDepsFile:./models FuzzCheck:./models FuzzParseEntry:./watchers \
 	FuzzParseChange:./starter FuzzVarsRoundTrip:./ansible
 fuzz:
