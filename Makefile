@@ -75,8 +75,8 @@ bench: tools services
 ##       seed corpora. A count, not a duration: with a duration, go1.26's fuzz coordinator can fail
 ##       a target with "context deadline exceeded" as time runs out (go.dev/issue/75804).
 FUZZTIME ?= 50000x
-FUZZ_TARGETS := FuzzParse:./config FuzzParseDepsFile:./models FuzzCheck:./models FuzzParseEntry:./watchers \
-	FuzzParseChange:./starter FuzzVarsRoundTrip:./ansible
+FUZZ_TARGETS := FuzzParse:./config FuzzParseDepsFile:./models FuzzCheck:./models FuzzParseEntry:./internal/watchers \
+	FuzzParseChange:./internal/starter FuzzVarsRoundTrip:./internal/ansible
 fuzz:
 	@set -e; for t in $(FUZZ_TARGETS); do \
 		echo "$(GO) test -run=^\$$ -fuzz=^$${t%%:*}\$$ -fuzztime=$(FUZZTIME) $${t#*:}"; \

@@ -7,7 +7,7 @@ import (
 	"strings"
 
 	"github.com/tsync/tsync/models"
-	"github.com/tsync/tsync/watchers/watchset"
+	"github.com/tsync/tsync/internal/watchset"
 )
 
 // Watcher is an event-based synchronizer module (an XOS watcher): it reacts

@@ -9,7 +9,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/tsync/tsync/config"
-	"github.com/tsync/tsync/watchers"
+	"github.com/tsync/tsync/internal/watchers"
 )
 
 // OpenRedis connects to cfg's Redis, failing with a clear message when it

@@ -17,7 +17,7 @@ import (
 
 	"github.com/tsync/tsync/app"
 	"github.com/tsync/tsync/models"
-	"github.com/tsync/tsync/workflows"
+	"github.com/tsync/tsync/internal/workflows"
 )
 
 // addOutputFlag adds -o table|json.

@@ -18,9 +18,9 @@ import (
 	enumspb "go.temporal.io/api/enums/v1"
 
 	"github.com/tsync/tsync"
-	"github.com/tsync/tsync/activities"
+	"github.com/tsync/tsync/internal/activities"
 	"github.com/tsync/tsync/models"
-	"github.com/tsync/tsync/workflows"
+	"github.com/tsync/tsync/internal/workflows"
 )
 
 // Bad and huge object fields through a whole sync (issue 7): a value

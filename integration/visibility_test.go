@@ -13,7 +13,7 @@ import (
 	"go.temporal.io/sdk/converter"
 
 	"github.com/tsync/tsync/models"
-	"github.com/tsync/tsync/workflows"
+	"github.com/tsync/tsync/internal/workflows"
 )
 
 // A failing sync is found by a visibility query on its state, carries its

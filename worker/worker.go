@@ -11,9 +11,9 @@ import (
 	"go.temporal.io/sdk/client"
 	sdkworker "go.temporal.io/sdk/worker"
 
-	"github.com/tsync/tsync/activities"
-	"github.com/tsync/tsync/watchers"
-	"github.com/tsync/tsync/workflows"
+	"github.com/tsync/tsync/internal/activities"
+	"github.com/tsync/tsync/internal/watchers"
+	"github.com/tsync/tsync/internal/workflows"
 )
 
 // Options configure a worker. Zero values take the SDK's defaults.

@@ -29,7 +29,7 @@ import (
 	"go.temporal.io/sdk/testsuite"
 
 	"github.com/tsync/tsync/config"
-	"github.com/tsync/tsync/workflows"
+	"github.com/tsync/tsync/internal/workflows"
 )
 
 // DatabaseURL is the test database: TSYNC_TEST_DATABASE_URL, or the local

@@ -24,9 +24,9 @@ import (
 	"go.temporal.io/sdk/worker"
 	"go.temporal.io/sdk/workflow"
 
-	"github.com/tsync/tsync/activities"
+	"github.com/tsync/tsync/internal/activities"
 	"github.com/tsync/tsync/models"
-	"github.com/tsync/tsync/workflows"
+	"github.com/tsync/tsync/internal/workflows"
 )
 
 // testParams are the settings every test workflow runs with.

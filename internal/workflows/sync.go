@@ -12,7 +12,7 @@ import (
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/workflow"
 
-	"github.com/tsync/tsync/activities"
+	"github.com/tsync/tsync/internal/activities"
 	"github.com/tsync/tsync/models"
 )
 

@@ -23,7 +23,7 @@ import (
 	"github.com/tsync/tsync"
 	"github.com/tsync/tsync/metrics"
 	"github.com/tsync/tsync/models"
-	"github.com/tsync/tsync/workflows"
+	"github.com/tsync/tsync/internal/workflows"
 )
 
 // Options configure a Starter.

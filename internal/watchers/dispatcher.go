@@ -26,7 +26,7 @@ import (
 
 	"github.com/tsync/tsync"
 	"github.com/tsync/tsync/models"
-	"github.com/tsync/tsync/workflows"
+	"github.com/tsync/tsync/internal/workflows"
 )
 
 // Options configure a Dispatcher.

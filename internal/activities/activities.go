@@ -14,7 +14,7 @@ import (
 	"go.temporal.io/sdk/temporal"
 
 	"github.com/tsync/tsync"
-	"github.com/tsync/tsync/ansible"
+	"github.com/tsync/tsync/internal/ansible"
 	"github.com/tsync/tsync/metrics"
 	"github.com/tsync/tsync/models"
 )

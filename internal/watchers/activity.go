@@ -10,7 +10,7 @@ import (
 	sdkworker "go.temporal.io/sdk/worker"
 
 	"github.com/tsync/tsync"
-	"github.com/tsync/tsync/activities"
+	"github.com/tsync/tsync/internal/activities"
 	"github.com/tsync/tsync/models"
 )
 

@@ -19,7 +19,7 @@ import (
 	"github.com/tsync/tsync/config"
 	"github.com/tsync/tsync/internal/testenv"
 	"github.com/tsync/tsync/models"
-	"github.com/tsync/tsync/watchers"
+	"github.com/tsync/tsync/internal/watchers"
 )
 
 func TestCompileWatchers(t *testing.T) {

@@ -6,7 +6,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/tsync/tsync/models"
-	"github.com/tsync/tsync/watchers/watchset"
+	"github.com/tsync/tsync/internal/watchset"
 )
 
 // A three-level graph, Site <- Slice <- Instance, plus a Network of each

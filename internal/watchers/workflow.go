@@ -10,7 +10,7 @@ import (
 
 	"github.com/tsync/tsync"
 	"github.com/tsync/tsync/models"
-	"github.com/tsync/tsync/workflows"
+	"github.com/tsync/tsync/internal/workflows"
 )
 
 // Request starts a WatchWorkflow: one watcher, one affected object, one

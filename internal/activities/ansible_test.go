@@ -11,9 +11,9 @@ import (
 	"go.temporal.io/sdk/temporal"
 
 	"github.com/tsync/tsync"
-	"github.com/tsync/tsync/activities"
-	"github.com/tsync/tsync/ansible"
-	"github.com/tsync/tsync/ansible/ansibletest"
+	"github.com/tsync/tsync/internal/activities"
+	"github.com/tsync/tsync/internal/ansible"
+	"github.com/tsync/tsync/internal/ansible/ansibletest"
 	"github.com/tsync/tsync/internal/testenv"
 	"github.com/tsync/tsync/models"
 )

@@ -7,7 +7,7 @@ import (
 	"sync"
 
 	"github.com/tsync/tsync"
-	"github.com/tsync/tsync/ansible"
+	"github.com/tsync/tsync/internal/ansible"
 	"github.com/tsync/tsync/models"
 )
 

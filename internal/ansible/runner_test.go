@@ -14,8 +14,8 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/tsync/tsync"
-	"github.com/tsync/tsync/ansible"
-	"github.com/tsync/tsync/ansible/ansibletest"
+	"github.com/tsync/tsync/internal/ansible"
+	"github.com/tsync/tsync/internal/ansible/ansibletest"
 )
 
 // testRoles holds the roles of these tests.

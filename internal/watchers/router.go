@@ -7,7 +7,7 @@ import (
 
 	"github.com/tsync/tsync"
 	"github.com/tsync/tsync/models"
-	"github.com/tsync/tsync/watchers/watchset"
+	"github.com/tsync/tsync/internal/watchset"
 )
 
 // Target is one watcher to run for one affected object.
