@@ -6,8 +6,8 @@ import (
 	"regexp"
 	"strings"
 
-	"github.com/tsync/tsync/models"
 	"github.com/tsync/tsync/internal/watchset"
+	"github.com/tsync/tsync/models"
 )
 
 // Watcher is an event-based synchronizer module (an XOS watcher): it reacts

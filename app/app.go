@@ -21,14 +21,14 @@ import (
 	sdklog "go.temporal.io/sdk/log"
 
 	"github.com/tsync/tsync"
+	"github.com/tsync/tsync/config"
 	"github.com/tsync/tsync/internal/activities"
 	"github.com/tsync/tsync/internal/ansible"
-	"github.com/tsync/tsync/config"
+	"github.com/tsync/tsync/internal/starter"
+	"github.com/tsync/tsync/internal/workflows"
 	"github.com/tsync/tsync/metrics"
 	"github.com/tsync/tsync/models"
-	"github.com/tsync/tsync/internal/starter"
 	"github.com/tsync/tsync/worker"
-	"github.com/tsync/tsync/internal/workflows"
 )
 
 // App holds a synchronizer's runtime resources.

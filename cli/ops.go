@@ -16,8 +16,8 @@ import (
 	"go.temporal.io/sdk/converter"
 
 	"github.com/tsync/tsync/app"
-	"github.com/tsync/tsync/models"
 	"github.com/tsync/tsync/internal/workflows"
+	"github.com/tsync/tsync/models"
 )
 
 // addOutputFlag adds -o table|json.

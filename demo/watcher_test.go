@@ -14,8 +14,8 @@ import (
 
 	"github.com/tsync/tsync/config"
 	"github.com/tsync/tsync/demo"
-	"github.com/tsync/tsync/models"
 	"github.com/tsync/tsync/internal/watchers"
+	"github.com/tsync/tsync/models"
 )
 
 // With watchers on, a network's new CIDR reaches the files of its instances

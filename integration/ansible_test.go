@@ -13,13 +13,13 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/tsync/tsync"
-	"github.com/tsync/tsync/internal/ansible/ansibletest"
 	"github.com/tsync/tsync/app"
 	"github.com/tsync/tsync/config"
+	"github.com/tsync/tsync/internal/ansible/ansibletest"
 	"github.com/tsync/tsync/internal/testenv"
+	"github.com/tsync/tsync/internal/workflows"
 	"github.com/tsync/tsync/models"
 	"github.com/tsync/tsync/worker"
-	"github.com/tsync/tsync/internal/workflows"
 )
 
 // Models of the Ansible tests: a Conf, synced by a playbook, and a Consumer

@@ -19,8 +19,8 @@ import (
 
 	"github.com/tsync/tsync"
 	"github.com/tsync/tsync/internal/activities"
-	"github.com/tsync/tsync/models"
 	"github.com/tsync/tsync/internal/workflows"
+	"github.com/tsync/tsync/models"
 )
 
 // Bad and huge object fields through a whole sync (issue 7): a value

@@ -12,8 +12,8 @@ import (
 	"go.temporal.io/api/workflowservice/v1"
 	"go.temporal.io/sdk/converter"
 
-	"github.com/tsync/tsync/models"
 	"github.com/tsync/tsync/internal/workflows"
+	"github.com/tsync/tsync/models"
 )
 
 // A failing sync is found by a visibility query on its state, carries its

@@ -21,9 +21,9 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/tsync/tsync"
+	"github.com/tsync/tsync/internal/workflows"
 	"github.com/tsync/tsync/metrics"
 	"github.com/tsync/tsync/models"
-	"github.com/tsync/tsync/internal/workflows"
 )
 
 // Options configure a Starter.

@@ -25,8 +25,8 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/tsync/tsync"
-	"github.com/tsync/tsync/models"
 	"github.com/tsync/tsync/internal/workflows"
+	"github.com/tsync/tsync/models"
 )
 
 // Options configure a Dispatcher.

@@ -18,8 +18,8 @@ import (
 	"github.com/tsync/tsync"
 	"github.com/tsync/tsync/config"
 	"github.com/tsync/tsync/internal/testenv"
-	"github.com/tsync/tsync/models"
 	"github.com/tsync/tsync/internal/watchers"
+	"github.com/tsync/tsync/models"
 )
 
 // redisServer is a private redis-server of one test, on a free port of

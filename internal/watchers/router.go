@@ -6,8 +6,8 @@ import (
 	"slices"
 
 	"github.com/tsync/tsync"
-	"github.com/tsync/tsync/models"
 	"github.com/tsync/tsync/internal/watchset"
+	"github.com/tsync/tsync/models"
 )
 
 // Target is one watcher to run for one affected object.

@@ -18,8 +18,8 @@ import (
 	"github.com/tsync/tsync/app"
 	"github.com/tsync/tsync/config"
 	"github.com/tsync/tsync/internal/testenv"
-	"github.com/tsync/tsync/models"
 	"github.com/tsync/tsync/internal/watchers"
+	"github.com/tsync/tsync/models"
 )
 
 func TestCompileWatchers(t *testing.T) {

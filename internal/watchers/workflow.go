@@ -9,8 +9,8 @@ import (
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/tsync/tsync"
-	"github.com/tsync/tsync/models"
 	"github.com/tsync/tsync/internal/workflows"
+	"github.com/tsync/tsync/models"
 )
 
 // Request starts a WatchWorkflow: one watcher, one affected object, one

@@ -5,8 +5,8 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/tsync/tsync/models"
 	"github.com/tsync/tsync/internal/watchset"
+	"github.com/tsync/tsync/models"
 )
 
 // A three-level graph, Site <- Slice <- Instance, plus a Network of each

@@ -25,8 +25,8 @@ import (
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/tsync/tsync/internal/activities"
-	"github.com/tsync/tsync/models"
 	"github.com/tsync/tsync/internal/workflows"
+	"github.com/tsync/tsync/models"
 )
 
 // testParams are the settings every test workflow runs with.
