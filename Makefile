@@ -76,7 +76,7 @@ bench: tools services
 ##       a target with "context deadline exceeded" as time runs out (go.dev/issue/75804).
 FUZZTIME ?= 50000x
 FUZZ_TARGETS := FuzzParse:./config FuzzParseDepsFile:./models FuzzCheck:./models FuzzParseEntry:./internal/watchers \
-	FuzzParseChange:./internal/starter FuzzVarsRoundTrip:./internal/ansible
+	FuzzParseChange:./models FuzzVarsRoundTrip:./internal/ansible
 fuzz:
 	@set -e; for t in $(FUZZ_TARGETS); do \
 		echo "$(GO) test -run=^\$$ -fuzz=^$${t%%:*}\$$ -fuzztime=$(FUZZTIME) $${t#*:}"; \

@@ -2,15 +2,15 @@ package tsync
 
 import (
 	"context"
-	"fmt"
 
 	"github.com/tsync/tsync/models"
 )
 
 // AnsibleStep is a step whose work is an Ansible playbook rather than Go code
-// (the XOS TemplateName and get_extra_attributes). A step that implements it
-// is dispatched to Ansible: its SyncRecord and DeleteRecord are not called.
-// Build one with Playbook, or implement the methods on a Step of your own.
+// (the XOS TemplateName and get_extra_attributes); a Synchronizer lists them
+// in AnsibleSteps. Build one with AnsibleStepOf, or implement the interface.
+// As for Step, Synchronizes returns one object of each model it synchronizes
+// (new(Service)), and the step may implement PendingFetcher.
 //
 // For each sync or delete of an object, tsync renders a wrapper playbook that
 // runs the role named by TemplateName on the object's hosts (see
@@ -48,6 +48,8 @@ import (
 // Under observer_pretend nothing is executed: the files are written and the
 // sync is recorded as an InnocuousError saying so (code 1).
 type AnsibleStep interface {
+	// Synchronizes returns one object of each model the step synchronizes.
+	Synchronizes() []models.Object
 	// TemplateName names the role that does the work.
 	TemplateName() string
 	// ExtraAttributes returns the playbook's variables for obj.
@@ -85,9 +87,9 @@ type AnsibleTarget struct {
 // LocalTarget runs a playbook on this machine, without ssh.
 var LocalTarget = AnsibleTarget{Hosts: []string{"localhost"}, Connection: "local"}
 
-// PlaybookFuncs is an Ansible step of model struct T, made of functions. Turn
-// it into a Step with Playbook.
-type PlaybookFuncs[T any] struct {
+// AnsibleStepFuncs is an Ansible step of model struct T, made of functions.
+// Make it an AnsibleStep with AnsibleStepOf.
+type AnsibleStepFuncs[T any] struct {
 	// Template names the role (TemplateName).
 	Template string
 	// Attributes returns the variables of the playbook for obj
@@ -97,53 +99,43 @@ type PlaybookFuncs[T any] struct {
 	Target func(ctx context.Context, obj *T) (AnsibleTarget, error)
 }
 
-// Playbook returns a Step of model that runs p's role with Ansible for every
-// sync and delete. It implements AnsibleStep and AnsibleTargeter.
-func Playbook[T any](model string, p PlaybookFuncs[T]) Step {
-	return &playbook[T]{typed: typed[T]{model: model}, p: p}
+// AnsibleStepOf returns the AnsibleStep of the model registered as T that
+// runs f's role for every sync and delete. It implements AnsibleTargeter.
+func AnsibleStepOf[T any, PT interface {
+	*T
+	models.Object
+}](f AnsibleStepFuncs[T]) AnsibleStep {
+	return &ansibleStep[T, PT]{f: f}
 }
 
-type playbook[T any] struct {
-	typed[T]
-	p PlaybookFuncs[T]
+type ansibleStep[T any, PT interface {
+	*T
+	models.Object
+}] struct {
+	typedModel[T, PT]
+	f AnsibleStepFuncs[T]
 }
 
-// SyncRecord is not called for an Ansible step: the activities dispatch it
-// to Ansible. It fails if called anyway.
-func (s *playbook[T]) SyncRecord(context.Context, models.Object) error {
-	return fmt.Errorf("step for %s is an Ansible step (role %s): it is run by the Ansible dispatch, not SyncRecord", s.model, s.p.Template)
-}
+func (s *ansibleStep[T, PT]) TemplateName() string { return s.f.Template }
 
-// DeleteRecord is not called for an Ansible step; see SyncRecord.
-func (s *playbook[T]) DeleteRecord(context.Context, models.Object) error {
-	return fmt.Errorf("step for %s is an Ansible step (role %s): it is run by the Ansible dispatch, not DeleteRecord", s.model, s.p.Template)
-}
-
-// FetchPending uses the default query.
-func (s *playbook[T]) FetchPending(ctx context.Context, q PendingQuery) ([]int64, error) {
-	return q.Default(ctx)
-}
-
-func (s *playbook[T]) TemplateName() string { return s.p.Template }
-
-func (s *playbook[T]) ExtraAttributes(ctx context.Context, obj models.Object) (map[string]any, error) {
-	o, err := s.cast(obj)
+func (s *ansibleStep[T, PT]) ExtraAttributes(ctx context.Context, obj models.Object) (map[string]any, error) {
+	o, err := s.cast("ansible step", obj)
 	if err != nil {
 		return nil, err
 	}
-	if s.p.Attributes == nil {
+	if s.f.Attributes == nil {
 		return nil, nil
 	}
-	return s.p.Attributes(ctx, o)
+	return s.f.Attributes(ctx, o)
 }
 
-func (s *playbook[T]) AnsibleTarget(ctx context.Context, obj models.Object) (AnsibleTarget, error) {
-	o, err := s.cast(obj)
+func (s *ansibleStep[T, PT]) AnsibleTarget(ctx context.Context, obj models.Object) (AnsibleTarget, error) {
+	o, err := s.cast("ansible step", obj)
 	if err != nil {
 		return AnsibleTarget{}, err
 	}
-	if s.p.Target == nil {
+	if s.f.Target == nil {
 		return LocalTarget, nil
 	}
-	return s.p.Target(ctx, o)
+	return s.f.Target(ctx, o)
 }

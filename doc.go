@@ -7,9 +7,10 @@
 // brings the object's dependencies in sync, records the outcome in the
 // object's sync state, and retries failures with backoff.
 //
-// A step is usually written against its model's struct:
+// A step is usually written against its model's struct; its model is the
+// one registered for that Go type:
 //
-//	var SiteStep = tsync.Typed[Site]("Site", tsync.StepFuncs[Site]{
+//	siteStep := tsync.StepOf[Site](tsync.StepFuncs[Site]{
 //		Sync: func(ctx context.Context, s *Site) error {
 //			return backend.EnsureSite(ctx, s.Name)
 //		},
@@ -18,6 +19,10 @@
 //		},
 //	})
 //
-// and registered with its models in a Synchronizer, which the worker and the
-// starter run.
+// Steps, Ansible steps (AnsibleStepOf), watchers (WatcherOf) and model
+// policies (PolicyOf) are registered with their models in a Synchronizer,
+// which package app opens and runs (or package cli, as a command line) and
+// package tsynctest tests. The errors a module returns mean what Step
+// documents: Defer for a temporary condition, Innocuous for a note, anything
+// else a failure retried with backoff.
 package tsync

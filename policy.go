@@ -7,16 +7,6 @@ import (
 	"github.com/tsync/tsync/models"
 )
 
-// PolicyOp is what happened to an object that its model policies handle.
-type PolicyOp string
-
-// Policy operations, as the XOS handle_create, handle_update, handle_delete.
-const (
-	PolicyCreate PolicyOp = "create"
-	PolicyUpdate PolicyOp = "update"
-	PolicyDelete PolicyOp = "delete"
-)
-
 // Policy is a model policy (XOS model_policies): code run when an object of
 // its model is created, updated or deleted, before the object is synced (or
 // deleted from the backend). An object is synced only after its policies
@@ -36,10 +26,11 @@ const (
 // holds its dependents, and is retried with backoff; the object is not
 // synced meanwhile.
 type Policy interface {
-	// Model names the model the policy handles.
-	Model() string
+	// Model returns an object of the model the policy handles (new(Slice));
+	// the registry names the model.
+	Model() models.Object
 	// Handle runs the policy for op on obj.
-	Handle(ctx context.Context, op PolicyOp, obj models.Object) error
+	Handle(ctx context.Context, op models.Op, obj models.Object) error
 }
 
 // TypedPolicy is a policy written against one model's struct T; make it a
@@ -50,32 +41,39 @@ type TypedPolicy[T any] interface {
 	HandleDelete(ctx context.Context, obj *T) error
 }
 
-// PolicyOf adapts a policy of model's struct T to Policy.
-func PolicyOf[T any](model string, p TypedPolicy[T]) Policy {
-	return &typedPolicy[T]{model: model, p: p}
+// PolicyOf adapts a policy of model struct T to Policy: it handles the
+// objects of the model registered as T.
+func PolicyOf[T any, PT interface {
+	*T
+	models.Object
+}](p TypedPolicy[T]) Policy {
+	return &typedPolicy[T, PT]{p: p}
 }
 
-type typedPolicy[T any] struct {
-	model string
-	p     TypedPolicy[T]
+type typedPolicy[T any, PT interface {
+	*T
+	models.Object
+}] struct {
+	typedModel[T, PT]
+	p TypedPolicy[T]
 }
 
-func (t *typedPolicy[T]) Model() string { return t.model }
+func (t *typedPolicy[T, PT]) Model() models.Object { return t.Synchronizes()[0] }
 
-func (t *typedPolicy[T]) Handle(ctx context.Context, op PolicyOp, obj models.Object) error {
-	o, ok := any(obj).(*T)
-	if !ok {
-		return fmt.Errorf("policy for %s: got %T, want %T", t.model, obj, o)
+func (t *typedPolicy[T, PT]) Handle(ctx context.Context, op models.Op, obj models.Object) error {
+	o, err := t.cast("policy", obj)
+	if err != nil {
+		return err
 	}
 	switch op {
-	case PolicyCreate:
+	case models.OpCreate:
 		return t.p.HandleCreate(ctx, o)
-	case PolicyUpdate:
+	case models.OpUpdate:
 		return t.p.HandleUpdate(ctx, o)
-	case PolicyDelete:
+	case models.OpDelete:
 		return t.p.HandleDelete(ctx, o)
 	}
-	return fmt.Errorf("policy for %s: unknown operation %q", t.model, op)
+	return fmt.Errorf("policy of %T: unknown operation %q", obj, op)
 }
 
 // PolicyFuncs is a TypedPolicy made of functions; a nil one does nothing.
@@ -96,11 +94,4 @@ func (f PolicyFuncs[T]) HandleUpdate(ctx context.Context, obj *T) error {
 // HandleDelete calls f.Delete.
 func (f PolicyFuncs[T]) HandleDelete(ctx context.Context, obj *T) error {
 	return call(ctx, f.Delete, obj)
-}
-
-func call[T any](ctx context.Context, fn func(context.Context, *T) error, obj *T) error {
-	if fn == nil {
-		return nil
-	}
-	return fn(ctx, obj)
 }

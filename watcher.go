@@ -2,11 +2,7 @@ package tsync
 
 import (
 	"context"
-	"fmt"
-	"regexp"
-	"strings"
 
-	"github.com/tsync/tsync/internal/watchset"
 	"github.com/tsync/tsync/models"
 )
 
@@ -44,20 +40,21 @@ import (
 // database and the change that fired. It must be idempotent: after a crash,
 // a timeout or a retry it can run again for the same change. Two changes in
 // quick succession can run it concurrently for one object. What the
-// returned error means:
+// returned error means, the first match winning (as for Step):
 //   - nil: handled.
-//   - an error wrapping *InnocuousError (see Innocuous): handled, with a note
-//     in the worker's log.
 //   - an error wrapping *DeferredError (see Defer): a temporary condition;
 //     the handler runs again after the loop interval, without backoff.
+//   - an error wrapping *InnocuousError (see Innocuous): handled, with a note
+//     in the worker's log.
 //   - any other error, or a panic: retried with exponential backoff
 //     (constant intervals when observer_backoff_disabled) until it succeeds.
 //
 // Watchers record nothing in the objects' sync state: that is the work of
 // steps. A model may have both a step and watchers (a hybrid synchronizer).
 type Watcher interface {
-	// Synchronizes names the models whose objects the watcher handles.
-	Synchronizes() []string
+	// Synchronizes returns one object of each model whose objects the
+	// watcher handles (new(Instance)); the registry names the models.
+	Synchronizes() []models.Object
 	// WatchDegree is the distance of the implicit watched set (0: none).
 	WatchDegree() int
 	// Watched are the explicit watched links; when not empty, WatchDegree
@@ -70,7 +67,8 @@ type Watcher interface {
 // NamedWatcher is implemented by watchers that choose their name. A
 // watcher's name is part of its workflow IDs
 // ("<synchronizer>/watch/<name>/<model>/<id>/<event>"); without Name it is
-// its synchronized models joined by "+". Names must be unique in a
+// the names of its synchronized models joined by "+" (so it is when Name
+// returns ""). Names must be unique in a
 // synchronizer and match ^[A-Za-z][A-Za-z0-9_.+-]*$.
 type NamedWatcher interface {
 	Name() string
@@ -83,114 +81,88 @@ type WatchEvent struct {
 	ID string `json:"id"`
 	// Changed is the object that changed, of a watched model.
 	Changed models.Ref `json:"changed"`
-	// Op is "create", "update" or "delete".
-	Op string `json:"op"`
+	// Op is what happened to it.
+	Op models.Op `json:"op"`
 	// Fields lists the columns an update changed.
 	Fields []string `json:"fields,omitempty"`
 }
 
-// TypedWatcher adapts a watcher of model's struct T, given as WatchedFuncs,
-// to Watcher.
-func TypedWatcher[T any](model string, f WatchedFuncs[T]) Watcher {
-	return &typedWatcher[T]{model: model, f: f}
+// TypedWatcher is a watcher written against one model's struct T. Make it a
+// Watcher with WatcherOf.
+type TypedWatcher[T any] interface {
+	WatchDegree() int
+	Watched() []models.Link
+	HandleWatchedObject(ctx context.Context, obj *T, ev WatchEvent) error
 }
 
-// WatchedFuncs declares a watcher of one model's struct T: its watched set
-// and its handler. The zero WatchDegree with no Watched links watches
-// nothing.
-type WatchedFuncs[T any] struct {
+// WatcherOf adapts a watcher of model struct T to Watcher: it handles the
+// objects of the model registered as T. When w also implements
+// NamedWatcher, the adapter forwards Name to it.
+func WatcherOf[T any, PT interface {
+	*T
+	models.Object
+}](w TypedWatcher[T]) Watcher {
+	return &typedWatcher[T, PT]{w: w}
+}
+
+// WatcherFuncs is a TypedWatcher made of its declarations and a function.
+// The zero WatchDegree with no Watched links watches nothing.
+type WatcherFuncs[T any] struct {
 	// Name names the watcher (see NamedWatcher); "" is the model's name.
 	Name string
-	// WatchDegree is the distance of the implicit watched set.
-	WatchDegree int
-	// Watched are explicit watched links; they override WatchDegree.
-	Watched []models.Link
-	// Handle is HandleWatchedObject, with the object as a *T. nil handles
-	// nothing.
+	// Degree is the distance of the implicit watched set (WatchDegree).
+	Degree int
+	// Links are explicit watched links (Watched); they override Degree.
+	Links []models.Link
+	// Handle is HandleWatchedObject; nil handles nothing.
 	Handle func(ctx context.Context, obj *T, ev WatchEvent) error
 }
 
-type typedWatcher[T any] struct {
-	model string
-	f     WatchedFuncs[T]
-}
+// WatchDegree returns f.Degree.
+func (f WatcherFuncs[T]) WatchDegree() int { return f.Degree }
 
-func (w *typedWatcher[T]) Name() string {
-	if w.f.Name != "" {
-		return w.f.Name
-	}
-	return w.model
-}
+// Watched returns f.Links.
+func (f WatcherFuncs[T]) Watched() []models.Link { return f.Links }
 
-func (w *typedWatcher[T]) Synchronizes() []string { return []string{w.model} }
-
-func (w *typedWatcher[T]) WatchDegree() int { return w.f.WatchDegree }
-
-func (w *typedWatcher[T]) Watched() []models.Link { return w.f.Watched }
-
-func (w *typedWatcher[T]) HandleWatchedObject(ctx context.Context, obj models.Object, ev WatchEvent) error {
-	o, ok := any(obj).(*T)
-	if !ok {
-		return fmt.Errorf("watcher %s: got %T, want %T", w.Name(), obj, o)
-	}
-	if w.f.Handle == nil {
+// HandleWatchedObject calls f.Handle.
+func (f WatcherFuncs[T]) HandleWatchedObject(ctx context.Context, obj *T, ev WatchEvent) error {
+	if f.Handle == nil {
 		return nil
 	}
-	return w.f.Handle(ctx, o, ev)
+	return f.Handle(ctx, obj, ev)
 }
 
-// CompiledWatcher is a validated watcher with its watched paths.
-type CompiledWatcher struct {
-	// Name is the watcher's name, unique in the synchronizer.
-	Name string
-	// Watcher is the watcher.
-	Watcher Watcher
-	// Paths lead from its synchronized models to its watched models.
-	Paths []watchset.Path
+// name is the watcher's Name, "" for the default.
+func (f WatcherFuncs[T]) name() string { return f.Name }
+
+type typedWatcher[T any, PT interface {
+	*T
+	models.Object
+}] struct {
+	typedModel[T, PT]
+	w TypedWatcher[T]
 }
 
-// WatchedModels returns the watcher's watched set.
-func (w *CompiledWatcher) WatchedModels() []string { return watchset.Models(w.Paths) }
-
-var watcherName = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9_.+-]*$`)
-
-// compileWatchers validates ws against g and computes their paths.
-func compileWatchers(g *models.Graph, ws []Watcher) ([]*CompiledWatcher, error) {
-	var out []*CompiledWatcher
-	names := map[string]bool{}
-	for i, w := range ws {
-		if w == nil {
-			return nil, fmt.Errorf("synchronizer: watcher %d is nil", i)
-		}
-		name := strings.Join(w.Synchronizes(), "+")
-		if n, ok := w.(NamedWatcher); ok {
-			name = n.Name()
-		}
-		if !watcherName.MatchString(name) {
-			return nil, fmt.Errorf("synchronizer: watcher %d (%T): name %q must match %s", i, w, name, watcherName)
-		}
-		if names[name] {
-			return nil, fmt.Errorf("synchronizer: two watchers are named %q (give each a Name)", name)
-		}
-		names[name] = true
-		paths, err := watchset.Compute(g, w.Synchronizes(), w.WatchDegree(), w.Watched())
-		if err != nil {
-			return nil, fmt.Errorf("synchronizer: watcher %s: %w", name, err)
-		}
-		out = append(out, &CompiledWatcher{Name: name, Watcher: w, Paths: paths})
+// Name returns the typed watcher's name: its own (NamedWatcher, or a
+// WatcherFuncs' Name) or, when empty, the model's (see WatcherName).
+func (t *typedWatcher[T, PT]) Name() string {
+	switch w := t.w.(type) {
+	case NamedWatcher:
+		return w.Name()
+	case interface{ name() string }:
+		return w.name()
 	}
-	return out, nil
+	return ""
 }
 
-// Watchers returns the synchronizer's watchers, in declaration order.
-func (c *Compiled) Watchers() []*CompiledWatcher { return c.watchers }
+func (t *typedWatcher[T, PT]) WatchDegree() int { return t.w.WatchDegree() }
 
-// Watcher returns the watcher of the given name.
-func (c *Compiled) Watcher(name string) (*CompiledWatcher, bool) {
-	for _, w := range c.watchers {
-		if w.Name == name {
-			return w, true
-		}
+func (t *typedWatcher[T, PT]) Watched() []models.Link { return t.w.Watched() }
+
+func (t *typedWatcher[T, PT]) HandleWatchedObject(ctx context.Context, obj models.Object, ev WatchEvent) error {
+	o, err := t.cast("watcher", obj)
+	if err != nil {
+		return err
 	}
-	return nil, false
+	return t.w.HandleWatchedObject(ctx, o, ev)
 }

@@ -24,6 +24,7 @@ import (
 	"github.com/tsync/tsync/config"
 	"github.com/tsync/tsync/internal/activities"
 	"github.com/tsync/tsync/internal/ansible"
+	"github.com/tsync/tsync/internal/engine"
 	"github.com/tsync/tsync/internal/starter"
 	"github.com/tsync/tsync/internal/workflows"
 	"github.com/tsync/tsync/metrics"
@@ -34,9 +35,10 @@ import (
 // App holds a synchronizer's runtime resources.
 type App struct {
 	Config config.Config
-	Sync   *tsync.Compiled
 	Pool   *pgxpool.Pool
-	Store  *models.Store
+	// Store is the model store of the synchronizer's models.
+	Store *models.Store
+	// Client is the Temporal client; nil for an app opened by OpenStore.
 	Client client.Client
 	Log    *slog.Logger
 	// Redis carries the watchers' change stream; nil unless
@@ -49,38 +51,133 @@ type App struct {
 
 	stopMetrics context.CancelFunc
 
+	// sync is the compiled synchronizer.
+	sync *engine.Synchronizer
+
 	// searchAttributes reports that the Tsync* search attributes are
 	// registered on the namespace.
 	searchAttributes bool
 }
 
-// Open validates the synchronizer, connects to PostgreSQL (migrating the
-// schema) and to Temporal. Each failure is one error saying what to do.
-// While the Temporal server cannot be reached, Open logs so and keeps
-// trying until ctx is done: a worker or starter started before its server
-// (or during an outage) waits for it instead of exiting.
+// Build builds a synchronizer over the model store of its models: steps
+// that read other objects keep the store, as controller-runtime's
+// reconcilers keep the manager's client. It must not use the store before
+// it returns: tsync deps builds a synchronizer without reaching the
+// database.
+type Build func(store *models.Store) (tsync.Synchronizer, error)
+
+// Open is OpenWithStore for a synchronizer that needs no store.
 func Open(ctx context.Context, cfg config.Config, s tsync.Synchronizer, log *slog.Logger) (*App, error) {
+	return OpenWithStore(ctx, cfg, s.Models, static(s), log)
+}
+
+func static(s tsync.Synchronizer) Build {
+	return func(*models.Store) (tsync.Synchronizer, error) { return s, nil }
+}
+
+// OpenWithStore opens the synchronizer's services and builds it over them:
+// it validates cfg, connects to PostgreSQL, builds the synchronizer of reg
+// with build over the store and validates it, migrates the schema, and
+// connects to Temporal (and to Redis with observer_enable_watchers). Each
+// failure is one error saying what to do. While the Temporal server cannot
+// be reached, it logs so and keeps trying until ctx is done: a worker or
+// starter started before its server (or during an outage) waits for it
+// instead of exiting.
+func OpenWithStore(ctx context.Context, cfg config.Config, reg *models.Registry, build Build, log *slog.Logger) (*App, error) {
+	a, err := openStore(ctx, cfg, reg, build, log)
+	if err != nil {
+		return nil, err
+	}
+	if err := a.Store.Migrate(ctx); err != nil {
+		a.Close()
+		return nil, err
+	}
+	if err := a.openServices(ctx); err != nil {
+		a.Close()
+		return nil, err
+	}
+	return a, nil
+}
+
+// OpenStore opens only the synchronizer's model store, as OpenWithStore
+// does but without Temporal, Redis or metrics, migrating the schema when
+// migrate is set: for commands that read or write the data model.
+func OpenStore(ctx context.Context, cfg config.Config, reg *models.Registry, build Build, migrate bool, log *slog.Logger) (*App, error) {
+	a, err := openStore(ctx, cfg, reg, build, log)
+	if err != nil {
+		return nil, err
+	}
+	if migrate {
+		if err := a.Store.Migrate(ctx); err != nil {
+			a.Close()
+			return nil, err
+		}
+	}
+	return a, nil
+}
+
+// Graph builds and validates the synchronizer of reg without reaching any
+// service, and returns its dependency graph.
+func Graph(cfg config.Config, reg *models.Registry, build Build) (*models.Graph, error) {
+	pool, err := pgxpool.New(context.Background(), cfg.DatabaseURL)
+	if err != nil {
+		return nil, fmt.Errorf("database %s: %w", cfg.Redacted().DatabaseURL, err)
+	}
+	defer pool.Close()
+	c, err := engine.Build(pool, cfg.DatabaseSchema, reg, build)
+	if err != nil {
+		return nil, err
+	}
+	return c.Graph, nil
+}
+
+// openStore validates cfg, connects to PostgreSQL and builds the
+// synchronizer over the store.
+func openStore(ctx context.Context, cfg config.Config, reg *models.Registry, build Build, log *slog.Logger) (*App, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	compiled, err := s.Compile()
-	if err != nil {
+	if reg == nil {
+		return nil, fmt.Errorf("synchronizer: no models registered")
+	}
+	if _, err := reg.Graph(); err != nil {
+		return nil, fmt.Errorf("synchronizer: %w", err)
+	}
+	a := &App{Config: cfg, Log: log}
+	var err error
+	if a.Pool, err = OpenDatabase(ctx, cfg); err != nil {
 		return nil, err
 	}
-	if err := checkDepsFile(cfg.ObserverDependencyGraph, compiled.Graph); err != nil {
+	if a.sync, err = engine.Build(a.Pool, cfg.DatabaseSchema, reg, build); err != nil {
+		a.Close()
 		return nil, err
 	}
-	a := &App{Config: cfg, Sync: compiled, Log: log}
+	if err := checkDepsFile(cfg.ObserverDependencyGraph, a.sync.Graph); err != nil {
+		a.Close()
+		return nil, err
+	}
+	if a.Store, err = models.NewStore(a.Pool, cfg.DatabaseSchema, a.sync.Graph, models.WithOutbox(cfg.ObserverEnableWatchers)); err != nil {
+		a.Close()
+		return nil, err
+	}
+	return a, nil
+}
+
+// openServices starts the metrics endpoint and connects to Redis (with
+// observer_enable_watchers) and Temporal.
+func (a *App) openServices(ctx context.Context) error {
+	cfg, log := a.Config, a.Log
+	var err error
 	if a.Metrics, err = metrics.New(log); err != nil {
-		return nil, err
+		return err
 	}
 	if cfg.MetricsAddress != "" {
 		ln, err := net.Listen("tcp", cfg.MetricsAddress)
 		if err != nil {
-			return nil, fmt.Errorf("metrics_address %s: %w", cfg.MetricsAddress, err)
+			return fmt.Errorf("metrics_address %s: %w", cfg.MetricsAddress, err)
 		}
 		mctx, stop := context.WithCancel(context.WithoutCancel(ctx))
 		a.stopMetrics = stop
@@ -92,34 +189,30 @@ func Open(ctx context.Context, cfg config.Config, s tsync.Synchronizer, log *slo
 		a.MetricsURL = "http://" + ln.Addr().String() + "/metrics"
 		log.Info("serving metrics", "url", a.MetricsURL)
 	}
-	if a.Pool, err = OpenDatabase(ctx, cfg); err != nil {
-		a.Close()
-		return nil, err
-	}
-	if a.Store, err = models.NewStore(a.Pool, cfg.DatabaseSchema, compiled.Graph, models.WithOutbox(cfg.ObserverEnableWatchers)); err != nil {
-		a.Close()
-		return nil, err
-	}
-	if err := a.Store.Migrate(ctx); err != nil {
-		a.Close()
-		return nil, err
-	}
 	if cfg.ObserverEnableWatchers {
 		if a.Redis, err = OpenRedis(ctx, cfg); err != nil {
-			a.Close()
-			return nil, err
+			return err
 		}
 	}
 	if a.Client, err = waitForTemporal(ctx, cfg, log, a.Metrics.SDKHandler()); err != nil {
-		a.Close()
-		return nil, err
+		return err
 	}
 	if err := RegisterSearchAttributes(ctx, a.Client, cfg.Temporal.Namespace); err != nil {
 		log.Warn("workflows will run without the Tsync* search attributes; register them on the namespace to find syncs by state", "error", err)
 	} else {
 		a.searchAttributes = true
 	}
-	return a, nil
+	return nil
+}
+
+// Synchronized returns the names of the models the synchronizer has steps
+// for, dependencies first.
+func (a *App) Synchronized() []string { return a.sync.Models() }
+
+// Synchronizes reports whether the synchronizer has a step for model.
+func (a *App) Synchronizes(model string) bool {
+	_, ok := a.sync.Step(model)
+	return ok
 }
 
 // RegisterSearchAttributes makes sure namespace has the search attributes
@@ -306,7 +399,7 @@ func Params(cfg config.Config) workflows.Params {
 
 // Activities returns the synchronizer's activities.
 func (a *App) Activities() *activities.Activities {
-	acts := activities.New(a.Sync, a.Store)
+	acts := activities.New(a.sync, a.Store)
 	acts.Metrics = a.Metrics
 	acts.Ansible = ansible.NewRunner(ansible.FromConfig(a.Config, a.Log.With("component", "ansible")))
 	return acts
@@ -332,7 +425,7 @@ func (a *App) RunWorker(ctx context.Context) error {
 
 // NewStarter returns the synchronizer's starter.
 func (a *App) NewStarter() *starter.Starter {
-	return starter.New(a.Client, a.Sync, a.Store, starter.Options{
+	return starter.New(a.Client, a.sync, a.Store, starter.Options{
 		TaskQueue:    a.Config.Temporal.TaskQueue,
 		LoopInterval: a.Config.LoopInterval,
 		BatchSize:    a.Config.FetchBatch,

@@ -35,10 +35,10 @@ func OpenRedis(ctx context.Context, cfg config.Config) (*redis.Client, error) {
 // observer_enable_watchers is on, so that a worker can serve a dispatcher
 // started with it on.
 func (a *App) WatcherActivities() *watchers.Activities {
-	if len(a.Sync.Watchers()) == 0 {
+	if len(a.sync.Watchers()) == 0 {
 		return nil
 	}
-	return watchers.NewActivities(a.Sync, a.Store)
+	return watchers.NewActivities(a.sync, a.Store)
 }
 
 // Stream returns the Redis stream of the changes of the app's schema.
@@ -57,7 +57,7 @@ func (a *App) NewRelay() *watchers.Relay {
 // NewDispatcher returns the dispatcher of the app's watchers: consumer
 // group observer_name on the app's stream.
 func (a *App) NewDispatcher() (*watchers.Dispatcher, error) {
-	return watchers.NewDispatcher(a.Redis, a.Client, a.Sync, a.Store, watchers.Options{
+	return watchers.NewDispatcher(a.Redis, a.Client, a.sync, a.Store, watchers.Options{
 		Stream:      a.Stream(),
 		Group:       a.Config.ObserverName,
 		TaskQueue:   a.Config.Temporal.TaskQueue,
@@ -86,7 +86,7 @@ func (a *App) RunDispatcher(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if len(a.Sync.Watchers()) == 0 {
+	if len(a.sync.Watchers()) == 0 {
 		a.Log.Warn("the synchronizer has no watchers: the dispatcher acknowledges every change and starts nothing")
 	}
 	g, ctx := errgroup.WithContext(ctx)

@@ -39,6 +39,7 @@ import (
 	"github.com/tsync/tsync"
 	"github.com/tsync/tsync/app"
 	"github.com/tsync/tsync/config"
+	"github.com/tsync/tsync/internal/syncstate"
 	"github.com/tsync/tsync/internal/testenv"
 	"github.com/tsync/tsync/models"
 )
@@ -86,7 +87,9 @@ type noop struct {
 	started chan<- time.Time // nil: nobody listens
 }
 
-func (noop) Synchronizes() []string { return []string{"Item", "Site", "Network", "Slice", "Instance"} }
+func (noop) Synchronizes() []models.Object {
+	return []models.Object{new(Item), new(Site), new(Network), new(Slice), new(Instance)}
+}
 
 func (n noop) SyncRecord(ctx context.Context, obj models.Object) error {
 	if n.started != nil {
@@ -478,7 +481,7 @@ func (b *bench) fetch(ctx context.Context, rows, pending int) (time.Duration, st
 	var times []time.Duration
 	for range 30 {
 		start := time.Now()
-		ids, err := e.app.Store.FetchPending(ctx, "Item", false, 0, pending)
+		ids, err := syncstate.New(e.app.Store).FetchPending(ctx, "Item", false, 0, pending)
 		if err != nil {
 			return 0, "", err
 		}

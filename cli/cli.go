@@ -19,7 +19,7 @@
 //
 //	func main() {
 //		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-//		def := cli.Definition{Name: "mysync", Synchronizer: mysync.New}
+//		def := cli.Definition{Name: "mysync", Models: mysync.Models(), Synchronizer: mysync.New}
 //		code := cli.Main(ctx, def, os.Args[1:], os.Stdout, os.Stderr, os.Environ())
 //		stop()
 //		os.Exit(code)
@@ -39,7 +39,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/tsync/tsync"
-	"github.com/tsync/tsync/app"
 	"github.com/tsync/tsync/config"
 	"github.com/tsync/tsync/logging"
 	"github.com/tsync/tsync/models"
@@ -52,10 +51,13 @@ type Definition struct {
 	// Description is the help's first paragraph: what the synchronizer
 	// keeps in step with what.
 	Description string
-	// Synchronizer returns the synchronizer for cfg (required). opened,
-	// when not nil, is called with the app once it is open, before any of
-	// its processes runs: the place to hand steps the store, say.
-	Synchronizer func(cfg config.Config) (s tsync.Synchronizer, opened func(*app.App))
+	// Models are the synchronizer's models (required).
+	Models *models.Registry
+	// Synchronizer builds the synchronizer for cfg over the store of Models
+	// (required); steps that read other objects keep the store. It must not
+	// use the store before it returns (see app.Build). The synchronizer's
+	// own Models may be left nil: they are Models.
+	Synchronizer func(cfg config.Config, store *models.Store) (tsync.Synchronizer, error)
 	// DefaultConfig is the YAML config used when there is neither --config
 	// nor ./config.yaml; nil: one of them is required.
 	DefaultConfig []byte
@@ -72,7 +74,12 @@ type Definition struct {
 	// of the demo command: where to look in its backend, say.
 	Summary func(c *CLI)
 	// Commands, when set, returns commands of the synchronizer's own, added
-	// to the standard ones (tsync's demo and new).
+	// to the standard ones (tsync's demo and new). Two annotations of a
+	// command (cobra.Command.Annotations) change how it is set up:
+	// noconfig="true" runs it without loading any config, so that a missing
+	// or bad config file or TSYNC_* variable cannot stop it (c.Config() is
+	// then the zero Config, and logging follows the flags alone: stderr);
+	// quiet="true" logs at warn unless --log-level is given.
 	Commands func(c *CLI) []*cobra.Command
 }
 
@@ -82,6 +89,10 @@ type Definition struct {
 func Main(ctx context.Context, def Definition, args []string, stdout, stderr io.Writer, environ []string) int {
 	if def.Synchronizer == nil {
 		fmt.Fprintln(stderr, "cli: the Definition has no Synchronizer")
+		return 1
+	}
+	if def.Models == nil {
+		fmt.Fprintln(stderr, "cli: the Definition has no Models")
 		return 1
 	}
 	if def.Name == "" {
@@ -173,15 +184,20 @@ pending object's sync is a durable Temporal workflow (tsync).`
 }
 
 // setup loads the config and sets up logging, before any subcommand runs.
+// A command annotated noconfig="true" loads no config: its logging is set up
+// from the flags with the zero Config.
 func (c *CLI) setup(cmd *cobra.Command, _ []string) error {
 	if cmd.Name() == "help" || !cmd.Runnable() || cmd == cmd.Root() {
 		return nil
 	}
-	cfg, source, err := c.loadConfig()
-	if err != nil {
-		return err
+	loaded := cmd.Annotations["noconfig"] != "true"
+	if loaded {
+		cfg, source, err := c.loadConfig()
+		if err != nil {
+			return err
+		}
+		c.cfg, c.cfgSource = cfg, source
 	}
-	c.cfg, c.cfgSource = cfg, source
 	level := c.logLevel
 	if cmd.Annotations["quiet"] == "true" && !cmd.Flags().Changed("log-level") {
 		// Commands whose output is for people log only what goes wrong.
@@ -193,7 +209,9 @@ func (c *CLI) setup(cmd *cobra.Command, _ []string) error {
 	}
 	c.log = log
 	slog.SetDefault(log)
-	log.Debug("config loaded", "source", source, "config", cfg)
+	if loaded {
+		log.Debug("config loaded", "source", c.cfgSource, "config", c.cfg)
+	}
 	return nil
 }
 

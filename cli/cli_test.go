@@ -8,10 +8,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/spf13/cobra"
 	"github.com/stretchr/testify/require"
 
 	"github.com/tsync/tsync"
-	"github.com/tsync/tsync/app"
 	"github.com/tsync/tsync/config"
 	"github.com/tsync/tsync/internal/testenv"
 	"github.com/tsync/tsync/models"
@@ -35,17 +35,21 @@ func userDefinition() Definition {
 	return Definition{
 		Name:        "gizmos",
 		Description: "gizmos keeps the gizmo inventory in step.",
-		Synchronizer: func(cfg config.Config) (tsync.Synchronizer, func(*app.App)) {
-			reg := models.NewRegistry()
-			models.MustRegister[Widget](reg, "Widget")
-			models.MustRegister[Gadget](reg, "Gadget", models.Link{Dest: "Widget", Via: "widget_id"})
-			step := func(string) tsync.Step {
-				return tsync.Typed[Widget]("Widget", tsync.StepFuncs[Widget]{Sync: func(context.Context, *Widget) error { return nil }})
-			}
-			return tsync.Synchronizer{Models: reg, Steps: []tsync.Step{step("Widget"),
-				tsync.Typed[Gadget]("Gadget", tsync.StepFuncs[Gadget]{Sync: func(context.Context, *Gadget) error { return nil }})}}, nil
+		Models:      gizmoModels(),
+		Synchronizer: func(config.Config, *models.Store) (tsync.Synchronizer, error) {
+			return tsync.Synchronizer{Steps: []tsync.Step{
+				tsync.StepOf[Widget](tsync.StepFuncs[Widget]{Sync: func(context.Context, *Widget) error { return nil }}),
+				tsync.StepOf[Gadget](tsync.StepFuncs[Gadget]{Sync: func(context.Context, *Gadget) error { return nil }}),
+			}}, nil
 		},
 	}
+}
+
+func gizmoModels() *models.Registry {
+	reg := models.NewRegistry()
+	models.MustRegister[Widget](reg, "Widget")
+	models.MustRegister[Gadget](reg, "Gadget", models.LinkTo[Widget]("widget_id"))
+	return reg
 }
 
 func runCLI(t *testing.T, def Definition, environ []string, args ...string) (int, string, string) {
@@ -57,7 +61,7 @@ func runCLI(t *testing.T, def Definition, environ []string, args ...string) (int
 
 func TestConfigSources(t *testing.T) {
 	t.Chdir(t.TempDir())
-	c := &CLI{def: Definition{DefaultConfig: tsync.SampleConfig}, environ: []string{"TSYNC_TEMPORAL_TASK_QUEUE=q1"}}
+	c := &CLI{def: Definition{DefaultConfig: config.Sample}, environ: []string{"TSYNC_TEMPORAL_TASK_QUEUE=q1"}}
 	cfg, source, err := c.loadConfig()
 	require.NoError(t, err)
 	require.Equal(t, "the built-in default config", source)
@@ -125,4 +129,46 @@ func TestDefinitionWithoutSynchronizer(t *testing.T) {
 	code, _, stderr := runCLI(t, Definition{Name: "x"}, nil, "status")
 	require.Equal(t, 1, code)
 	require.Equal(t, "cli: the Definition has no Synchronizer\n", stderr)
+
+	def := userDefinition()
+	def.Models = nil
+	code, _, stderr = runCLI(t, def, nil, "status")
+	require.Equal(t, 1, code)
+	require.Equal(t, "cli: the Definition has no Models\n", stderr)
+}
+
+// A command of the synchronizer's own annotated noconfig runs without a
+// config (here there is none to load, and then a bad one): Config is the
+// zero Config, and the logger is set up from the flags.
+func TestNoconfigCommand(t *testing.T) {
+	t.Chdir(t.TempDir())
+	def := userDefinition() // no DefaultConfig: a config file is required
+	var cli *CLI
+	def.Commands = func(c *CLI) []*cobra.Command {
+		return []*cobra.Command{{
+			Use:         "hello",
+			Annotations: map[string]string{"noconfig": "true"},
+			RunE: func(*cobra.Command, []string) error {
+				cli = c
+				c.Printf("hello")
+				return nil
+			},
+		}}
+	}
+	env := []string{"TSYNC_LOOP_INTERVAL=fast"}
+	code, stdout, stderr := runCLI(t, def, env, "hello")
+	require.Equal(t, 0, code, stderr)
+	require.Equal(t, "hello\n", stdout)
+	require.Empty(t, stderr)
+	require.Equal(t, config.Config{}, cli.Config())
+	require.NotNil(t, cli.Log())
+
+	require.NoError(t, os.WriteFile("config.yaml", []byte("observer_nmae: typo\n"), 0o644))
+	code, _, stderr = runCLI(t, def, env, "hello")
+	require.Equal(t, 0, code, stderr)
+
+	// A command without the annotation still loads, and refuses, the config.
+	code, _, stderr = runCLI(t, def, env, "status")
+	require.Equal(t, 1, code)
+	require.Equal(t, "config: unknown key \"observer_nmae\" in config.yaml (did you mean \"observer_name\"?)\n", stderr)
 }

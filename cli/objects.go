@@ -4,60 +4,36 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"strings"
 	"text/tabwriter"
 	"time"
 
 	"github.com/tsync/tsync"
 	"github.com/tsync/tsync/app"
+	"github.com/tsync/tsync/internal/syncstate"
+	"github.com/tsync/tsync/internal/text"
 	"github.com/tsync/tsync/models"
 )
 
 // OpenApp opens the synchronizer's app (PostgreSQL, migrated, and Temporal,
-// waiting for it) and calls the Definition's opened hook. Close it when
-// done.
+// waiting for it) and builds the synchronizer over it. Close it when done.
 func (c *CLI) OpenApp(ctx context.Context) (*app.App, error) {
-	s, opened := c.def.Synchronizer(c.cfg)
-	a, err := app.Open(ctx, c.cfg, s, c.log)
-	if err != nil {
-		return nil, err
-	}
-	if opened != nil {
-		opened(a)
-	}
-	return a, nil
+	return app.OpenWithStore(ctx, c.cfg, c.def.Models, c.build(), c.log)
 }
 
-// compile compiles the synchronizer, without opening anything.
-func (c *CLI) compile() (*tsync.Compiled, error) {
-	s, _ := c.def.Synchronizer(c.cfg)
-	return s.Compile()
+// build builds the Definition's synchronizer for the loaded config.
+func (c *CLI) build() app.Build {
+	return func(store *models.Store) (tsync.Synchronizer, error) { return c.def.Synchronizer(c.cfg, store) }
 }
 
 // openStore opens the synchronizer's model store without Temporal,
 // migrating the schema when migrate is set. Call the returned func to close
 // it.
 func (c *CLI) openStore(ctx context.Context, migrate bool) (*models.Store, func(), error) {
-	if err := c.cfg.Validate(); err != nil {
-		return nil, nil, err
-	}
-	compiled, err := c.compile()
+	a, err := app.OpenStore(ctx, c.cfg, c.def.Models, c.build(), migrate, c.log)
 	if err != nil {
 		return nil, nil, err
 	}
-	pool, err := app.OpenDatabase(ctx, c.cfg)
-	if err != nil {
-		return nil, nil, err
-	}
-	store, err := models.NewStore(pool, c.cfg.DatabaseSchema, compiled.Graph, models.WithOutbox(c.cfg.ObserverEnableWatchers))
-	if err == nil && migrate {
-		err = store.Migrate(ctx)
-	}
-	if err != nil {
-		pool.Close()
-		return nil, nil, err
-	}
-	return store, pool.Close, nil
+	return a.Store, a.Close, nil
 }
 
 // ObjectState is the sync state of one object, as the status command shows
@@ -91,7 +67,7 @@ func (o ObjectState) InError() bool { return o.Code == models.CodeError }
 // listObjects returns the sync state of every object of the store's
 // models, dependencies first, each model's by id.
 func listObjects(ctx context.Context, store *models.Store) ([]ObjectState, error) {
-	states, err := store.SyncStates(ctx)
+	states, err := syncstate.New(store).States(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -166,10 +142,4 @@ func printTable(w io.Writer, objs []ObjectState) error {
 }
 
 // oneLine shortens a status to one line of at most 100 characters.
-func oneLine(s string) string {
-	s = strings.Join(strings.Fields(s), " ")
-	if r := []rune(s); len(r) > 100 {
-		s = string(r[:99]) + "…"
-	}
-	return s
-}
+func oneLine(s string) string { return text.Cut(text.Squeeze(s), 100) }

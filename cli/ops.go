@@ -221,8 +221,8 @@ and syncs it again).`,
 			}
 			defer a.Close()
 			ref := models.Ref{Model: args[0], ID: id}
-			if _, ok := a.Sync.Step(ref.Model); !ok {
-				return fmt.Errorf("no step synchronizes model %q (models with steps: %v)", ref.Model, a.Sync.Models())
+			if !a.Synchronizes(ref.Model) {
+				return fmt.Errorf("no step synchronizes model %q (models with steps: %v)", ref.Model, a.Synchronized())
 			}
 			if err := a.Store.Touch(cmd.Context(), ref.Model, ref.ID); err != nil {
 				return err
@@ -249,11 +249,10 @@ with graphviz's dot as --format svg or png (which need --output).`,
 		Args:        cobra.NoArgs,
 		Annotations: map[string]string{"quiet": "true"},
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			compiled, err := c.compile()
+			g, err := app.Graph(c.cfg, c.def.Models, c.build())
 			if err != nil {
 				return err
 			}
-			g := compiled.Graph
 			if depsFile == "" {
 				depsFile = c.cfg.ObserverDependencyGraph
 			}

@@ -32,8 +32,8 @@ const ServiceRole = "demo_service"
 // fields and the paths of its file and of its site's entry as variables.
 // Each sync and delete leaves its playbook, variables and log in
 // observer_sys_dir/Service/<id>/<sync|delete>/, with run.sh to re-run it.
-func (b *Backend) ServiceStep() tsync.Step {
-	return tsync.Playbook[Service]("Service", tsync.PlaybookFuncs[Service]{
+func (b *Backend) ServiceStep() tsync.AnsibleStep {
+	return tsync.AnsibleStepOf[Service](tsync.AnsibleStepFuncs[Service]{
 		Template:   ServiceRole,
 		Attributes: b.serviceAttributes,
 	})
@@ -56,7 +56,7 @@ func (b *Backend) serviceAttributes(_ context.Context, s *Service) (map[string]a
 
 // registerService registers Service, which depends on its Site.
 func registerService(reg *models.Registry) {
-	models.MustRegister[Service](reg, "Service", models.Link{Dest: "Site", Via: "site_id"})
+	models.MustRegister[Service](reg, "Service", models.LinkTo[Site]("site_id"))
 }
 
 // siteService is the Service Seed makes for a site: a banner with quotes and

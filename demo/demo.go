@@ -73,11 +73,11 @@ type Instance struct {
 func Models() *models.Registry {
 	reg := models.NewRegistry()
 	models.MustRegister[Site](reg, "Site")
-	models.MustRegister[Network](reg, "Network", models.Link{Dest: "Site", Via: "site_id"})
-	models.MustRegister[Slice](reg, "Slice", models.Link{Dest: "Site", Via: "site_id"})
+	models.MustRegister[Network](reg, "Network", models.LinkTo[Site]("site_id"))
+	models.MustRegister[Slice](reg, "Slice", models.LinkTo[Site]("site_id"))
 	models.MustRegister[Instance](reg, "Instance",
-		models.Link{Dest: "Slice", Via: "slice_id"},
-		models.Link{Dest: "Network", Via: "network_id", Into: "cidr"})
+		models.LinkTo[Slice]("slice_id"),
+		models.LinkInto[Network]("network_id", "cidr"))
 	registerService(reg)
 	return reg
 }
@@ -101,19 +101,18 @@ func (b *Backend) slice(siteID, id int64) string {
 	return filepath.Join(b.site(siteID), "slices", strconv.FormatInt(id, 10))
 }
 
-// Synchronizer returns the demo synchronizer writing to b. b.Store may be
-// set after this call, before the first sync.
+// Synchronizer returns the demo synchronizer writing to b.
 func Synchronizer(b *Backend) tsync.Synchronizer {
 	return tsync.Synchronizer{
 		Models: Models(),
 		Steps: []tsync.Step{
-			tsync.Typed[Site]("Site", tsync.StepFuncs[Site]{Sync: b.syncSite, Delete: b.deleteSite}),
-			tsync.Typed[Network]("Network", tsync.StepFuncs[Network]{Sync: b.syncNetwork, Delete: b.deleteNetwork}),
-			tsync.Typed[Slice]("Slice", tsync.StepFuncs[Slice]{Sync: b.syncSlice, Delete: b.deleteSlice}),
-			tsync.Typed[Instance]("Instance", tsync.StepFuncs[Instance]{Sync: b.syncInstance, Delete: b.deleteInstance}),
-			b.ServiceStep(),
+			tsync.StepOf[Site](tsync.StepFuncs[Site]{Sync: b.syncSite, Delete: b.deleteSite}),
+			tsync.StepOf[Network](tsync.StepFuncs[Network]{Sync: b.syncNetwork, Delete: b.deleteNetwork}),
+			tsync.StepOf[Slice](tsync.StepFuncs[Slice]{Sync: b.syncSlice, Delete: b.deleteSlice}),
+			tsync.StepOf[Instance](tsync.StepFuncs[Instance]{Sync: b.syncInstance, Delete: b.deleteInstance}),
 		},
-		Watchers: []tsync.Watcher{b.NetworkWatcher()},
+		AnsibleSteps: []tsync.AnsibleStep{b.ServiceStep()},
+		Watchers:     []tsync.Watcher{b.NetworkWatcher()},
 	}
 }
 

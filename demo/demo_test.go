@@ -12,6 +12,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/tsync/tsync/demo"
+	"github.com/tsync/tsync/internal/syncstate"
 	"github.com/tsync/tsync/models"
 )
 
@@ -28,10 +29,10 @@ func TestDemoBackendFollowsModel(t *testing.T) {
 	countPending := func() int {
 		total := 0
 		for _, model := range []string{"Site", "Network", "Slice", "Instance", "Service"} {
-			ids, err := a.Store.FetchPending(ctx, model, false, 0, 100)
+			ids, err := syncstate.New(a.Store).FetchPending(ctx, model, false, 0, 100)
 			require.NoError(t, err)
 			total += len(ids)
-			del, err := a.Store.FetchPending(ctx, model, true, 0, 100)
+			del, err := syncstate.New(a.Store).FetchPending(ctx, model, true, 0, 100)
 			require.NoError(t, err)
 			total += len(del)
 		}

@@ -7,10 +7,12 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/tsync/tsync"
 	"github.com/tsync/tsync/app"
 	"github.com/tsync/tsync/config"
 	"github.com/tsync/tsync/demo"
 	"github.com/tsync/tsync/internal/testenv"
+	"github.com/tsync/tsync/models"
 )
 
 // temporalServer is the dev server of this package's tests.
@@ -31,10 +33,12 @@ func openDemo(ctx context.Context, t *testing.T, mutate func(*config.Config)) (*
 		mutate(&cfg)
 	}
 	backend := &demo.Backend{Dir: t.TempDir()}
-	a, err := app.Open(ctx, cfg, demo.Synchronizer(backend), nil)
+	a, err := app.OpenWithStore(ctx, cfg, demo.Models(), func(store *models.Store) (tsync.Synchronizer, error) {
+		backend.Store = store
+		return demo.Synchronizer(backend), nil
+	}, nil)
 	require.NoError(t, err)
 	t.Cleanup(a.Close)
-	backend.Store = a.Store
 	n, err := demo.Seed(ctx, a.Store, 1)
 	require.NoError(t, err)
 	return a, backend, n

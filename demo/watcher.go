@@ -27,10 +27,10 @@ const WatcherLog = "watcher.log"
 // and appends a line to WatcherLog. Changes to other columns of the network
 // do not fire it (the link's Into is "cidr").
 func (b *Backend) NetworkWatcher() tsync.Watcher {
-	return tsync.TypedWatcher[Instance]("Instance", tsync.WatchedFuncs[Instance]{
-		Name:    "InstanceNetwork",
-		Watched: []models.Link{{Dest: "Network", Via: "network_id", Into: "cidr"}},
-		Handle:  b.networkChanged,
+	return tsync.WatcherOf[Instance](tsync.WatcherFuncs[Instance]{
+		Name:   "InstanceNetwork",
+		Links:  []models.Link{models.LinkInto[Network]("network_id", "cidr")},
+		Handle: b.networkChanged,
 	})
 }
 

@@ -67,8 +67,8 @@ func newAnsibleEnv(t *testing.T, role string, mutate ...func(*config.Config)) *a
 	reg := models.NewRegistry()
 	models.MustRegister[Conf](reg, "Conf")
 	models.MustRegister[Consumer](reg, "Consumer", models.Link{Dest: "Conf", Via: "conf_id"})
-	sync := tsync.Synchronizer{Models: reg, Steps: []tsync.Step{
-		tsync.Playbook[Conf]("Conf", tsync.PlaybookFuncs[Conf]{
+	sync := tsync.Synchronizer{Models: reg, AnsibleSteps: []tsync.AnsibleStep{
+		tsync.AnsibleStepOf[Conf](tsync.AnsibleStepFuncs[Conf]{
 			Template: role,
 			Attributes: func(_ context.Context, c *Conf) (map[string]any, error) {
 				return map[string]any{"path": c.Path, "content": c.Content, "reason": c.Reason, "marker": c.Marker, "seconds": 300}, nil
@@ -80,8 +80,7 @@ func newAnsibleEnv(t *testing.T, role string, mutate ...func(*config.Config)) *a
 				return tsync.AnsibleTarget{Hosts: []string{"127.0.0.1"}, Port: int(c.SSHPort)}, nil
 			},
 		}),
-		tsync.Typed[Consumer]("Consumer", tsync.StepFuncs[Consumer]{}),
-	}}
+	}, Steps: []tsync.Step{tsync.StepOf[Consumer](tsync.StepFuncs[Consumer]{})}}
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError + 4})) // the SDK logs step errors at Error

@@ -12,6 +12,7 @@ import (
 
 	"github.com/tsync/tsync"
 	"github.com/tsync/tsync/config"
+	"github.com/tsync/tsync/internal/syncstate"
 	"github.com/tsync/tsync/models"
 )
 
@@ -34,7 +35,7 @@ func TestNotifyWakesStarter(t *testing.T) {
 // evenOnly is a step whose FetchPending override skips odd ids.
 type evenOnly struct{ *Recorder }
 
-func (s evenOnly) Synchronizes() []string { return []string{"Item"} }
+func (s evenOnly) Synchronizes() []models.Object { return []models.Object{new(Item)} }
 
 func (s evenOnly) FetchPending(ctx context.Context, q tsync.PendingQuery) ([]int64, error) {
 	ids, err := q.Default(ctx)
@@ -60,7 +61,7 @@ func TestFetchPendingOverride(t *testing.T) {
 	e := newEnv(t, func(c *config.Config) { c.LoopInterval = 200 * time.Millisecond })
 	step := evenOnly{Recorder: e.rec}
 	require.Implements(t, (*tsync.PendingFetcher)(nil), step)
-	ids, err := tsync.FetchPending(e.ctx, step, tsync.PendingQuery{Model: "Item", Limit: 10, Store: e.app.Store})
+	ids, err := step.FetchPending(e.ctx, tsync.PendingQuery{Model: "Item", Limit: 10, Objects: syncstate.New(e.app.Store).Reader()})
 	require.NoError(t, err)
 	require.Empty(t, ids)
 	var want []int64
@@ -70,7 +71,7 @@ func TestFetchPendingOverride(t *testing.T) {
 			want = append(want, ref.ID)
 		}
 	}
-	ids, err = tsync.FetchPending(e.ctx, step, tsync.PendingQuery{Model: "Item", Limit: 10, Store: e.app.Store})
+	ids, err = step.FetchPending(e.ctx, tsync.PendingQuery{Model: "Item", Limit: 10, Objects: syncstate.New(e.app.Store).Reader()})
 	require.NoError(t, err)
 	require.Equal(t, want, ids)
 }

@@ -158,7 +158,7 @@ func TestHelperWorkerSleepy(t *testing.T) {
 	cfg, err := config.Load("", os.Environ())
 	require.NoError(t, err)
 	var a *app.App
-	step := tsync.Typed[Item]("Item", tsync.StepFuncs[Item]{Sync: func(ctx context.Context, it *Item) error {
+	step := tsync.StepOf[Item](tsync.StepFuncs[Item]{Sync: func(ctx context.Context, it *Item) error {
 		var call int64
 		if err := a.Store.Pool().QueryRow(ctx, `INSERT INTO `+table+` (gen, id, start_at) VALUES ($1, $2, clock_timestamp()) RETURNING call`,
 			gen, it.ID).Scan(&call); err != nil {

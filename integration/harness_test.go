@@ -117,12 +117,12 @@ type Recorder struct {
 	seen       map[string]time.Time // op + ref -> newest updated seen
 	violations []string
 	hook       func(ctx context.Context, op string, ref models.Ref, obj models.Object) error
-	names      []string
+	objs       []models.Object
 }
 
 func newRecorder() *Recorder {
 	return &Recorder{active: map[models.Ref]bool{}, seen: map[string]time.Time{},
-		names: []string{"Site", "Slice", "Instance", "A", "B", "C", "D", "Item", "Blob"}}
+		objs: []models.Object{new(Site), new(Slice), new(Instance), new(A), new(B), new(C), new(D), new(Item), new(Blob)}}
 }
 
 // SetHook sets what every call does besides being recorded.
@@ -132,7 +132,7 @@ func (r *Recorder) SetHook(h func(ctx context.Context, op string, ref models.Ref
 	r.hook = h
 }
 
-func (r *Recorder) Synchronizes() []string { return r.names }
+func (r *Recorder) Synchronizes() []models.Object { return r.objs }
 
 func (r *Recorder) call(ctx context.Context, op string, obj models.Object) error {
 	b := obj.SyncState()

@@ -81,7 +81,7 @@ func TestHelperWorker(t *testing.T) {
 	}
 	cfg, err := config.Load("", os.Environ())
 	require.NoError(t, err)
-	step := tsync.Typed[Item]("Item", tsync.StepFuncs[Item]{Sync: func(ctx context.Context, it *Item) error {
+	step := tsync.StepOf[Item](tsync.StepFuncs[Item]{Sync: func(ctx context.Context, it *Item) error {
 		if err := os.WriteFile(marker, []byte("started"), 0o600); err != nil {
 			return err
 		}

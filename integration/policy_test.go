@@ -48,7 +48,7 @@ func (e *env) assertPoliced(ref models.Ref) {
 func TestPoliciesRunBeforeSteps(t *testing.T) {
 	t.Parallel()
 	var log policyLog
-	policy := tsync.PolicyOf[Site]("Site", tsync.PolicyFuncs[Site]{
+	policy := tsync.PolicyOf[Site](tsync.PolicyFuncs[Site]{
 		Create: func(ctx context.Context, s *Site) error {
 			log.add("create " + s.Name)
 			s.Name = strings.ToUpper(s.Name)
@@ -93,7 +93,7 @@ func TestFailingPolicyHoldsSync(t *testing.T) {
 	var failing atomic.Bool
 	failing.Store(true)
 	var attempts atomic.Int32
-	policy := tsync.PolicyOf[Site]("Site", tsync.PolicyFuncs[Site]{
+	policy := tsync.PolicyOf[Site](tsync.PolicyFuncs[Site]{
 		Create: func(ctx context.Context, s *Site) error {
 			attempts.Add(1)
 			if failing.Load() {

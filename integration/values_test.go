@@ -19,6 +19,7 @@ import (
 
 	"github.com/tsync/tsync"
 	"github.com/tsync/tsync/internal/activities"
+	"github.com/tsync/tsync/internal/syncstate"
 	"github.com/tsync/tsync/internal/workflows"
 	"github.com/tsync/tsync/models"
 )
@@ -44,7 +45,7 @@ func TestHugeAndBinaryFieldsThroughSync(t *testing.T) {
 	err = e.app.Store.Insert(e.ctx, &Blob{Name: "ok", Meta: map[string]any{"k": "nul\x00"}})
 	require.ErrorIs(t, err, models.ErrInvalidValue)
 	require.ErrorContains(t, err, `field Meta (column meta)["k"]: NUL byte at byte 3`)
-	ids, err := e.app.Store.FetchPending(e.ctx, "Blob", false, 0, 10)
+	ids, err := syncstate.New(e.app.Store).FetchPending(e.ctx, "Blob", false, 0, 10)
 	require.NoError(t, err)
 	require.Empty(t, ids, "a refused insert left a row")
 
@@ -89,9 +90,9 @@ func TestHugeAndBinaryFieldsThroughSync(t *testing.T) {
 	status := e.get(blob).BackendStatus
 	require.True(t, utf8.ValidString(status))
 	require.NotContains(t, status, "\x00")
-	require.Equal(t, models.MaxStatusLen, utf8.RuneCountInString(status))
+	require.Equal(t, syncstate.MaxStatusLen, utf8.RuneCountInString(status))
 	require.True(t, strings.HasPrefix(status, "backend refused: \uFFFD\uFFFDz\uFFFD\uFFFDz"), "%.40q", status)
-	require.Equal(t, models.StatusText("backend refused: "+string(data)), status)
+	require.Equal(t, syncstate.StatusText("backend refused: "+string(data)), status)
 	close(retry)
 	e.waitInSync(30*time.Second, blob)
 
@@ -108,7 +109,7 @@ func TestHugeAndBinaryFieldsThroughSync(t *testing.T) {
 			failed = append(failed, f.GetMessage())
 		}
 	}
-	require.Equal(t, []string{models.StatusText("backend refused: " + string(data))}, failed)
+	require.Equal(t, []string{syncstate.StatusText("backend refused: " + string(data))}, failed)
 
 	// Deleted: the delete step sees the same bytes; the row is purged.
 	require.NoError(t, e.app.Store.Delete(e.ctx, blob.Model, blob.ID))
@@ -130,7 +131,7 @@ func TestPolicySettingUnstorableValue(t *testing.T) {
 	t.Parallel()
 	var broken atomic.Bool
 	broken.Store(true)
-	policy := tsync.PolicyOf[Blob]("Blob", tsync.PolicyFuncs[Blob]{
+	policy := tsync.PolicyOf[Blob](tsync.PolicyFuncs[Blob]{
 		Create: func(ctx context.Context, b *Blob) error {
 			if broken.Load() {
 				b.Name += "\xff"

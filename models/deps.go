@@ -88,3 +88,12 @@ func (g *Graph) CheckDepsFile(data []byte) error {
 	}
 	return nil
 }
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	return keys
+}

@@ -1,7 +1,9 @@
 // Package models holds what tsync knows about a data model: the model
 // definitions step authors register (a Go struct per model, embedding Base),
 // the links between them, the dependency graph built from those links, and
-// the PostgreSQL store that keeps the objects and their sync state.
+// the PostgreSQL store that keeps the objects and their sync state. The
+// store's engine halves (the sync-state writers and the outbox's stream
+// bookkeeping) are in internal/syncstate and internal/outbox.
 //
 // A model is declared once, with its links:
 //
@@ -82,12 +84,39 @@ type Object interface {
 
 // Link declares that objects of a model depend on the Dest object whose id
 // is held in this model's column Via. Into names the column of Dest that a
-// watcher cares about (empty: any column).
+// watcher cares about (empty: any column). LinkTo and LinkInto make a link
+// from Dest's Go type, so no model name is typed twice.
 type Link struct {
 	Dest string
 	Via  string
 	Into string
+
+	// destType is Dest's Go type, for links made by LinkTo; the graph
+	// fills Dest from it.
+	destType reflect.Type
 }
+
+// LinkTo returns a link to the model registered as T, through column via:
+// models.LinkTo[Site]("site_id").
+func LinkTo[T any](via string) Link {
+	return Link{Via: via, destType: reflect.TypeFor[T]()}
+}
+
+// LinkInto is LinkTo whose watchers care only about column into of T.
+func LinkInto[T any](via, into string) Link {
+	return Link{Via: via, Into: into, destType: reflect.TypeFor[T]()}
+}
+
+// Op is what happened to an object.
+type Op string
+
+// Operations, as the store announces them and model policies and watchers
+// receive them (the XOS handle_create, handle_update, handle_delete).
+const (
+	OpCreate Op = "create"
+	OpUpdate Op = "update"
+	OpDelete Op = "delete"
+)
 
 // Ref addresses one object.
 type Ref struct {
@@ -169,7 +198,16 @@ func (m *Model) LinkTarget(obj Object, l Link) (int64, bool) {
 	return id, id != 0
 }
 
+// identifier is the rule for model names and column names: a letter, then
+// letters, digits and underscores, 63 characters at most (PostgreSQL's
+// limit).
 var identifier = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9_]{0,62}$`)
+
+// ValidName reports whether name is a valid model name, as Register takes
+// them: ^[A-Za-z][A-Za-z0-9_]{0,62}$. It is the one rule of model names;
+// whoever checks a model name taken from outside (an announcement, a job)
+// uses it.
+func ValidName(name string) bool { return identifier.MatchString(name) }
 
 var baseColumns = map[string]bool{
 	"id": true, "updated": true, "enacted": true, "policed": true, "deleted": true,

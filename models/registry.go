@@ -71,17 +71,28 @@ type Graph struct {
 // Graph validates every link (known destination, integer Via column, known
 // Into column) and that the links are acyclic, and returns the graph. A cycle
 // is reported by naming it: "dependency cycle: A -> B -> A".
+//
+// The graph holds copies of the registry's models: building it (or
+// WithPolicies) never changes the registry, which may be shared.
 func (r *Registry) Graph() (*Graph, error) {
 	names := slices.Clone(r.names)
 	slices.Sort(names)
-	g := &Graph{models: r.models, byType: r.byType, reverse: map[string][]Edge{}}
+	g := &Graph{models: map[string]*Model{}, byType: map[reflect.Type]*Model{}, reverse: map[string][]Edge{}}
+	for name, m := range r.models {
+		c := *m
+		c.Links = slices.Clone(m.Links)
+		g.models[name] = &c
+		g.byType[c.typ] = &c
+	}
 	for _, name := range names {
-		m := r.models[name]
-		for _, l := range m.Links {
-			dest, ok := r.models[l.Dest]
-			if !ok {
-				return nil, fmt.Errorf("model %s: link to unknown model %q", name, l.Dest)
+		m := g.models[name]
+		for i, l := range m.Links {
+			l, err := g.ResolveLink(l)
+			if err != nil {
+				return nil, fmt.Errorf("model %s: %w", name, err)
 			}
+			m.Links[i] = l
+			dest := g.models[l.Dest]
 			via, ok := m.Field(l.Via)
 			if !ok {
 				return nil, fmt.Errorf("model %s: link to %s: unknown field %q", name, l.Dest, l.Via)
@@ -118,7 +129,7 @@ func (r *Registry) Graph() (*Graph, error) {
 		}
 		state[name] = visiting
 		stack = append(stack, name)
-		m := r.models[name]
+		m := g.models[name]
 		deps := make([]string, 0, len(m.Links))
 		for _, l := range m.Links {
 			deps = append(deps, l.Dest)
@@ -140,6 +151,48 @@ func (r *Registry) Graph() (*Graph, error) {
 		}
 	}
 	return g, nil
+}
+
+// ResolveLink returns l with Dest filled in from the Go type of a link made
+// by LinkTo or LinkInto, checking that Dest is a registered model (and, when
+// both a name and a type are given, that they agree).
+func (g *Graph) ResolveLink(l Link) (Link, error) {
+	if l.destType != nil {
+		m, ok := g.byType[l.destType]
+		if !ok {
+			return l, fmt.Errorf("link to %s: type %s is not a registered model", l.destType, l.destType)
+		}
+		if l.Dest != "" && l.Dest != m.Name {
+			return l, fmt.Errorf("link to %q: type %s is registered as model %s", l.Dest, l.destType, m.Name)
+		}
+		l.Dest = m.Name
+	}
+	if _, ok := g.models[l.Dest]; !ok {
+		return l, fmt.Errorf("link to unknown model %q", l.Dest)
+	}
+	return l, nil
+}
+
+// WithPolicies returns a copy of g in which the named models have model
+// policies (see Model.Policies); g itself is unchanged.
+func (g *Graph) WithPolicies(names ...string) (*Graph, error) {
+	c := &Graph{models: map[string]*Model{}, byType: map[reflect.Type]*Model{}, order: g.order, reverse: g.reverse}
+	for name, m := range g.models {
+		c.models[name], c.byType[m.typ] = m, m
+	}
+	for _, name := range names {
+		m, ok := g.models[name]
+		if !ok {
+			return nil, fmt.Errorf("policy for unknown model %q", name)
+		}
+		if m.Policies {
+			continue
+		}
+		copied := *m
+		copied.Policies = true
+		c.models[name], c.byType[m.typ] = &copied, &copied
+	}
+	return c, nil
 }
 
 // Model returns the model of the given name.

@@ -391,7 +391,7 @@ func TestRegisterDuplicates(t *testing.T) {
 	require.EqualError(t, err, "model Site: registered twice")
 
 	err = models.Register[Site](reg, "Place")
-	require.ErrorContains(t, err, "model Place: type models_test.Site is already registered as model Site")
+	require.ErrorContains(t, err, "model Place: type storetest.Site is already registered as model Site")
 
 	// Two names mapping to one table.
 	err = models.Register[Other](reg, "site")

@@ -8,7 +8,6 @@ import (
 	"reflect"
 	"regexp"
 	"strings"
-	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -17,16 +16,13 @@ import (
 // ErrNotFound is returned (wrapped) when an object does not exist.
 var ErrNotFound = errors.New("object not found")
 
-// MaxStatusLen is the longest backend_status kept, in characters, as in XOS.
-const MaxStatusLen = 1024
-
 // Change is what the store announces on its NOTIFY channel for every
 // committed change.
 type Change struct {
 	Model string `json:"model"`
 	ID    int64  `json:"id"`
-	// Op is "create", "update" or "delete".
-	Op string `json:"op"`
+	// Op is what happened.
+	Op Op `json:"op"`
 	// Fields lists the columns whose value changed (for "update").
 	Fields []string `json:"fields,omitempty"`
 }
@@ -265,13 +261,9 @@ func (s *Store) Insert(ctx context.Context, obj Object) error {
 		if err := tx.QueryRow(ctx, sql, vals...).Scan(&b.ID, &b.Updated); err != nil {
 			return fmt.Errorf("insert %s: %w", m.Name, err)
 		}
-		return s.notify(ctx, tx, Change{Model: m.Name, ID: b.ID, Op: "create"})
+		return s.notify(ctx, tx, Change{Model: m.Name, ID: b.ID, Op: OpCreate})
 	})
 }
-
-// bumpUpdated keeps updated strictly increasing even for two saves within
-// one clock tick, so that no change can hide behind an equal timestamp.
-const bumpUpdated = `updated = greatest(clock_timestamp(), updated + interval '1 microsecond')`
 
 // Save writes obj's content and operator flags (no_sync, lazy_blocked,
 // write_protect), bumps updated, and announces the change with the columns
@@ -306,7 +298,7 @@ func (s *Store) Save(ctx context.Context, obj Object) error {
 		// nanoseconds, an int in a map that reads back as float64, JSON
 		// formatting) is not reported as changed.
 		cur := m.New()
-		sql := `UPDATE ` + s.table(m) + ` SET ` + strings.Join(sets, ", ") + `, ` + bumpUpdated + ` WHERE id = $1 RETURNING ` + m.columns()
+		sql := `UPDATE ` + s.table(m) + ` SET ` + strings.Join(sets, ", ") + `, ` + BumpUpdated + ` WHERE id = $1 RETURNING ` + m.columns()
 		if err := tx.QueryRow(ctx, sql, append([]any{b.ID}, vals...)...).Scan(m.scanTargets(cur)...); err != nil {
 			return fmt.Errorf("save %s %d: %w", m.Name, b.ID, err)
 		}
@@ -319,7 +311,7 @@ func (s *Store) Save(ctx context.Context, obj Object) error {
 				changed = append(changed, c)
 			}
 		}
-		return s.notify(ctx, tx, Change{Model: m.Name, ID: b.ID, Op: "update", Fields: changed})
+		return s.notify(ctx, tx, Change{Model: m.Name, ID: b.ID, Op: OpUpdate, Fields: changed})
 	})
 }
 
@@ -332,38 +324,15 @@ func (s *Store) Delete(ctx context.Context, model string, id int64) error {
 		return err
 	}
 	return pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		tag, err := tx.Exec(ctx, `UPDATE `+s.table(m)+` SET deleted = true, `+bumpUpdated+` WHERE id = $1 AND NOT deleted`, id)
+		tag, err := tx.Exec(ctx, `UPDATE `+s.table(m)+` SET deleted = true, `+BumpUpdated+` WHERE id = $1 AND NOT deleted`, id)
 		if err != nil {
 			return fmt.Errorf("delete %s %d: %w", m.Name, id, err)
 		}
 		if tag.RowsAffected() == 0 {
 			return fmt.Errorf("delete %s %d: %w", m.Name, id, ErrNotFound)
 		}
-		return s.notify(ctx, tx, Change{Model: m.Name, ID: id, Op: "delete"})
+		return s.notify(ctx, tx, Change{Model: m.Name, ID: id, Op: OpDelete})
 	})
-}
-
-// FetchPending returns up to limit ids above afterID of model name's objects
-// pending for sync (deletion false) or for deletion (deletion true), in id
-// order, by the partial indexes Migrate creates.
-func (s *Store) FetchPending(ctx context.Context, model string, deletion bool, afterID int64, limit int) ([]int64, error) {
-	m, err := s.model(model)
-	if err != nil {
-		return nil, err
-	}
-	pred, deleting := m.fetchPredicates()
-	if deletion {
-		pred = deleting
-	}
-	rows, err := s.pool.Query(ctx, `SELECT id FROM `+s.table(m)+` WHERE `+pred+` AND id > $1 ORDER BY id LIMIT $2`, afterID, limit)
-	if err != nil {
-		return nil, fmt.Errorf("fetch pending %s: %w", m.Name, err)
-	}
-	ids, err := pgx.CollectRows(rows, pgx.RowTo[int64])
-	if err != nil {
-		return nil, fmt.Errorf("fetch pending %s: %w", m.Name, err)
-	}
-	return ids, nil
 }
 
 // Touch bumps the updated column of object id of model name without
@@ -375,37 +344,13 @@ func (s *Store) Touch(ctx context.Context, model string, id int64) error {
 		return err
 	}
 	return pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		tag, err := tx.Exec(ctx, `UPDATE `+s.table(m)+` SET `+bumpUpdated+` WHERE id = $1 AND NOT deleted`, id)
+		tag, err := tx.Exec(ctx, `UPDATE `+s.table(m)+` SET `+BumpUpdated+` WHERE id = $1 AND NOT deleted`, id)
 		if err != nil {
 			return fmt.Errorf("touch %s %d: %w", m.Name, id, err)
 		}
 		if tag.RowsAffected() == 0 {
 			return fmt.Errorf("touch %s %d: %w", m.Name, id, ErrNotFound)
 		}
-		return s.notify(ctx, tx, Change{Model: m.Name, ID: id, Op: "update"})
+		return s.notify(ctx, tx, Change{Model: m.Name, ID: id, Op: OpUpdate})
 	})
-}
-
-// Updated returns the updated column of the objects ids of model name that
-// exist.
-func (s *Store) Updated(ctx context.Context, model string, ids []int64) (map[int64]time.Time, error) {
-	m, err := s.model(model)
-	if err != nil {
-		return nil, err
-	}
-	rows, err := s.pool.Query(ctx, `SELECT id, updated FROM `+s.table(m)+` WHERE id = ANY($1)`, ids)
-	if err != nil {
-		return nil, fmt.Errorf("updated of %s: %w", m.Name, err)
-	}
-	out := make(map[int64]time.Time, len(ids))
-	var id int64
-	var updated time.Time
-	_, err = pgx.ForEachRow(rows, []any{&id, &updated}, func() error {
-		out[id] = updated
-		return nil
-	})
-	if err != nil {
-		return nil, fmt.Errorf("updated of %s: %w", m.Name, err)
-	}
-	return out, nil
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/stretchr/testify/require"
 
+	"github.com/tsync/tsync/internal/syncstate"
 	"github.com/tsync/tsync/internal/testenv"
 	"github.com/tsync/tsync/models"
 )
@@ -253,8 +254,6 @@ func TestGetAndLoadErrors(t *testing.T) {
 	require.Error(t, s.Insert(ctx(t), &Other{}))
 	require.Error(t, s.Save(ctx(t), &Other{}))
 	require.ErrorContains(t, s.Delete(ctx(t), "Nope", 1), `unknown model "Nope"`)
-	_, err = s.FetchPending(ctx(t), "Nope", false, 0, 10)
-	require.ErrorContains(t, err, `unknown model "Nope"`)
 
 	// Save of a missing object.
 	err = s.Save(ctx(t), &Site{Base: models.Base{ID: 999}})
@@ -301,9 +300,9 @@ func TestSaveNeverTouchesSyncState(t *testing.T) {
 	s := newStore(t, chainRegistry(t))
 	site := insertSite(t, s, "a")
 	ref := models.Ref{Model: "Site", ID: site.ID}
-	_, err := s.BeginSync(ctx(t), ref)
+	_, err := syncstate.New(s).BeginSync(ctx(t), ref)
 	require.NoError(t, err)
-	pending, err := s.RecordSuccess(ctx(t), ref, site.Updated, "OK")
+	pending, err := syncstate.New(s).RecordSuccess(ctx(t), ref, site.Updated, "OK")
 	require.NoError(t, err)
 	require.False(t, pending)
 	_, err = s.Pool().Exec(ctx(t), `UPDATE `+pgx.Identifier{s.Schema(), "site"}.Sanitize()+` SET policed = now() WHERE id = $1`, site.ID)
@@ -414,12 +413,12 @@ func TestNotify(t *testing.T) {
 
 	// Sync-state writes are not content changes: no notification.
 	ref := models.Ref{Model: "Slice", ID: sl.ID}
-	_, err := s.BeginSync(ctx(t), ref)
+	_, err := syncstate.New(s).BeginSync(ctx(t), ref)
 	require.NoError(t, err)
-	_, err = s.RecordSuccess(ctx(t), ref, sl.Updated, "OK")
+	_, err = syncstate.New(s).RecordSuccess(ctx(t), ref, sl.Updated, "OK")
 	require.NoError(t, err)
-	require.NoError(t, s.RecordError(ctx(t), ref, "e"))
-	require.NoError(t, s.RecordStatus(ctx(t), ref, 0, "deferred: x"))
+	require.NoError(t, syncstate.New(s).RecordError(ctx(t), ref, "e"))
+	require.NoError(t, syncstate.New(s).RecordStatus(ctx(t), ref, 0, "deferred: x"))
 	inst := insertInstance(t, s, "i", sl.ID)
 	require.Equal(t, models.Change{Model: "Instance", ID: inst.ID, Op: "create"}, next())
 }
@@ -442,7 +441,7 @@ func TestNotifyFieldsExact(t *testing.T) {
 		Blob:    []byte{},
 	}
 	require.NoError(t, s.Insert(ctx(t), in))
-	require.Equal(t, "create", next().Op)
+	require.Equal(t, models.OpCreate, next().Op)
 
 	in.Text = "b"
 	require.NoError(t, s.Save(ctx(t), in))

@@ -11,6 +11,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/stretchr/testify/require"
 
+	"github.com/tsync/tsync/internal/syncstate"
 	"github.com/tsync/tsync/models"
 )
 
@@ -72,7 +73,7 @@ func TestUnstorableValuesRefused(t *testing.T) {
 			check(s.Save(ctx(t), up), "save")
 			require.Equal(t, stored, load[Everything](t, s, kept.ID), "save changed the row")
 
-			_, err := s.SavePolicied(ctx(t), models.Ref{Model: "Everything", ID: kept.ID}, stored.Updated, up)
+			_, err := syncstate.New(s).SavePolicied(ctx(t), models.Ref{Model: "Everything", ID: kept.ID}, stored.Updated, up)
 			check(err, "policed")
 			require.Equal(t, stored, load[Everything](t, s, kept.ID), "policed changed the row")
 		})

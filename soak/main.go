@@ -76,7 +76,9 @@ const callsDDL = `CREATE TABLE %s (call bigserial PRIMARY KEY, pid int NOT NULL,
 	model text NOT NULL, object bigint NOT NULL, updated timestamptz NOT NULL,
 	start_at timestamptz NOT NULL, end_at timestamptz, outcome text)`
 
-func (s *step) Synchronizes() []string { return []string{"Site", "Slice", "Item"} }
+func (s *step) Synchronizes() []models.Object {
+	return []models.Object{new(Site), new(Slice), new(Item)}
+}
 
 func ref(obj models.Object) models.Ref {
 	b := obj.SyncState()

@@ -11,7 +11,7 @@ import (
 	"go.temporal.io/sdk/client"
 	sdkworker "go.temporal.io/sdk/worker"
 
-	"github.com/tsync/tsync/internal/activities"
+	"github.com/tsync/tsync/activities"
 	"github.com/tsync/tsync/internal/watchers"
 	"github.com/tsync/tsync/internal/workflows"
 )

@@ -26,10 +26,10 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/tsync/tsync"
-	"github.com/tsync/tsync/app"
 	"github.com/tsync/tsync/cli"
 	"github.com/tsync/tsync/config"
 	"github.com/tsync/tsync/demo"
+	"github.com/tsync/tsync/models"
 )
 
 func main() {
@@ -57,11 +57,11 @@ func definition() cli.Definition {
 object's sync is a durable Temporal workflow. This command runs the demo
 synchronizer that ships with tsync (its backend is a directory tree, demo_dir),
 and manages the local development stack it needs.`,
-		Synchronizer: func(cfg config.Config) (tsync.Synchronizer, func(*app.App)) {
-			backend := &demo.Backend{Dir: cfg.DemoDir}
-			return demo.Synchronizer(backend), func(a *app.App) { backend.Store = a.Store }
+		Models: demo.Models(),
+		Synchronizer: func(cfg config.Config, store *models.Store) (tsync.Synchronizer, error) {
+			return demo.Synchronizer(&demo.Backend{Dir: cfg.DemoDir, Store: store}), nil
 		},
-		DefaultConfig: tsync.SampleConfig,
+		DefaultConfig: config.Sample,
 		Seed:          demo.Seed,
 		SeedUnit:      "sites",
 		SeedHelp:      "each site with 2 networks, 2 slices, 6 instances and a service: 12 objects",

@@ -45,6 +45,36 @@ func TestBadConfigIsOneLine(t *testing.T) {
 	}
 }
 
+// TestNewNoconfig: tsync new is annotated noconfig, so neither a bad
+// TSYNC_* variable nor a bad ./config.yaml stops it; the log flags still
+// apply.
+func TestNewNoconfig(t *testing.T) {
+	t.Chdir(t.TempDir())
+	env := []string{"TSYNC_LOOP_INTERVAL=fast"}
+	code, stdout, stderr := tsyncRun(t, env, "new", "workbased", "foo")
+	require.Equal(t, 0, code, stderr)
+	require.Empty(t, stderr)
+	require.Contains(t, stdout, "wrote "+filepath.Join("foo", "step.go"))
+	require.FileExists(t, filepath.Join("foo", "step.go"))
+
+	// The same environment stops a command that needs the config.
+	code, stdout, stderr = tsyncRun(t, env, "status")
+	require.Equal(t, 1, code)
+	require.Empty(t, stdout)
+	require.Equal(t, "config: loop_interval: invalid duration \"fast\" (from TSYNC_LOOP_INTERVAL)\n", stderr)
+
+	require.NoError(t, os.WriteFile("config.yaml", []byte("loop_interval: [fast]\n"), 0o644))
+	code, stdout, stderr = tsyncRun(t, env, "new", "watcher", "bar")
+	require.Equal(t, 0, code, stderr)
+	require.Contains(t, stdout, "wrote "+filepath.Join("bar", "watcher.go"))
+
+	code, stdout, stderr = tsyncRun(t, env, "--log-level", "loud", "new", "workbased", "baz")
+	require.Equal(t, 1, code)
+	require.Empty(t, stdout)
+	require.Equal(t, "--log-level: \"loud\" is not one of debug, info, warn, error\n", stderr)
+	require.NoDirExists(t, "baz")
+}
+
 func TestLogFile(t *testing.T) {
 	dir := t.TempDir()
 	logFile := filepath.Join(dir, "logs", "tsync.log")

@@ -13,8 +13,9 @@ import (
 	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/temporal"
 
-	"github.com/tsync/tsync"
+	"github.com/tsync/tsync/internal/engine"
 	"github.com/tsync/tsync/internal/ansible"
+	"github.com/tsync/tsync/internal/syncstate"
 	"github.com/tsync/tsync/metrics"
 	"github.com/tsync/tsync/models"
 )
@@ -31,7 +32,7 @@ const ErrTypeStep = "StepError"
 // Activities are the activities of a synchronizer's workflows.
 type Activities struct {
 	// Sync is the synchronizer whose steps run.
-	Sync *tsync.Compiled
+	Sync *engine.Synchronizer
 	// Store is the model store.
 	Store *models.Store
 	// Metrics records step calls; nil records nothing.
@@ -42,9 +43,12 @@ type Activities struct {
 }
 
 // New returns the activities of synchronizer sync over store.
-func New(sync *tsync.Compiled, store *models.Store) *Activities {
+func New(sync *engine.Synchronizer, store *models.Store) *Activities {
 	return &Activities{Sync: sync, Store: store}
 }
+
+// state returns the store with its sync-state writers.
+func (a *Activities) state() *syncstate.Store { return syncstate.New(a.Store) }
 
 // DepState is the sync state of one dependency of an object.
 type DepState struct {
@@ -160,7 +164,7 @@ func (a *Activities) SyncObject(ctx context.Context, ref models.Ref) (SyncResult
 	if !ok {
 		return SyncResult{}, temporal.NewNonRetryableApplicationError(fmt.Sprintf("sync %s %d: no step synchronizes model %s", ref.Model, ref.ID, ref.Model), "NoStep", nil)
 	}
-	obj, err := a.Store.BeginSync(ctx, ref)
+	obj, err := a.state().BeginSync(ctx, ref)
 	if errors.Is(err, models.ErrNotFound) {
 		return SyncResult{Outcome: OutcomeGone}, nil
 	}
@@ -176,16 +180,16 @@ func (a *Activities) SyncObject(ctx context.Context, ref models.Ref) (SyncResult
 	enacted := b.Updated
 	stepErr := a.call(ctx, ref, "sync", func(ctx context.Context) error { return a.syncRecord(ctx, step, ref, obj) })
 	status := "OK"
-	if stepErr != nil {
-		if tsync.IsInnocuous(stepErr) {
-			status = stepErr.Error()
-		} else {
-			return SyncResult{}, a.recordFailure(ctx, ref, stepErr, true)
-		}
+	switch engine.Classify(stepErr) {
+	case engine.Succeeded:
+	case engine.Noted:
+		status = stepErr.Error()
+	default:
+		return SyncResult{}, a.recordFailure(ctx, ref, stepErr, true)
 	}
 	rctx, cancel := afterStep(ctx)
 	defer cancel()
-	pending, err := a.Store.RecordSuccess(rctx, ref, enacted, status)
+	pending, err := a.state().RecordSuccess(rctx, ref, enacted, status)
 	if err != nil {
 		return SyncResult{}, fmt.Errorf("sync %s %d: %w", ref.Model, ref.ID, err)
 	}
@@ -209,23 +213,23 @@ func afterStep(ctx context.Context) (context.Context, context.CancelFunc) {
 // recordFailure records a step's error and returns the activity's error.
 //
 // The text is made a status first (valid UTF-8, no NUL, at most
-// models.MaxStatusLen characters): the same text then goes to the database
+// syncstate.MaxStatusLen characters): the same text then goes to the database
 // and to Temporal, whose failure messages must be valid UTF-8 and whose
 // payloads are limited in size; a step error quoting a huge or binary field
 // would otherwise fail the activity's completion and wait out step_timeout.
 func (a *Activities) recordFailure(ctx context.Context, ref models.Ref, stepErr error, holdDependents bool) error {
-	text := models.StatusText(stepErr.Error())
-	if tsync.IsDeferred(stepErr) {
-		if err := a.Store.RecordStatus(ctx, ref, models.CodePending, "deferred: "+text); err != nil {
+	text := syncstate.StatusText(stepErr.Error())
+	if engine.Classify(stepErr) == engine.Deferred {
+		if err := a.state().RecordStatus(ctx, ref, models.CodePending, "deferred: "+text); err != nil {
 			return fmt.Errorf("%s %d: %w", ref.Model, ref.ID, err)
 		}
 		return temporal.NewNonRetryableApplicationError(text, ErrTypeDeferred, nil)
 	}
-	if err := a.Store.RecordError(ctx, ref, text); err != nil {
+	if err := a.state().RecordError(ctx, ref, text); err != nil {
 		return fmt.Errorf("%s %d: %w (step error: %s)", ref.Model, ref.ID, err, text)
 	}
 	if holdDependents {
-		if _, err := a.Store.HoldDependents(ctx, ref, text); err != nil {
+		if _, err := a.state().HoldDependents(ctx, ref, text); err != nil {
 			activity.GetLogger(ctx).Warn("holding dependents failed", "object", ref.String(), "error", err)
 		}
 	}
@@ -252,26 +256,26 @@ func (a *Activities) DeleteObject(ctx context.Context, ref models.Ref) (Outcome,
 		return OutcomeSkipped, nil
 	}
 	if b.BackendNeedDelete {
-		if err := a.call(ctx, ref, "delete", func(ctx context.Context) error { return a.deleteRecord(ctx, step, ref, obj) }); err != nil && !tsync.IsInnocuous(err) {
+		if err := a.call(ctx, ref, "delete", func(ctx context.Context) error { return a.deleteRecord(ctx, step, ref, obj) }); err != nil && engine.Classify(err) != engine.Noted {
 			return "", a.recordFailure(ctx, ref, err, false)
 		}
 	}
 	rctx, cancel := afterStep(ctx)
 	defer cancel()
-	if err := a.Store.Purge(rctx, ref); err != nil {
+	if err := a.state().Purge(rctx, ref); err != nil {
 		return "", fmt.Errorf("delete %s %d: %w", ref.Model, ref.ID, err)
 	}
 	return OutcomeOK, nil
 }
 
 // Dependents lists the objects that link to ref.
-func (a *Activities) Dependents(ctx context.Context, ref models.Ref) ([]models.Dependent, error) {
-	return a.Store.Dependents(ctx, ref)
+func (a *Activities) Dependents(ctx context.Context, ref models.Ref) ([]syncstate.Dependent, error) {
+	return a.state().Dependents(ctx, ref)
 }
 
 // RecordStatus sets ref's code and status (for objects a workflow holds).
 func (a *Activities) RecordStatus(ctx context.Context, ref models.Ref, code int, status string) error {
-	return a.Store.RecordStatus(ctx, ref, code, status)
+	return a.state().RecordStatus(ctx, ref, code, status)
 }
 
 // call runs a step call fn for operation op on ref by RunStep, and records
@@ -293,13 +297,12 @@ func (a *Activities) call(ctx context.Context, ref models.Ref, op string, fn fun
 		err = fmt.Errorf("step timed out (step_timeout): %w", err)
 	}
 	outcome := metrics.OutcomeOK
-	switch {
-	case err == nil:
-	case tsync.IsDeferred(err):
+	switch engine.Classify(err) {
+	case engine.Deferred:
 		outcome = metrics.OutcomeDeferred
-	case tsync.IsInnocuous(err):
+	case engine.Noted:
 		outcome = metrics.OutcomeInnocuous
-	default:
+	case engine.Failed:
 		outcome = metrics.OutcomeError
 	}
 	a.Metrics.Step(ref.Model, op, outcome, time.Since(start))

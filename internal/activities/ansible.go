@@ -8,6 +8,7 @@ import (
 
 	"github.com/tsync/tsync"
 	"github.com/tsync/tsync/internal/ansible"
+	"github.com/tsync/tsync/internal/engine"
 	"github.com/tsync/tsync/models"
 )
 
@@ -22,22 +23,21 @@ func (a *Activities) ansibleRunner() *ansible.Runner {
 	return defaultRunner()
 }
 
-// syncRecord runs step's SyncRecord, or its playbook when the step is a
-// tsync.AnsibleStep.
-func (a *Activities) syncRecord(ctx context.Context, step tsync.Step, ref models.Ref, obj models.Object) error {
-	if as, ok := step.(tsync.AnsibleStep); ok {
-		return a.runPlaybook(ctx, as, ref, obj, ansible.OpSync)
+// syncRecord runs step's SyncRecord, or its playbook for an Ansible step.
+func (a *Activities) syncRecord(ctx context.Context, step *engine.Step, ref models.Ref, obj models.Object) error {
+	if step.Ansible != nil {
+		return a.runPlaybook(ctx, step.Ansible, ref, obj, ansible.OpSync)
 	}
-	return step.SyncRecord(ctx, obj)
+	return step.Go.SyncRecord(ctx, obj)
 }
 
 // deleteRecord runs step's DeleteRecord, or its playbook with state absent
-// when the step is a tsync.AnsibleStep.
-func (a *Activities) deleteRecord(ctx context.Context, step tsync.Step, ref models.Ref, obj models.Object) error {
-	if as, ok := step.(tsync.AnsibleStep); ok {
-		return a.runPlaybook(ctx, as, ref, obj, ansible.OpDelete)
+// for an Ansible step.
+func (a *Activities) deleteRecord(ctx context.Context, step *engine.Step, ref models.Ref, obj models.Object) error {
+	if step.Ansible != nil {
+		return a.runPlaybook(ctx, step.Ansible, ref, obj, ansible.OpDelete)
 	}
-	return step.DeleteRecord(ctx, obj)
+	return step.Go.DeleteRecord(ctx, obj)
 }
 
 // runPlaybook runs an Ansible step for obj. Errors of ExtraAttributes and

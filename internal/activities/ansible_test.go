@@ -14,6 +14,7 @@ import (
 	"github.com/tsync/tsync/internal/activities"
 	"github.com/tsync/tsync/internal/ansible"
 	"github.com/tsync/tsync/internal/ansible/ansibletest"
+	"github.com/tsync/tsync/internal/engine"
 	"github.com/tsync/tsync/internal/testenv"
 	"github.com/tsync/tsync/models"
 )
@@ -53,13 +54,16 @@ func newFixture(t *testing.T, role string, opts func(*ansible.Options), attrs fu
 			return map[string]any{"path": o.Path, "content": o.Content, "reason": o.Reason}, nil
 		}
 	}
-	compiled, err := tsync.Synchronizer{Models: reg, Steps: []tsync.Step{
-		tsync.Playbook[File]("File", tsync.PlaybookFuncs[File]{Template: role, Attributes: attrs}),
-		tsync.Typed[Note]("Note", tsync.StepFuncs[Note]{Sync: func(_ context.Context, n *Note) error {
-			f.notes = append(f.notes, n.Text)
-			return nil
-		}}),
-	}}.Compile()
+	compiled, err := engine.Compile(tsync.Synchronizer{Models: reg,
+		AnsibleSteps: []tsync.AnsibleStep{
+			tsync.AnsibleStepOf[File](tsync.AnsibleStepFuncs[File]{Template: role, Attributes: attrs}),
+		},
+		Steps: []tsync.Step{
+			tsync.StepOf[Note](tsync.StepFuncs[Note]{Sync: func(_ context.Context, n *Note) error {
+				f.notes = append(f.notes, n.Text)
+				return nil
+			}}),
+		}})
 	require.NoError(t, err)
 	f.store, err = models.NewStore(pool, schema, compiled.Graph)
 	require.NoError(t, err)

@@ -5,7 +5,7 @@ import (
 	"errors"
 	"fmt"
 
-	"github.com/tsync/tsync"
+	"github.com/tsync/tsync/internal/engine"
 	"github.com/tsync/tsync/models"
 )
 
@@ -28,21 +28,21 @@ func (a *Activities) RunPolicy(ctx context.Context, ref models.Ref) (Outcome, er
 	if !m.NeedsPolicy(b) {
 		return OutcomeSkipped, nil
 	}
-	op := tsync.PolicyUpdate
+	op := models.OpUpdate
 	switch {
 	case b.Deleted:
-		op = tsync.PolicyDelete
+		op = models.OpDelete
 	case b.Policed == nil:
-		op = tsync.PolicyCreate
+		op = models.OpCreate
 	}
 	seen := b.Updated
 	for _, p := range a.Sync.Policies(ref.Model) {
 		err := a.call(ctx, ref, "policy", func(ctx context.Context) error { return p.Handle(ctx, op, obj) })
-		if err != nil && !tsync.IsInnocuous(err) {
+		if err != nil && engine.Classify(err) != engine.Noted {
 			return "", a.recordFailure(ctx, ref, fmt.Errorf("model policy %s failed: %w", op, err), true)
 		}
 	}
-	done, err := a.Store.SavePolicied(ctx, ref, seen, obj)
+	done, err := a.state().SavePolicied(ctx, ref, seen, obj)
 	if errors.Is(err, models.ErrInvalidValue) {
 		// The policies set a value PostgreSQL cannot store: their failure,
 		// recorded on the object like any other.

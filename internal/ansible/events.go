@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"os"
 	"strings"
+
+	"github.com/tsync/tsync/internal/text"
 )
 
 // maxMsg bounds the Ansible message kept in an error (backend_status holds
@@ -150,15 +152,7 @@ func message(e event) string {
 }
 
 // oneLine joins the non-empty lines of s with " / ".
-func oneLine(s string) string {
-	var lines []string
-	for line := range strings.SplitSeq(s, "\n") {
-		if line = strings.TrimSpace(line); line != "" {
-			lines = append(lines, line)
-		}
-	}
-	return strings.Join(lines, " / ")
-}
+func oneLine(s string) string { return text.OneLine(s, " / ") }
 
 // clip cuts s to at most n bytes (on a rune boundary), marking the cut.
 func clip(s string, n int) string {

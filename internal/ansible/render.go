@@ -16,9 +16,9 @@ import (
 )
 
 // Names that reach the playbook, the inventory or ssh are checked against
-// these, so that none can be read as anything but a name.
+// these (model names against models.ValidName), so that none can be read as
+// anything but a name.
 var (
-	modelName    = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9_]{0,62}$`)
 	roleName     = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$`)
 	hostName     = regexp.MustCompile(`^[A-Za-z0-9_:][A-Za-z0-9_.:-]{0,252}$`)
 	userName     = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}$`)

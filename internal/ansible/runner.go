@@ -17,6 +17,7 @@ import (
 
 	"github.com/tsync/tsync"
 	"github.com/tsync/tsync/config"
+	"github.com/tsync/tsync/models"
 	"github.com/tsync/tsync/playbooks"
 )
 
@@ -178,7 +179,7 @@ func (r *Runner) Run(ctx context.Context, job Job) (*Result, error) {
 	if r.jumpErr != nil {
 		return nil, r.jumpErr
 	}
-	if !modelName.MatchString(job.Model) || job.ID <= 0 {
+	if !models.ValidName(job.Model) || job.ID <= 0 {
 		return nil, fmt.Errorf("ansible: invalid object %s %d", job.Model, job.ID)
 	}
 	state := "present"

@@ -7,11 +7,9 @@ package starter
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
-	"regexp"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -21,6 +19,8 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/tsync/tsync"
+	"github.com/tsync/tsync/internal/engine"
+	"github.com/tsync/tsync/internal/syncstate"
 	"github.com/tsync/tsync/internal/workflows"
 	"github.com/tsync/tsync/metrics"
 	"github.com/tsync/tsync/models"
@@ -47,7 +47,7 @@ type Options struct {
 // Starter starts the workflows of pending objects.
 type Starter struct {
 	client client.Client
-	sync   *tsync.Compiled
+	sync   *engine.Synchronizer
 	store  *models.Store
 	opts   Options
 	log    *slog.Logger
@@ -118,7 +118,7 @@ func (s *Starter) prune(now time.Time) {
 }
 
 // New returns a starter.
-func New(c client.Client, sync *tsync.Compiled, store *models.Store, opts Options) *Starter {
+func New(c client.Client, sync *engine.Synchronizer, store *models.Store, opts Options) *Starter {
 	if opts.BatchSize <= 0 {
 		opts.BatchSize = 500
 	}
@@ -206,13 +206,13 @@ func (s *Starter) scanModel(ctx context.Context, model string, deletion bool) (i
 	var after int64
 	backlog := 0
 	for {
-		ids, err := tsync.FetchPending(ctx, step, tsync.PendingQuery{
-			Model: model, Deletion: deletion, AfterID: after, Limit: s.opts.BatchSize, Store: s.store,
+		ids, err := step.FetchPending(ctx, tsync.PendingQuery{
+			Model: model, Deletion: deletion, AfterID: after, Limit: s.opts.BatchSize, Objects: syncstate.New(s.store).Reader(),
 		})
 		if err != nil {
 			return total, err
 		}
-		updated, err := s.store.Updated(ctx, model, ids)
+		updated, err := syncstate.New(s.store).Updated(ctx, model, ids)
 		if err != nil {
 			return total, err
 		}
@@ -252,9 +252,9 @@ func (s *Starter) Start(ctx context.Context, ref models.Ref, deletion bool) erro
 
 // start is Start for content updated (zero: unknown), recording the run.
 func (s *Starter) start(ctx context.Context, ref models.Ref, deletion bool, updated time.Time) error {
-	var fn any = workflows.SyncWorkflow
+	op := workflows.OpSync
 	if deletion {
-		fn = workflows.DeleteWorkflow
+		op = workflows.OpDelete
 	}
 	opts := client.StartWorkflowOptions{
 		ID:                       workflows.WorkflowID(s.opts.Params.Synchronizer, ref),
@@ -263,13 +263,9 @@ func (s *Starter) start(ctx context.Context, ref models.Ref, deletion bool, upda
 		WorkflowIDReusePolicy:    enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE,
 	}
 	if s.opts.Params.SearchAttributes {
-		op := "sync"
-		if deletion {
-			op = "delete"
-		}
 		opts.TypedSearchAttributes = workflows.StartAttributes(s.opts.Params.Synchronizer, ref, op).Typed
 	}
-	run, err := s.client.ExecuteWorkflow(ctx, opts, fn, workflows.Request{Object: ref, Params: s.opts.Params})
+	run, err := s.client.ExecuteWorkflow(ctx, opts, op.Workflow(), workflows.Request{Object: ref, Params: s.opts.Params})
 	if err != nil {
 		return fmt.Errorf("start workflow of %s: %w", ref, err)
 	}
@@ -280,30 +276,23 @@ func (s *Starter) start(ctx context.Context, ref models.Ref, deletion bool, upda
 }
 
 // listen starts the workflow of every object announced on the store's
-// channel; after losing its connection it reconnects and wakes a full scan,
-// since announcements made meanwhile are lost.
+// channel. After a lost connection, once listening again, it wakes a full
+// scan, since announcements made meanwhile are lost.
 func (s *Starter) listen(ctx context.Context, wake chan<- struct{}) {
-	for ctx.Err() == nil {
-		err := s.listenOnce(ctx)
-		if ctx.Err() != nil {
+	first := true
+	listening := func() {
+		if first {
+			// The first session: Run scans at start anyway.
+			first = false
 			return
-		}
-		s.log.Warn("listening for changes failed; reconnecting", "channel", s.store.Channel(), "error", err)
-		select {
-		case <-ctx.Done():
-			return
-		case <-time.After(time.Second):
 		}
 		select {
 		case wake <- struct{}{}:
 		default:
 		}
 	}
-}
-
-func (s *Starter) listenOnce(ctx context.Context) error {
-	return s.store.Listen(ctx, nil, func(payload string) {
-		c, err := parseChange(payload)
+	syncstate.New(s.store).Listen(ctx, s.log, listening, func(payload string) {
+		c, err := models.ParseChange(payload)
 		if err != nil {
 			s.log.Warn("ignoring malformed change announcement", "payload", payload, "error", err)
 			return
@@ -311,30 +300,8 @@ func (s *Starter) listenOnce(ctx context.Context) error {
 		if _, ok := s.sync.Step(c.Model); !ok {
 			return
 		}
-		if err := s.Start(ctx, models.Ref{Model: c.Model, ID: c.ID}, c.Op == "delete"); err != nil && !errors.Is(err, context.Canceled) {
+		if err := s.Start(ctx, models.Ref{Model: c.Model, ID: c.ID}, c.Op == models.OpDelete); err != nil && !errors.Is(err, context.Canceled) {
 			s.log.Error("start on change failed", "object", c.Model, "id", c.ID, "error", err)
 		}
 	})
-}
-
-// modelName is the rule for model names (models.Registry's).
-var modelName = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9_]{0,62}$`)
-
-// parseChange decodes a change announcement of the store's NOTIFY channel. It
-// returns an error, and the zero Change, unless the payload is a JSON object
-// with a model name, an id > 0 and a known operation.
-func parseChange(payload string) (models.Change, error) {
-	var c models.Change
-	if err := json.Unmarshal([]byte(payload), &c); err != nil {
-		return models.Change{}, fmt.Errorf("bad JSON: %w", err)
-	}
-	switch {
-	case !modelName.MatchString(c.Model):
-		return models.Change{}, fmt.Errorf("bad model name %q", c.Model)
-	case c.ID <= 0:
-		return models.Change{}, fmt.Errorf("missing or bad id (%d)", c.ID)
-	case c.Op != "create" && c.Op != "update" && c.Op != "delete" && c.Op != "policed":
-		return models.Change{}, fmt.Errorf("unknown operation %q", c.Op)
-	}
-	return c, nil
 }

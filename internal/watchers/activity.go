@@ -9,8 +9,9 @@ import (
 	"go.temporal.io/sdk/temporal"
 	sdkworker "go.temporal.io/sdk/worker"
 
-	"github.com/tsync/tsync"
 	"github.com/tsync/tsync/internal/activities"
+	"github.com/tsync/tsync/internal/engine"
+	"github.com/tsync/tsync/internal/syncstate"
 	"github.com/tsync/tsync/models"
 )
 
@@ -18,9 +19,6 @@ import (
 const (
 	// ErrTypeWatcher is a failed handler; it is retried with backoff.
 	ErrTypeWatcher = "WatcherError"
-	// ErrTypeDeferred is a handler's DeferredError; it is not retried by
-	// Temporal: the workflow runs the handler again after the loop interval.
-	ErrTypeDeferred = "DeferredError"
 	// ErrTypeNoWatcher: the worker has no watcher of the requested name (a
 	// worker running another version of the synchronizer). Not retried.
 	ErrTypeNoWatcher = "NoWatcher"
@@ -44,13 +42,13 @@ const (
 // Watchers).
 type Activities struct {
 	// Sync is the synchronizer whose watchers run.
-	Sync *tsync.Compiled
+	Sync *engine.Synchronizer
 	// Store is the model store.
 	Store *models.Store
 }
 
 // NewActivities returns the watcher activities of sync over store.
-func NewActivities(sync *tsync.Compiled, store *models.Store) *Activities {
+func NewActivities(sync *engine.Synchronizer, store *models.Store) *Activities {
 	return &Activities{Sync: sync, Store: store}
 }
 
@@ -58,7 +56,8 @@ func NewActivities(sync *tsync.Compiled, store *models.Store) *Activities {
 // HandleWatchedObject on it, heartbeating meanwhile. Objects that are gone,
 // deleted, no_sync or lazy_blocked are skipped. A handler error (or panic) is
 // returned as a retryable ErrTypeWatcher error; a DeferredError as a
-// non-retryable ErrTypeDeferred one; an InnocuousError is a success, logged.
+// non-retryable activities.ErrTypeDeferred one (the workflow runs the
+// handler again after the loop interval); an InnocuousError is a success, logged.
 func (a *Activities) HandleWatchedObject(ctx context.Context, req Request) (Outcome, error) {
 	w, ok := a.Sync.Watcher(req.Watcher)
 	if !ok {
@@ -75,17 +74,17 @@ func (a *Activities) HandleWatchedObject(ctx context.Context, req Request) (Outc
 		return OutcomeSkipped, nil
 	}
 	err = activities.RunStep(ctx, func(ctx context.Context) error { return w.Watcher.HandleWatchedObject(ctx, obj, req.Event) })
-	switch {
-	case err == nil:
+	switch engine.Classify(err) {
+	case engine.Succeeded:
 		return OutcomeHandled, nil
-	case tsync.IsInnocuous(err):
+	case engine.Noted:
 		activity.GetLogger(ctx).Info("watcher note", "watcher", req.Watcher, "object", req.Object.String(), "note", err.Error())
 		return OutcomeHandled, nil
-	case tsync.IsDeferred(err):
-		return "", temporal.NewNonRetryableApplicationError(models.StatusText(err.Error()), ErrTypeDeferred, nil)
+	case engine.Deferred:
+		return "", temporal.NewNonRetryableApplicationError(syncstate.StatusText(err.Error()), activities.ErrTypeDeferred, nil)
 	default:
 		// As a step's: valid UTF-8, cut, for Temporal's failure message.
-		return "", temporal.NewApplicationError(models.StatusText(err.Error()), ErrTypeWatcher)
+		return "", temporal.NewApplicationError(syncstate.StatusText(err.Error()), ErrTypeWatcher)
 	}
 }
 

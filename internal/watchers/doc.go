@@ -23,7 +23,8 @@
 //     sweeps, the dispatcher deletes from the outbox the entries every group
 //     has handled, and marks unpublished again those whose stream entry
 //     Redis lost (a restart without persistence, an older snapshot, a
-//     deleted stream or group), so the relay publishes them again.
+//     deleted stream or group), so the relay publishes them again. The
+//     outbox protocol, and why it loses nothing, is package outbox's doc.
 //  4. WatchWorkflow runs the HandleWatchedObject activity, which loads the
 //     object fresh and calls the watcher, retried with the steps' policy.
 //

@@ -21,6 +21,8 @@ import (
 	"github.com/tsync/tsync"
 	"github.com/tsync/tsync/app"
 	"github.com/tsync/tsync/config"
+	"github.com/tsync/tsync/internal/engine"
+	"github.com/tsync/tsync/internal/outbox"
 	"github.com/tsync/tsync/internal/testenv"
 	"github.com/tsync/tsync/internal/watchers"
 	"github.com/tsync/tsync/models"
@@ -106,8 +108,8 @@ func newRecorder() *Recorder { return &Recorder{tries: map[string]int{}} }
 
 // Watcher returns a watcher of Instance named name.
 func (r *Recorder) Watcher(name string, degree int, watched ...models.Link) tsync.Watcher {
-	return tsync.TypedWatcher[Instance]("Instance", tsync.WatchedFuncs[Instance]{
-		Name: name, WatchDegree: degree, Watched: watched,
+	return tsync.WatcherOf[Instance](tsync.WatcherFuncs[Instance]{
+		Name: name, Degree: degree, Links: watched,
 		Handle: func(_ context.Context, i *Instance, ev tsync.WatchEvent) error {
 			c := Call{Watcher: name, Object: models.Ref{Model: "Instance", ID: i.ID}, Event: ev}
 			r.mu.Lock()
@@ -167,6 +169,8 @@ type env struct {
 	app *app.App
 	rdb *redis.Client
 	rec *Recorder
+	// sync is the synchronizer the app runs, compiled.
+	sync *engine.Synchronizer
 }
 
 // newEnv opens an app with watchers enabled, its own schema, task queue,
@@ -184,10 +188,13 @@ func newEnv(t *testing.T, steps []tsync.Step, makeWatchers func(*Recorder) []tsy
 	t.Cleanup(cancel)
 	rec := newRecorder()
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError}))
-	a, err := app.Open(ctx, cfg, tsync.Synchronizer{Models: registry(), Steps: steps, Watchers: makeWatchers(rec)}, log)
+	s := tsync.Synchronizer{Models: registry(), Steps: steps, Watchers: makeWatchers(rec)}
+	compiled, err := engine.Compile(s)
+	require.NoError(t, err)
+	a, err := app.Open(ctx, cfg, s, log)
 	require.NoError(t, err)
 	t.Cleanup(a.Close)
-	e := &env{t: t, ctx: ctx, cfg: cfg, app: a, rdb: a.Redis, rec: rec}
+	e := &env{t: t, ctx: ctx, cfg: cfg, app: a, rdb: a.Redis, rec: rec, sync: compiled}
 	if e.rdb != nil {
 		t.Cleanup(func() {
 			_ = e.rdb.Del(context.Background(), e.stream(), watchers.DeadLetterName(e.stream())).Err()
@@ -236,7 +243,7 @@ func (e *env) newDispatcher(mutate func(*watchers.Options)) *watchers.Dispatcher
 	if mutate != nil {
 		mutate(&opts)
 	}
-	d, err := watchers.NewDispatcher(e.rdb, e.app.Client, e.app.Sync, e.app.Store, opts)
+	d, err := watchers.NewDispatcher(e.rdb, e.app.Client, e.sync, e.app.Store, opts)
 	require.NoError(e.t, err)
 	return d
 }
@@ -290,7 +297,7 @@ func (e *env) discardOutbox() {
 func (e *env) settled(timeout time.Duration) {
 	e.t.Helper()
 	require.Eventually(e.t, func() bool {
-		n, err := e.app.Store.OutboxLen(e.ctx)
+		n, err := outbox.New(e.app.Store).Len(e.ctx)
 		if err != nil || n > 0 {
 			return false
 		}

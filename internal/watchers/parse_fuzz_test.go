@@ -46,6 +46,9 @@ func FuzzParseEntry(f *testing.F) {
 		{"9-0", ``, false, "", true},
 		{"10-0", `{"model":"Site","id":1,"op":"create"}`, true, "", false},
 		{"11-0", `null`, false, "", false},
+		{"12-0", `{"model":"Site","id":3,"op":"policed","fields":["name"]}`, true, "ev-2", false},
+		{"13-0", `{"model":"Site","id":3,"op":"policed"}`, false, "", false},
+		{"14-0", `{"model":"Site;drop","id":1,"op":"create"}`, false, "", false},
 	} {
 		f.Add(s.id, s.change, s.hasEvent, s.event, s.noChangeField)
 	}
@@ -57,10 +60,20 @@ func FuzzParseEntry(f *testing.F) {
 		if hasEvent {
 			values[FieldEvent] = event
 		}
-		ev, bad := parseEntry(g, redis.XMessage{ID: id, Values: values})
+		ev, skip, bad := parseEntry(g, redis.XMessage{ID: id, Values: values})
 		if bad != "" {
+			if !reflect.ValueOf(ev).IsZero() || skip {
+				t.Fatalf("malformed (%s) but a half-filled event %+v (skip %v)", bad, ev, skip)
+			}
+			return
+		}
+		if skip {
+			// Only model policies that changed nothing tell watchers nothing.
 			if !reflect.ValueOf(ev).IsZero() {
-				t.Fatalf("malformed (%s) but a half-filled event %+v", bad, ev)
+				t.Fatalf("skipped but a half-filled event %+v", ev)
+			}
+			if c, err := models.ParseChange(change); err != nil || c.Op != models.OpPoliced || len(c.Fields) != 0 {
+				t.Fatalf("skipped %q", change)
 			}
 			return
 		}

@@ -12,12 +12,14 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/tsync/tsync/internal/outbox"
+	"github.com/tsync/tsync/internal/syncstate"
 	"github.com/tsync/tsync/models"
 )
 
 // Fields of a change event in the stream.
 const (
-	// FieldEvent is the change's event id (models.OutboxEntry.Event), on
+	// FieldEvent is the change's event id (outbox.Entry.Event), on
 	// which the dispatcher deduplicates. Optional: an entry without it is
 	// identified by its stream entry id.
 	FieldEvent = "event"
@@ -53,36 +55,28 @@ type RelayOptions struct {
 	// before its stream ids are recorded in the outbox; an error aborts the
 	// batch, which stays unpublished and is published again. For
 	// fault-injection tests.
-	AfterPublish func(entries []models.OutboxEntry) error
+	AfterPublish func(entries []outbox.Entry) error
 }
 
-// Relay publishes the store's outbox to a Redis stream: each unpublished
-// entry is added to the stream (XADD, with the fields FieldEvent,
-// FieldOutboxID and FieldChange) and the id of its stream entry is recorded
-// on it, in the transaction that locked it. The entry stays in the outbox
-// until the Dispatcher has found that every consumer group handled it
-// (models.Store.SettleOutbox), so PostgreSQL, not Redis, is the record of
-// the changes in flight, and Redis may lose its data at any time.
-//
-// An entry is published at least once, always with the same event id, which
-// the dispatcher deduplicates on: a relay that dies after XADD and before
-// its commit leaves the entry unpublished, and it is published again; an
-// entry whose stream entry Redis lost is marked unpublished again (by the
-// dispatcher, or by the relay when it finds the stream gone) and published
-// again. Several relays may run at once (one per dispatcher process); they
-// share the outbox without publishing an entry twice.
+// Relay publishes the store's outbox to a Redis stream, as the outbox
+// protocol (package outbox) has it: each unpublished entry is added to the
+// stream (XADD, with the fields FieldEvent, FieldOutboxID and FieldChange)
+// and the id of its stream entry is recorded on it, in the transaction that
+// locked it (outbox.Outbox.Relay). Several relays may run at once (one per
+// dispatcher process).
 //
 // The relay adds entries with NOMKSTREAM: a stream that does not exist
 // (Redis restarted empty, or the stream was deleted) is noticed there. The
 // relay then creates it with the entries, and marks unpublished every
-// published entry outside the new stream's ends (models.Store.
-// UnpublishLostOutbox): all those of the lost stream, but not the entries it
-// has just added, nor those another relay added meanwhile.
+// published entry outside the new stream's ends
+// (outbox.Outbox.UnpublishLost): all those of the lost stream, but not the
+// entries it has just added, nor those another relay added meanwhile.
 type Relay struct {
-	store *models.Store
-	rdb   redis.UniversalClient
-	opts  RelayOptions
-	log   *slog.Logger
+	store  *syncstate.Store
+	outbox *outbox.Outbox
+	rdb    redis.UniversalClient
+	opts   RelayOptions
+	log    *slog.Logger
 
 	published, recovered atomic.Int64
 	// missing is set by publish when the stream did not exist.
@@ -101,7 +95,7 @@ func NewRelay(store *models.Store, rdb redis.UniversalClient, opts RelayOptions)
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Relay{store: store, rdb: rdb, opts: opts, log: log.With("stream", opts.Stream)}
+	return &Relay{store: syncstate.New(store), outbox: outbox.New(store), rdb: rdb, opts: opts, log: log.With("stream", opts.Stream)}
 }
 
 // Published returns how many entries the relay has added to the stream (an
@@ -117,7 +111,7 @@ func (r *Relay) Recovered() int64 { return r.recovered.Load() }
 func (r *Relay) Flush(ctx context.Context) (int, error) {
 	total := 0
 	for {
-		n, err := r.store.RelayOutbox(ctx, r.opts.BatchSize, r.publish)
+		n, err := r.outbox.Relay(ctx, r.opts.BatchSize, r.publish)
 		total += n
 		if err != nil {
 			return total, err
@@ -125,7 +119,7 @@ func (r *Relay) Flush(ctx context.Context) (int, error) {
 		recovered := false
 		if r.missing.Swap(false) {
 			// Not in publish: that would hold two connections at once.
-			m, err := r.store.UnpublishLostOutbox(ctx, func(ctx context.Context) (models.StreamBounds, error) {
+			m, err := r.outbox.UnpublishLost(ctx, func(ctx context.Context) (outbox.StreamBounds, error) {
 				return streamBounds(ctx, r.rdb, r.opts.Stream)
 			})
 			if err != nil {
@@ -144,7 +138,7 @@ func (r *Relay) Flush(ctx context.Context) (int, error) {
 	}
 }
 
-func (r *Relay) publish(ctx context.Context, entries []models.OutboxEntry) ([]models.StreamID, error) {
+func (r *Relay) publish(ctx context.Context, entries []outbox.Entry) ([]outbox.StreamID, error) {
 	ids, err := r.add(ctx, entries, true)
 	if errors.Is(err, errNoStream) {
 		r.missing.Store(true)
@@ -167,7 +161,7 @@ var errNoStream = errors.New("the stream does not exist")
 
 // add XADDs entries, with NOMKSTREAM when existing (errNoStream then means
 // the stream does not exist), and returns their stream ids.
-func (r *Relay) add(ctx context.Context, entries []models.OutboxEntry, existing bool) ([]models.StreamID, error) {
+func (r *Relay) add(ctx context.Context, entries []outbox.Entry, existing bool) ([]outbox.StreamID, error) {
 	pipe := r.rdb.Pipeline()
 	cmds := make([]*redis.StringCmd, len(entries))
 	for i, e := range entries {
@@ -181,7 +175,7 @@ func (r *Relay) add(ctx context.Context, entries []models.OutboxEntry, existing 
 	if err != nil && !errors.Is(err, redis.Nil) {
 		return nil, fmt.Errorf("add to stream %s: %w", r.opts.Stream, err)
 	}
-	ids := make([]models.StreamID, len(entries))
+	ids := make([]outbox.StreamID, len(entries))
 	for i, c := range cmds {
 		s, err := c.Result()
 		switch {
@@ -192,7 +186,7 @@ func (r *Relay) add(ctx context.Context, entries []models.OutboxEntry, existing 
 		case err != nil:
 			return nil, fmt.Errorf("add to stream %s: %w", r.opts.Stream, err)
 		}
-		id, ok := parseStrictStreamID(s)
+		id, ok := outbox.ParseStreamID(s)
 		if !ok {
 			return nil, fmt.Errorf("add to stream %s: unexpected entry id %q", r.opts.Stream, s)
 		}
@@ -203,20 +197,20 @@ func (r *Relay) add(ctx context.Context, entries []models.OutboxEntry, existing 
 
 // streamBounds returns the StreamBounds of stream, from XINFO STREAM (zero
 // when it does not exist).
-func streamBounds(ctx context.Context, rdb redis.UniversalClient, stream string) (models.StreamBounds, error) {
+func streamBounds(ctx context.Context, rdb redis.UniversalClient, stream string) (outbox.StreamBounds, error) {
 	info, err := rdb.XInfoStream(ctx, stream).Result()
 	if err != nil {
 		if strings.Contains(err.Error(), "no such key") {
-			return models.StreamBounds{}, nil
+			return outbox.StreamBounds{}, nil
 		}
-		return models.StreamBounds{}, fmt.Errorf("stream %s: %w", stream, err)
+		return outbox.StreamBounds{}, fmt.Errorf("stream %s: %w", stream, err)
 	}
 	if info.FirstEntry.ID == "" || info.LastEntry.ID == "" {
 		// Empty: no id is in it.
-		last := parseStreamID(info.LastGeneratedID)
-		return models.StreamBounds{First: last.next().model(), Last: last.model()}, nil
+		last := outbox.StreamIDOf(info.LastGeneratedID)
+		return outbox.StreamBounds{First: last.Next(), Last: last}, nil
 	}
-	return models.StreamBounds{First: parseStreamID(info.FirstEntry.ID).model(), Last: parseStreamID(info.LastEntry.ID).model()}, nil
+	return outbox.StreamBounds{First: outbox.StreamIDOf(info.FirstEntry.ID), Last: outbox.StreamIDOf(info.LastEntry.ID)}, nil
 }
 
 // Run relays the outbox every interval and on every change the store
@@ -245,31 +239,16 @@ func (r *Relay) Run(ctx context.Context) error {
 	}
 }
 
-// listen wakes the relay on every change announced on the store's channel.
-// Announcements missed while it reconnects are caught by the next sweep.
+// listen wakes the relay on every change announced on the store's channel,
+// and each time it is listening again after a lost connection (the next
+// sweep would catch up with what was missed meanwhile, this one does at
+// once).
 func (r *Relay) listen(ctx context.Context, wake chan<- struct{}) {
-	for ctx.Err() == nil {
-		err := r.listenOnce(ctx, wake)
-		if ctx.Err() != nil {
-			return
-		}
-		r.log.Warn("listening for changes failed; reconnecting", "channel", r.store.Channel(), "error", err)
-		select {
-		case <-ctx.Done():
-			return
-		case <-time.After(time.Second):
-		}
-	}
-}
-
-func (r *Relay) listenOnce(ctx context.Context, wake chan<- struct{}) error {
 	poke := func() {
 		select {
 		case wake <- struct{}{}:
 		default:
 		}
 	}
-	// Catch up with what committed before LISTEN took effect, then wake on
-	// every announcement.
-	return r.store.Listen(ctx, poke, func(string) { poke() })
+	r.store.Listen(ctx, r.log, poke, func(string) { poke() })
 }

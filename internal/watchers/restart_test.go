@@ -17,6 +17,7 @@ import (
 
 	"github.com/tsync/tsync"
 	"github.com/tsync/tsync/config"
+	"github.com/tsync/tsync/internal/outbox"
 	"github.com/tsync/tsync/internal/testenv"
 	"github.com/tsync/tsync/internal/watchers"
 	"github.com/tsync/tsync/models"
@@ -120,7 +121,7 @@ func TestRedisRestartLosesNoEvent(t *testing.T) {
 	e.startWorker()
 	var mu sync.Mutex
 	added := map[string]int{} // event id -> times added to the stream
-	relay := e.startRelay(watchers.RelayOptions{AfterPublish: func(es []models.OutboxEntry) error {
+	relay := e.startRelay(watchers.RelayOptions{AfterPublish: func(es []outbox.Entry) error {
 		mu.Lock()
 		defer mu.Unlock()
 		for _, e := range es {
@@ -145,8 +146,8 @@ func TestRedisRestartLosesNoEvent(t *testing.T) {
 		require.NoError(t, change(i))
 	}
 	require.Eventually(t, func() bool {
-		c, err := e.app.Store.OutboxCounts(e.ctx)
-		return err == nil && c == models.OutboxCounts{Published: first}
+		c, err := outbox.New(e.app.Store).Counts(e.ctx)
+		return err == nil && c == outbox.Counts{Published: first}
 	}, time.Minute, 20*time.Millisecond, "all published, none handled")
 	n, err := e.rdb.XLen(e.ctx, e.stream()).Result()
 	require.NoError(t, err)
@@ -221,7 +222,7 @@ func TestRedisRestartLosesNoEvent(t *testing.T) {
 	n, err = e.rdb.XLen(e.ctx, watchers.DeadLetterName(e.stream())).Result()
 	require.NoError(t, err)
 	require.Zero(t, n)
-	c, err := e.app.Store.OutboxCounts(e.ctx)
+	c, err := outbox.New(e.app.Store).Counts(e.ctx)
 	require.NoError(t, err)
 	require.Zero(t, c.Total())
 
@@ -267,8 +268,8 @@ func TestRedisRestoredFromOlderSnapshot(t *testing.T) {
 	published := func(want int64) {
 		t.Helper()
 		require.Eventually(t, func() bool {
-			c, err := e.app.Store.OutboxCounts(e.ctx)
-			return err == nil && c == models.OutboxCounts{Published: want}
+			c, err := outbox.New(e.app.Store).Counts(e.ctx)
+			return err == nil && c == outbox.Counts{Published: want}
 		}, time.Minute, 20*time.Millisecond, "%d published, none handled", want)
 	}
 	handled := func() {

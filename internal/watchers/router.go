@@ -5,7 +5,8 @@ import (
 	"context"
 	"slices"
 
-	"github.com/tsync/tsync"
+	"github.com/tsync/tsync/internal/engine"
+	"github.com/tsync/tsync/internal/syncstate"
 	"github.com/tsync/tsync/internal/watchset"
 	"github.com/tsync/tsync/models"
 )
@@ -25,13 +26,13 @@ type route struct {
 // Router finds, for a change, the watchers it fires and the objects they
 // are told about.
 type Router struct {
-	store  *models.Store
+	store  *syncstate.Store
 	routes map[string][]route
 }
 
 // NewRouter indexes sync's watchers by watched model.
-func NewRouter(sync *tsync.Compiled, store *models.Store) *Router {
-	r := &Router{store: store, routes: map[string][]route{}}
+func NewRouter(sync *engine.Synchronizer, store *models.Store) *Router {
+	r := &Router{store: syncstate.New(store), routes: map[string][]route{}}
 	for _, w := range sync.Watchers() {
 		for _, p := range w.Paths {
 			r.routes[p.Watched()] = append(r.routes[p.Watched()], route{watcher: w.Name, path: p})

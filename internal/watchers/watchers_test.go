@@ -17,6 +17,8 @@ import (
 	"github.com/tsync/tsync"
 	"github.com/tsync/tsync/app"
 	"github.com/tsync/tsync/config"
+	"github.com/tsync/tsync/internal/engine"
+	"github.com/tsync/tsync/internal/outbox"
 	"github.com/tsync/tsync/internal/testenv"
 	"github.com/tsync/tsync/internal/watchers"
 	"github.com/tsync/tsync/models"
@@ -25,7 +27,7 @@ import (
 func TestCompileWatchers(t *testing.T) {
 	rec := newRecorder()
 	compile := func(ws ...tsync.Watcher) error {
-		_, err := tsync.Synchronizer{Models: registry(), Watchers: ws}.Compile()
+		_, err := engine.Compile(tsync.Synchronizer{Models: registry(), Watchers: ws})
 		return err
 	}
 	require.NoError(t, compile(rec.Watcher("a", 1), rec.Watcher("b", 2)))
@@ -34,13 +36,14 @@ func TestCompileWatchers(t *testing.T) {
 	require.ErrorContains(t, compile(rec.Watcher("a/b", 1)), `name "a/b" must match`)
 	require.ErrorContains(t, compile(rec.Watcher("w", 0, models.Link{Dest: "Nope"})), `synchronizer: watcher w: watches unknown model "Nope"`)
 	require.ErrorContains(t, compile(rec.Watcher("w", -1)), "synchronizer: watcher w: WatchDegree -1 is negative")
-	require.ErrorContains(t, compile(tsync.TypedWatcher[Instance]("Nope", tsync.WatchedFuncs[Instance]{WatchDegree: 1})), `synchronizes unknown model "Nope"`)
+	type Nope struct{ models.Base }
+	require.ErrorContains(t, compile(tsync.WatcherOf[Nope](tsync.WatcherFuncs[Nope]{Degree: 1})), `type watchers.Nope is not a registered model`)
 
-	c, err := tsync.Synchronizer{Models: registry(), Watchers: []tsync.Watcher{
+	c, err := engine.Compile(tsync.Synchronizer{Models: registry(), Watchers: []tsync.Watcher{
 		rec.Watcher("deg0", 0), rec.Watcher("deg1", 1), rec.Watcher("deg2", 2),
 		rec.Watcher("explicit", 2, models.Link{Dest: "Network", Via: "network_id"}),
-		tsync.TypedWatcher[Slice]("Slice", tsync.WatchedFuncs[Slice]{WatchDegree: 1}),
-	}}.Compile()
+		tsync.WatcherOf[Slice](tsync.WatcherFuncs[Slice]{Degree: 1}),
+	}})
 	require.NoError(t, err)
 	watched := map[string][]string{}
 	for _, w := range c.Watchers() {
@@ -224,8 +227,8 @@ func TestDispatcherKilledBetweenReadAndAck(t *testing.T) {
 				e.save(f.slice1)
 			}
 			require.Eventually(t, func() bool {
-				c, err := e.app.Store.OutboxCounts(e.ctx)
-				return err == nil && c == models.OutboxCounts{Published: changes}
+				c, err := outbox.New(e.app.Store).Counts(e.ctx)
+				return err == nil && c == outbox.Counts{Published: changes}
 			}, 10*time.Second, 20*time.Millisecond, "all published, none handled")
 
 			crash := func([]string) error { return errCrash }
@@ -279,7 +282,7 @@ func TestRelayKilledAfterPublishRunsHandlersOnce(t *testing.T) {
 	e.discardOutbox()
 	e.startWorker()
 	var once sync.Once
-	relay := e.startRelay(watchers.RelayOptions{AfterPublish: func(es []models.OutboxEntry) error {
+	relay := e.startRelay(watchers.RelayOptions{AfterPublish: func(es []outbox.Entry) error {
 		err := error(nil)
 		once.Do(func() { err = errCrash })
 		return err
@@ -443,8 +446,8 @@ type stepRecorder struct {
 	syncs map[models.Ref]int
 }
 
-func (s *stepRecorder) Synchronizes() []string {
-	return []string{"Site", "Slice", "Network", "Instance"}
+func (s *stepRecorder) Synchronizes() []models.Object {
+	return []models.Object{new(Site), new(Slice), new(Network), new(Instance)}
 }
 
 func (s *stepRecorder) SyncRecord(_ context.Context, obj models.Object) error {
@@ -538,7 +541,7 @@ func TestWatchersDisabled(t *testing.T) {
 	require.False(t, e.app.Store.OutboxEnabled())
 	require.NotNil(t, e.app.WatcherActivities(), "workers still register the watcher workflows")
 	e.fixture()
-	n, err := e.app.Store.OutboxLen(e.ctx)
+	n, err := outbox.New(e.app.Store).Len(e.ctx)
 	require.NoError(t, err)
 	require.Zero(t, n, "nothing is written to the outbox")
 	err = e.app.RunDispatcher(e.ctx)

@@ -1,14 +1,13 @@
 package watchers
 
 import (
-	"errors"
 	"fmt"
 	"time"
 
-	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/tsync/tsync"
+	"github.com/tsync/tsync/internal/activities"
 	"github.com/tsync/tsync/internal/workflows"
 	"github.com/tsync/tsync/models"
 )
@@ -55,28 +54,14 @@ var acts *Activities
 // backoff.
 func WatchWorkflow(ctx workflow.Context, req Request) (Result, error) {
 	p := req.Params
-	coefficient := p.Retry.Coefficient
-	if coefficient < 1 {
-		coefficient = 1
-	}
-	ctx = workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
-		StartToCloseTimeout: p.StepTimeout,
-		HeartbeatTimeout:    p.HeartbeatTimeout,
-		RetryPolicy: &temporal.RetryPolicy{
-			InitialInterval:        p.Retry.Initial,
-			BackoffCoefficient:     coefficient,
-			MaximumInterval:        p.Retry.Max,
-			NonRetryableErrorTypes: []string{ErrTypeDeferred, ErrTypeNoWatcher},
-		},
-	})
+	ctx = workflow.WithActivityOptions(ctx, p.StepOptions(p.Retry.Initial, 0, activities.ErrTypeDeferred, ErrTypeNoWatcher))
 	for range maxDeferrals {
 		var out Outcome
 		err := workflow.ExecuteActivity(ctx, acts.HandleWatchedObject, req).Get(ctx, &out)
 		if err == nil {
 			return Result{Object: req.Object, Outcome: out}, nil
 		}
-		var appErr *temporal.ApplicationError
-		if !errors.As(err, &appErr) || appErr.Type() != ErrTypeDeferred {
+		if !activities.IsDeferred(err) {
 			return Result{Object: req.Object}, err
 		}
 		interval := p.LoopInterval

@@ -89,8 +89,8 @@ func (p Path) String() string {
 // Fires reports whether a change (op "create", "update" or "delete", with
 // the changed columns of an update) fires the path: always, unless the path
 // has an Into and the change is an update that left that column alone.
-func (p Path) Fires(op string, fields []string) bool {
-	if p.Into == "" || op != "update" {
+func (p Path) Fires(op models.Op, fields []string) bool {
+	if p.Into == "" || op != models.OpUpdate {
 		return true
 	}
 	return slices.Contains(fields, p.Into)

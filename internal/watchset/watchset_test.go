@@ -156,7 +156,7 @@ func TestIntoFilter(t *testing.T) {
 	anyChange := into
 	anyChange.Into = ""
 	for _, tc := range []struct {
-		op        string
+		op        models.Op
 		fields    []string
 		into, any bool
 	}{

@@ -2,21 +2,27 @@ package workflows
 
 import (
 	"fmt"
-	"strings"
 
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/tsync/tsync/internal/activities"
+	"github.com/tsync/tsync/internal/syncstate"
 	"github.com/tsync/tsync/models"
 )
 
-// maxNamed is how many blocking objects a held status names.
-const maxNamed = 5
+// DeleteWorkflow deletes req.Object from the backend and purges its row,
+// after every deleted object that depends on it; while live objects still
+// depend on it, it is held with a status naming them.
+func DeleteWorkflow(ctx workflow.Context, req Request) (Result, error) {
+	r := newRun(ctx, req, OpDelete)
+	res, err := r.delete(ctx)
+	return r.finish(ctx, res, err)
+}
 
 func (r *run) delete(ctx workflow.Context) (Result, error) {
 	for iteration := 0; ; iteration++ {
 		if r.shouldContinueAsNew(ctx, iteration) {
-			return r.continueAsNew(ctx, DeleteWorkflow, true)
+			return r.continueAsNew(ctx, OpDelete, true)
 		}
 		ins, err := r.inspect(ctx)
 		if err != nil {
@@ -33,7 +39,7 @@ func (r *run) delete(ctx workflow.Context) (Result, error) {
 				return r.result(OutcomeRecheck), nil
 			}
 			// Undeleted meanwhile: sync it instead.
-			return r.continueAsNew(ctx, SyncWorkflow, true)
+			return r.continueAsNew(ctx, OpSync, true)
 		case ins.NeedsPolicy:
 			// The delete policies run before the deletion.
 			if err := r.runPolicy(ctx); err != nil {
@@ -44,8 +50,8 @@ func (r *run) delete(ctx workflow.Context) (Result, error) {
 			return r.result(OutcomeWriteProtected), nil
 		}
 
-		var deps []models.Dependent
-		if err := workflow.ExecuteLocalActivity(r.bookkeepingContext(ctx), acts.Dependents, r.ref()).Get(ctx, &deps); err != nil {
+		var deps []syncstate.Dependent
+		if err := workflow.ExecuteLocalActivity(bookkeepingContext(ctx), acts.Dependents, r.ref()).Get(ctx, &deps); err != nil {
 			return Result{}, fmt.Errorf("dependents of %s: %w", r.ref(), err)
 		}
 		var live []string
@@ -69,7 +75,7 @@ func (r *run) delete(ctx workflow.Context) (Result, error) {
 		if len(first) > 0 {
 			// Dependents go first, in reverse dependency order.
 			r.setState(ctx, StateWaiting, "waiting for the deletion of "+refNames(first))
-			results, err := r.await(ctx, first, DeleteWorkflow)
+			results, err := r.await(ctx, first, OpDelete)
 			if err != nil {
 				return Result{}, err
 			}
@@ -82,17 +88,13 @@ func (r *run) delete(ctx workflow.Context) (Result, error) {
 		}
 
 		var out activities.Outcome
-		err = r.runStep(ctx, acts.DeleteObject, &out)
+		deferred, err := r.step(ctx, acts.DeleteObject, "delete", &out)
 		switch {
-		case isDeferred(err):
-			if err := r.pause(ctx); err != nil {
-				return Result{}, err
-			}
-			continue
 		case err != nil:
-			return Result{}, fmt.Errorf("delete %s: %w", r.ref(), err)
-		}
-		if out == activities.OutcomeOK || out == activities.OutcomeGone {
+			return Result{}, err
+		case deferred:
+			continue
+		case out == activities.OutcomeOK || out == activities.OutcomeGone:
 			return r.result(OutcomeGone), nil
 		}
 		// Skipped: undeleted or write-protected meanwhile; look again.
@@ -106,11 +108,4 @@ func allGone(results []Result) bool {
 		}
 	}
 	return true
-}
-
-func nameSome(names []string) string {
-	if len(names) <= maxNamed {
-		return strings.Join(names, ", ")
-	}
-	return fmt.Sprintf("%s and %d more", strings.Join(names[:maxNamed], ", "), len(names)-maxNamed)
 }

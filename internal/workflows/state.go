@@ -1,63 +1,11 @@
 package workflows
 
 import (
-	"errors"
-	"fmt"
-	"maps"
-	"slices"
-	"strings"
 	"unicode/utf8"
 
-	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/workflow"
-
-	"github.com/tsync/tsync/models"
 )
-
-// Search attributes every object workflow carries, so that operators find
-// syncs by object and state in the Temporal Web UI or with
-// `temporal workflow list --query 'TsyncState="error"'`. They must be
-// registered on the namespace (SearchAttributes lists them; app.Open
-// registers them, `tsync dev start` passes them to the dev server).
-var (
-	// AttrModel is the object's model.
-	AttrModel = temporal.NewSearchAttributeKeyKeyword("TsyncModel")
-	// AttrObjectID is the object's id.
-	AttrObjectID = temporal.NewSearchAttributeKeyInt64("TsyncObjectID")
-	// AttrOperation is "sync" or "delete".
-	AttrOperation = temporal.NewSearchAttributeKeyKeyword("TsyncOperation")
-	// AttrSynchronizer is the synchronizer's name (observer_name).
-	AttrSynchronizer = temporal.NewSearchAttributeKeyKeyword("TsyncSynchronizer")
-	// AttrState is the sync's State, kept current.
-	AttrState = temporal.NewSearchAttributeKeyKeyword("TsyncState")
-)
-
-// SearchAttributes returns the search attributes to register, by name.
-func SearchAttributes() map[string]enumspb.IndexedValueType {
-	return map[string]enumspb.IndexedValueType{
-		AttrModel.GetName():        enumspb.INDEXED_VALUE_TYPE_KEYWORD,
-		AttrObjectID.GetName():     enumspb.INDEXED_VALUE_TYPE_INT,
-		AttrOperation.GetName():    enumspb.INDEXED_VALUE_TYPE_KEYWORD,
-		AttrSynchronizer.GetName(): enumspb.INDEXED_VALUE_TYPE_KEYWORD,
-		AttrState.GetName():        enumspb.INDEXED_VALUE_TYPE_KEYWORD,
-	}
-}
-
-// DevServerArgs returns the `temporal server start-dev` flags that register
-// the search attributes.
-func DevServerArgs() []string {
-	attrs := SearchAttributes()
-	var args []string
-	for _, name := range slices.Sorted(maps.Keys(attrs)) {
-		kind := "Keyword"
-		if attrs[name] == enumspb.INDEXED_VALUE_TYPE_INT {
-			kind = "Int"
-		}
-		args = append(args, "--search-attribute", name+"="+kind)
-	}
-	return args
-}
 
 // State is where an object workflow is.
 type State string
@@ -97,7 +45,8 @@ const QueryState = "tsync-state"
 
 // LiveState is what QueryState returns: the live state of a sync.
 type LiveState struct {
-	Object    string
+	Object string
+	// Operation is the Op.
 	Operation string
 	State     State
 	// Status is the latest status text (error, deferral or hold reason).
@@ -108,7 +57,7 @@ type LiveState struct {
 const memoStatus = "status"
 
 // maxMemoStatus is the most bytes of status text the memo holds: the SDK
-// warns above 2 KiB of memo, and a status of models.MaxStatusLen
+// warns above 2 KiB of memo, and a status of syncstate.MaxStatusLen
 // characters may take three times as many bytes. The query and the
 // object's backend_status hold the whole status.
 const maxMemoStatus = 1536
@@ -137,9 +86,9 @@ var outcomeStates = map[Outcome]State{
 }
 
 // startState sets up the query handler and the search attributes of a new
-// run of operation op.
-func (r *run) startState(ctx workflow.Context, op string) {
-	r.live = LiveState{Object: r.ref().String(), Operation: op, State: StatePending}
+// run.
+func (r *run) startState(ctx workflow.Context) {
+	r.live = LiveState{Object: r.ref().String(), Operation: string(r.op), State: StatePending}
 	_ = workflow.SetQueryHandler(ctx, QueryState, func() (LiveState, error) { return r.live, nil })
 	if !r.req.Params.SearchAttributes {
 		return
@@ -147,7 +96,7 @@ func (r *run) startState(ctx workflow.Context, op string) {
 	// Starters and parents set them at start (StartAttributes), which costs
 	// no extra visibility write; upsert only what is missing or stale (a
 	// workflow started otherwise, or continued as the other operation).
-	want := StartAttributes(r.req.Params.Synchronizer, r.ref(), op)
+	want := StartAttributes(r.req.Params.Synchronizer, r.ref(), r.op)
 	have := workflow.GetTypedSearchAttributes(ctx)
 	var stale []temporal.SearchAttributeUpdate
 	for _, u := range want.updates {
@@ -163,47 +112,6 @@ func (r *run) startState(ctx workflow.Context, op string) {
 	} else {
 		r.shown = StatePending
 	}
-}
-
-// attrUpdate is one search attribute to set, with a test of whether a set
-// of attributes has it already.
-type attrUpdate struct {
-	set  temporal.SearchAttributeUpdate
-	have func(temporal.SearchAttributes) bool
-}
-
-// Attributes are the search attributes an object workflow starts with.
-type Attributes struct {
-	updates []attrUpdate
-	// Typed is the set to give StartWorkflowOptions or ChildWorkflowOptions.
-	Typed temporal.SearchAttributes
-}
-
-// StartAttributes returns the search attributes of the workflow of ref for
-// operation op ("sync" or "delete") in synchronizer name, state pending.
-func StartAttributes(name string, ref models.Ref, op string) Attributes {
-	kw := func(k temporal.SearchAttributeKeyKeyword, v string) attrUpdate {
-		return attrUpdate{set: k.ValueSet(v), have: func(s temporal.SearchAttributes) bool {
-			got, ok := s.GetKeyword(k)
-			return ok && got == v
-		}}
-	}
-	a := Attributes{updates: []attrUpdate{
-		kw(AttrModel, ref.Model),
-		{set: AttrObjectID.ValueSet(ref.ID), have: func(s temporal.SearchAttributes) bool {
-			got, ok := s.GetInt64(AttrObjectID)
-			return ok && got == ref.ID
-		}},
-		kw(AttrOperation, op),
-		kw(AttrSynchronizer, name),
-	}}
-	sets := make([]temporal.SearchAttributeUpdate, 0, len(a.updates)+1)
-	for _, u := range a.updates {
-		sets = append(sets, u.set)
-	}
-	sets = append(sets, AttrState.ValueSet(string(StatePending)))
-	a.Typed = temporal.NewSearchAttributes(sets...)
-	return a
 }
 
 // transient states are answered by the query but not written to the
@@ -235,18 +143,4 @@ func (r *run) upsert(ctx workflow.Context, err error) {
 	if err != nil {
 		workflow.GetLogger(ctx).Warn("upsert of search attributes or memo failed", "error", err)
 	}
-}
-
-// errorText is the message of an activity's failure, without the SDK's
-// wrapping ("activity error (type: ..., ...): ").
-func errorText(err error) string {
-	var appErr *temporal.ApplicationError
-	if errors.As(err, &appErr) {
-		return appErr.Message()
-	}
-	var timeoutErr *temporal.TimeoutError
-	if errors.As(err, &timeoutErr) {
-		return fmt.Sprintf("step timed out (%s)", strings.ToLower(strings.TrimPrefix(timeoutErr.TimeoutType().String(), "TIMEOUT_TYPE_")))
-	}
-	return err.Error()
 }

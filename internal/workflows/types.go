@@ -32,6 +32,32 @@ const (
 	SignalDone = "tsync-done"
 )
 
+// Op is what an object workflow does with its object. It selects the
+// workflow (Workflow), and is the TsyncOperation search attribute and the
+// Operation of LiveState.
+type Op string
+
+// Operations.
+const (
+	// OpSync brings the object in sync: SyncWorkflow.
+	OpSync Op = "sync"
+	// OpDelete deletes the object from the backend and purges its row:
+	// DeleteWorkflow.
+	OpDelete Op = "delete"
+)
+
+// Workflow returns the workflow function of op, to start, run as a child or
+// continue as.
+func (op Op) Workflow() any {
+	switch op {
+	case OpSync:
+		return SyncWorkflow
+	case OpDelete:
+		return DeleteWorkflow
+	}
+	panic(fmt.Sprintf("workflows: unknown operation %q", string(op)))
+}
+
 // Params are the settings every object workflow runs with; children inherit
 // them from their parent.
 type Params struct {

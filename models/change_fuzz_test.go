@@ -1,13 +1,15 @@
-package starter
+package models_test
 
 import (
 	"regexp"
 	"testing"
+
+	"github.com/tsync/tsync/models"
 )
 
 var ident = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9_]{0,62}$`)
 
-// FuzzParseChange: parseChange never panics; it either fails with the zero
+// FuzzParseChange: ParseChange never panics; it either fails with the zero
 // Change or returns a valid one.
 func FuzzParseChange(f *testing.F) {
 	for _, s := range []string{
@@ -28,7 +30,7 @@ func FuzzParseChange(f *testing.F) {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, payload string) {
-		c, err := parseChange(payload)
+		c, err := models.ParseChange(payload)
 		if err != nil {
 			if c.Model != "" || c.ID != 0 || c.Op != "" || c.Fields != nil {
 				t.Fatalf("error %v with a half-filled change %+v", err, c)

@@ -1,4 +1,4 @@
-package models_test
+package outbox_test
 
 import (
 	"context"
@@ -12,8 +12,19 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/stretchr/testify/require"
 
+	"github.com/tsync/tsync/internal/outbox"
+	"github.com/tsync/tsync/internal/storetest"
 	"github.com/tsync/tsync/internal/testenv"
 	"github.com/tsync/tsync/models"
+)
+
+type Site = storetest.Site
+
+var (
+	chainRegistry = storetest.Registry
+	newStore      = storetest.NewStore
+	ctx           = storetest.Ctx
+	insertSite    = storetest.InsertSite
 )
 
 // withOutbox returns a store over the same schema as s with the outbox on.
@@ -28,16 +39,16 @@ func withOutbox(t testing.TB, s *models.Store) *models.Store {
 // fakeStream hands out stream ids as a stream would: 1000-0, 1000-1, ...
 type fakeStream struct {
 	mu   sync.Mutex
-	next models.StreamID
+	next outbox.StreamID
 }
 
-func (f *fakeStream) ids(n int) []models.StreamID {
+func (f *fakeStream) ids(n int) []outbox.StreamID {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.next.IsZero() {
-		f.next = models.StreamID{Ms: 1000}
+		f.next = outbox.StreamID{Ms: 1000}
 	}
-	out := make([]models.StreamID, n)
+	out := make([]outbox.StreamID, n)
 	for i := range out {
 		out[i] = f.next
 		f.next.Seq++
@@ -47,12 +58,12 @@ func (f *fakeStream) ids(n int) []models.StreamID {
 
 // drain relays the whole outbox into a slice, with stream ids from a
 // fakeStream.
-func drain(t testing.TB, s *models.Store) []models.OutboxEntry {
+func drain(t testing.TB, s *models.Store) []outbox.Entry {
 	t.Helper()
-	var all []models.OutboxEntry
+	var all []outbox.Entry
 	var stream fakeStream
 	for {
-		n, err := s.RelayOutbox(ctx(t), 2, func(_ context.Context, es []models.OutboxEntry) ([]models.StreamID, error) {
+		n, err := outbox.New(s).Relay(ctx(t), 2, func(_ context.Context, es []outbox.Entry) ([]outbox.StreamID, error) {
 			all = append(all, es...)
 			return stream.ids(len(es)), nil
 		})
@@ -70,7 +81,7 @@ func TestOutboxOffWritesNothing(t *testing.T) {
 	site.Name = "b"
 	require.NoError(t, s.Save(ctx(t), site))
 	require.NoError(t, s.Delete(ctx(t), "Site", site.ID))
-	n, err := s.OutboxLen(ctx(t))
+	n, err := outbox.New(s).Len(ctx(t))
 	require.NoError(t, err)
 	require.Zero(t, n)
 }
@@ -101,7 +112,7 @@ func TestOutboxRecordsEveryCommittedChange(t *testing.T) {
 		cancel()
 		require.NoError(t, err)
 	}
-	n, err := s.OutboxLen(c)
+	n, err := outbox.New(s).Len(c)
 	require.NoError(t, err)
 	require.EqualValues(t, 4, n)
 
@@ -136,10 +147,10 @@ func TestOutboxRecordsEveryCommittedChange(t *testing.T) {
 // that OutboxLen counts both.
 func requireCounts(t testing.TB, s *models.Store, unpublished, published int64) {
 	t.Helper()
-	c, err := s.OutboxCounts(ctx(t))
+	c, err := outbox.New(s).Counts(ctx(t))
 	require.NoError(t, err)
-	require.Equal(t, models.OutboxCounts{Unpublished: unpublished, Published: published}, c)
-	n, err := s.OutboxLen(ctx(t))
+	require.Equal(t, outbox.Counts{Unpublished: unpublished, Published: published}, c)
+	n, err := outbox.New(s).Len(ctx(t))
 	require.NoError(t, err)
 	require.Equal(t, unpublished+published, n)
 }
@@ -152,7 +163,7 @@ func TestRelayOutboxKeepsEntriesOnFailure(t *testing.T) {
 	}
 	boom := errors.New("redis down")
 	var seen []int64
-	n, err := s.RelayOutbox(c, 10, func(_ context.Context, es []models.OutboxEntry) ([]models.StreamID, error) {
+	n, err := outbox.New(s).Relay(c, 10, func(_ context.Context, es []outbox.Entry) ([]outbox.StreamID, error) {
 		for _, e := range es {
 			seen = append(seen, e.ID)
 			require.True(t, e.Stream.IsZero())
@@ -165,12 +176,12 @@ func TestRelayOutboxKeepsEntriesOnFailure(t *testing.T) {
 	requireCounts(t, s, 3, 0)
 
 	// Wrong answers from publish roll back too.
-	_, err = s.RelayOutbox(c, 10, func(_ context.Context, es []models.OutboxEntry) ([]models.StreamID, error) {
-		return []models.StreamID{{Ms: 1}}, nil
+	_, err = outbox.New(s).Relay(c, 10, func(_ context.Context, es []outbox.Entry) ([]outbox.StreamID, error) {
+		return []outbox.StreamID{{Ms: 1}}, nil
 	})
 	require.ErrorContains(t, err, "published 3 entries but got 1 stream ids")
-	_, err = s.RelayOutbox(c, 10, func(_ context.Context, es []models.OutboxEntry) ([]models.StreamID, error) {
-		return make([]models.StreamID, len(es)), nil
+	_, err = outbox.New(s).Relay(c, 10, func(_ context.Context, es []outbox.Entry) ([]outbox.StreamID, error) {
+		return make([]outbox.StreamID, len(es)), nil
 	})
 	require.ErrorContains(t, err, "bad stream id 0-0")
 	requireCounts(t, s, 3, 0)
@@ -197,7 +208,7 @@ func TestRelayOutboxConcurrent(t *testing.T) {
 	for range 4 {
 		wg.Go(func() {
 			for {
-				n, err := s.RelayOutbox(c, 3, func(_ context.Context, es []models.OutboxEntry) ([]models.StreamID, error) {
+				n, err := outbox.New(s).Relay(c, 3, func(_ context.Context, es []outbox.Entry) ([]outbox.StreamID, error) {
 					time.Sleep(5 * time.Millisecond) // hold the lock a while
 					mu.Lock()
 					defer mu.Unlock()
@@ -224,10 +235,10 @@ func TestRelayOutboxConcurrent(t *testing.T) {
 
 // relayAll relays the whole outbox with the given stream ids, in entry
 // order, and returns the entries.
-func relayAll(t testing.TB, s *models.Store, ids ...models.StreamID) []models.OutboxEntry {
+func relayAll(t testing.TB, s *models.Store, ids ...outbox.StreamID) []outbox.Entry {
 	t.Helper()
-	var all []models.OutboxEntry
-	n, err := s.RelayOutbox(ctx(t), len(ids)+1, func(_ context.Context, es []models.OutboxEntry) ([]models.StreamID, error) {
+	var all []outbox.Entry
+	n, err := outbox.New(s).Relay(ctx(t), len(ids)+1, func(_ context.Context, es []outbox.Entry) ([]outbox.StreamID, error) {
 		require.Len(t, es, len(ids))
 		all = es
 		return ids, nil
@@ -240,11 +251,11 @@ func relayAll(t testing.TB, s *models.Store, ids ...models.StreamID) []models.Ou
 // published returns the outbox's published entries by outbox id, with their
 // stream ids, through SettleOutbox's view (below the highest id, all
 // present, nothing changed: the callback fails to roll back).
-func published(t testing.TB, s *models.Store) map[int64]models.StreamID {
+func published(t testing.TB, s *models.Store) map[int64]outbox.StreamID {
 	t.Helper()
-	out := map[int64]models.StreamID{}
+	out := map[int64]outbox.StreamID{}
 	stop := errors.New("look only")
-	_, _, err := s.SettleOutbox(ctx(t), models.MaxStreamID, 1000, func(_ context.Context, es []models.OutboxEntry) ([]bool, error) {
+	_, _, err := outbox.New(s).Settle(ctx(t), outbox.MaxStreamID, 1000, func(_ context.Context, es []outbox.Entry) ([]bool, error) {
 		for _, e := range es {
 			out[e.ID] = e.Stream
 		}
@@ -258,16 +269,16 @@ func published(t testing.TB, s *models.Store) map[int64]models.StreamID {
 	return out
 }
 
-func sid(ms, seq int64) models.StreamID { return models.StreamID{Ms: ms, Seq: seq} }
+func sid(ms, seq int64) outbox.StreamID { return outbox.StreamID{Ms: ms, Seq: seq} }
 
 func TestStreamID(t *testing.T) {
-	require.True(t, models.StreamID{}.IsZero())
+	require.True(t, outbox.StreamID{}.IsZero())
 	require.False(t, sid(0, 1).IsZero())
 	require.Equal(t, "12-3", sid(12, 3).String())
 	require.True(t, sid(1, 9).Less(sid(2, 0)))
 	require.True(t, sid(2, 0).Less(sid(2, 1)))
 	require.False(t, sid(2, 1).Less(sid(2, 1)))
-	require.True(t, sid(2, 1).Less(models.MaxStreamID))
+	require.True(t, sid(2, 1).Less(outbox.MaxStreamID))
 }
 
 // The outbox keeps published entries with their stream ids; SettleOutbox
@@ -281,13 +292,13 @@ func TestSettleOutbox(t *testing.T) {
 	}
 	entries := relayAll(t, s, sid(10, 0), sid(10, 1), sid(20, 0), sid(30, 0), sid(40, 0))
 	requireCounts(t, s, 0, 5)
-	oldest, err := s.OutboxOldestPublished(c)
+	oldest, err := outbox.New(s).OldestPublished(c)
 	require.NoError(t, err)
 	require.Equal(t, sid(10, 0), oldest)
 
 	// Handled below 30-0: the first three; the second of them was lost.
-	var asked []models.StreamID
-	deleted, lost, err := s.SettleOutbox(c, sid(30, 0), 10, func(_ context.Context, es []models.OutboxEntry) ([]bool, error) {
+	var asked []outbox.StreamID
+	deleted, lost, err := outbox.New(s).Settle(c, sid(30, 0), 10, func(_ context.Context, es []outbox.Entry) ([]bool, error) {
 		for _, e := range es {
 			asked = append(asked, e.Stream)
 			require.NotEmpty(t, e.Change)
@@ -295,12 +306,12 @@ func TestSettleOutbox(t *testing.T) {
 		return []bool{true, false, true}, nil
 	})
 	require.NoError(t, err)
-	require.Equal(t, []models.StreamID{sid(10, 0), sid(10, 1), sid(20, 0)}, asked, "below 30-0, lowest first")
+	require.Equal(t, []outbox.StreamID{sid(10, 0), sid(10, 1), sid(20, 0)}, asked, "below 30-0, lowest first")
 	require.Equal(t, 2, deleted)
 	require.Equal(t, 1, lost)
 	requireCounts(t, s, 1, 2)
-	require.Equal(t, map[int64]models.StreamID{entries[3].ID: sid(30, 0), entries[4].ID: sid(40, 0)}, published(t, s))
-	oldest, err = s.OutboxOldestPublished(c)
+	require.Equal(t, map[int64]outbox.StreamID{entries[3].ID: sid(30, 0), entries[4].ID: sid(40, 0)}, published(t, s))
+	oldest, err = outbox.New(s).OldestPublished(c)
 	require.NoError(t, err)
 	require.Equal(t, sid(30, 0), oldest)
 
@@ -312,30 +323,30 @@ func TestSettleOutbox(t *testing.T) {
 
 	// A failing check changes nothing; wrong answers neither.
 	boom := errors.New("redis down")
-	_, _, err = s.SettleOutbox(c, models.MaxStreamID, 10, func(context.Context, []models.OutboxEntry) ([]bool, error) { return nil, boom })
+	_, _, err = outbox.New(s).Settle(c, outbox.MaxStreamID, 10, func(context.Context, []outbox.Entry) ([]bool, error) { return nil, boom })
 	require.ErrorIs(t, err, boom)
-	_, _, err = s.SettleOutbox(c, models.MaxStreamID, 10, func(context.Context, []models.OutboxEntry) ([]bool, error) { return []bool{true}, nil })
+	_, _, err = outbox.New(s).Settle(c, outbox.MaxStreamID, 10, func(context.Context, []outbox.Entry) ([]bool, error) { return []bool{true}, nil })
 	require.ErrorContains(t, err, "checked 3 entries but got 1 answers")
 	requireCounts(t, s, 0, 3)
 
 	// Everything handled: the outbox is empty.
-	deleted, lost, err = s.SettleOutbox(c, models.MaxStreamID, 2, func(_ context.Context, es []models.OutboxEntry) ([]bool, error) {
+	deleted, lost, err = outbox.New(s).Settle(c, outbox.MaxStreamID, 2, func(_ context.Context, es []outbox.Entry) ([]bool, error) {
 		return []bool{true, true}, nil
 	})
 	require.NoError(t, err)
 	require.Equal(t, 2, deleted, "at most limit")
 	require.Zero(t, lost)
-	deleted, _, err = s.SettleOutbox(c, models.MaxStreamID, 2, func(_ context.Context, es []models.OutboxEntry) ([]bool, error) {
+	deleted, _, err = outbox.New(s).Settle(c, outbox.MaxStreamID, 2, func(_ context.Context, es []outbox.Entry) ([]bool, error) {
 		require.Equal(t, sid(50, 0), es[0].Stream)
 		return []bool{true}, nil
 	})
 	require.NoError(t, err)
 	require.Equal(t, 1, deleted)
 	requireCounts(t, s, 0, 0)
-	oldest, err = s.OutboxOldestPublished(c)
+	oldest, err = outbox.New(s).OldestPublished(c)
 	require.NoError(t, err)
 	require.True(t, oldest.IsZero())
-	deleted, lost, err = s.SettleOutbox(c, models.MaxStreamID, 2, func(context.Context, []models.OutboxEntry) ([]bool, error) {
+	deleted, lost, err = outbox.New(s).Settle(c, outbox.MaxStreamID, 2, func(context.Context, []outbox.Entry) ([]bool, error) {
 		t.Error("nothing to check")
 		return nil, nil
 	})
@@ -357,7 +368,7 @@ func TestSettleOutboxConcurrent(t *testing.T) {
 	for range 4 {
 		wg.Go(func() {
 			for {
-				n, _, err := s.SettleOutbox(c, models.MaxStreamID, 3, func(_ context.Context, es []models.OutboxEntry) ([]bool, error) {
+				n, _, err := outbox.New(s).Settle(c, outbox.MaxStreamID, 3, func(_ context.Context, es []outbox.Entry) ([]bool, error) {
 					time.Sleep(5 * time.Millisecond) // hold the lock a while
 					mu.Lock()
 					defer mu.Unlock()
@@ -388,16 +399,16 @@ func TestSettleOutboxConcurrent(t *testing.T) {
 func TestUnpublishLostOutbox(t *testing.T) {
 	s := withOutbox(t, newStore(t, chainRegistry(t)))
 	c := ctx(t)
-	bounds := func(first, last models.StreamID) func(context.Context) (models.StreamBounds, error) {
-		return func(context.Context) (models.StreamBounds, error) {
-			return models.StreamBounds{First: first, Last: last}, nil
+	bounds := func(first, last outbox.StreamID) func(context.Context) (outbox.StreamBounds, error) {
+		return func(context.Context) (outbox.StreamBounds, error) {
+			return outbox.StreamBounds{First: first, Last: last}, nil
 		}
 	}
 
 	// Nothing published: the stream is not even asked.
-	n, err := s.UnpublishLostOutbox(c, func(context.Context) (models.StreamBounds, error) {
+	n, err := outbox.New(s).UnpublishLost(c, func(context.Context) (outbox.StreamBounds, error) {
 		t.Error("asked")
-		return models.StreamBounds{}, nil
+		return outbox.StreamBounds{}, nil
 	})
 	require.NoError(t, err)
 	require.Zero(t, n)
@@ -408,33 +419,33 @@ func TestUnpublishLostOutbox(t *testing.T) {
 	entries := relayAll(t, s, sid(10, 0), sid(20, 0), sid(20, 1), sid(30, 0))
 
 	// The stream holds them all (and maybe more).
-	for _, b := range []models.StreamBounds{{First: sid(10, 0), Last: sid(30, 0)}, {First: sid(1, 0), Last: sid(99, 0)}} {
-		n, err = s.UnpublishLostOutbox(c, bounds(b.First, b.Last))
+	for _, b := range []outbox.StreamBounds{{First: sid(10, 0), Last: sid(30, 0)}, {First: sid(1, 0), Last: sid(99, 0)}} {
+		n, err = outbox.New(s).UnpublishLost(c, bounds(b.First, b.Last))
 		require.NoError(t, err)
 		require.Zero(t, n)
 	}
 	// Restored from a snapshot that ends at 20-1: the last one is lost.
-	n, err = s.UnpublishLostOutbox(c, bounds(sid(10, 0), sid(20, 1)))
+	n, err = outbox.New(s).UnpublishLost(c, bounds(sid(10, 0), sid(20, 1)))
 	require.NoError(t, err)
 	require.EqualValues(t, 1, n)
-	require.Equal(t, map[int64]models.StreamID{entries[0].ID: sid(10, 0), entries[1].ID: sid(20, 0), entries[2].ID: sid(20, 1)}, published(t, s))
+	require.Equal(t, map[int64]outbox.StreamID{entries[0].ID: sid(10, 0), entries[1].ID: sid(20, 0), entries[2].ID: sid(20, 1)}, published(t, s))
 
 	// A stream made again after a loss, starting at 20-1: those before it
 	// are lost.
-	n, err = s.UnpublishLostOutbox(c, bounds(sid(20, 1), sid(40, 0)))
+	n, err = outbox.New(s).UnpublishLost(c, bounds(sid(20, 1), sid(40, 0)))
 	require.NoError(t, err)
 	require.EqualValues(t, 2, n)
-	require.Equal(t, map[int64]models.StreamID{entries[2].ID: sid(20, 1)}, published(t, s))
+	require.Equal(t, map[int64]outbox.StreamID{entries[2].ID: sid(20, 1)}, published(t, s))
 	requireCounts(t, s, 3, 1)
 
 	// An error from the stream changes nothing.
 	boom := errors.New("redis down")
-	_, err = s.UnpublishLostOutbox(c, func(context.Context) (models.StreamBounds, error) { return models.StreamBounds{}, boom })
+	_, err = outbox.New(s).UnpublishLost(c, func(context.Context) (outbox.StreamBounds, error) { return outbox.StreamBounds{}, boom })
 	require.ErrorIs(t, err, boom)
 	requireCounts(t, s, 3, 1)
 
 	// An empty stream (after 40-0): all lost.
-	n, err = s.UnpublishLostOutbox(c, bounds(sid(40, 1), sid(40, 0)))
+	n, err = outbox.New(s).UnpublishLost(c, bounds(sid(40, 1), sid(40, 0)))
 	require.NoError(t, err)
 	require.EqualValues(t, 1, n)
 	requireCounts(t, s, 4, 0)
@@ -444,10 +455,10 @@ func TestUnpublishLostOutbox(t *testing.T) {
 	// relay).
 	relayAll(t, s, sid(50, 0), sid(50, 1), sid(50, 2), sid(50, 3))
 	var late *Site
-	n, err = s.UnpublishLostOutbox(c, func(context.Context) (models.StreamBounds, error) {
+	n, err = outbox.New(s).UnpublishLost(c, func(context.Context) (outbox.StreamBounds, error) {
 		late = insertSite(t, s, "late")
 		relayAll(t, s, sid(60, 0))
-		return models.StreamBounds{}, nil
+		return outbox.StreamBounds{}, nil
 	})
 	require.NoError(t, err)
 	require.EqualValues(t, 4, n)
@@ -488,26 +499,4 @@ func TestOutboxMigratesOldTable(t *testing.T) {
 	entries := relayAll(t, s, sid(1, 0), sid(1, 1))
 	require.JSONEq(t, `{"model": "Site", "id": 1, "op": "create"}`, string(entries[0].Change))
 	requireCounts(t, s, 0, 2)
-}
-
-func TestReferrers(t *testing.T) {
-	s := newStore(t, chainRegistry(t))
-	c := ctx(t)
-	a, b := insertSite(t, s, "a"), insertSite(t, s, "b")
-	s1 := insertSlice(t, s, "s1", a.ID)
-	s2 := insertSlice(t, s, "s2", a.ID)
-	s3 := insertSlice(t, s, "s3", b.ID)
-	insertSlice(t, s, "other", insertSite(t, s, "c").ID)
-	require.NoError(t, s.Delete(c, "Slice", s2.ID))
-
-	ids, err := s.Referrers(c, "Slice", "site_id", []int64{b.ID, a.ID, a.ID})
-	require.NoError(t, err)
-	require.Equal(t, []int64{s1.ID, s2.ID, s3.ID}, ids, "deleted ones included, each once, in id order")
-	ids, err = s.Referrers(c, "Slice", "site_id", nil)
-	require.NoError(t, err)
-	require.Empty(t, ids)
-	_, err = s.Referrers(c, "Slice", "name", []int64{1})
-	require.ErrorContains(t, err, `no integer column "name"`)
-	_, err = s.Referrers(c, "Nope", "site_id", []int64{1})
-	require.ErrorContains(t, err, "unknown model")
 }

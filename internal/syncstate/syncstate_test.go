@@ -1,4 +1,4 @@
-package models_test
+package syncstate_test
 
 import (
 	"fmt"
@@ -9,6 +9,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/tsync/tsync/internal/syncstate"
 	"github.com/tsync/tsync/models"
 )
 
@@ -78,7 +79,7 @@ func TestRecordSuccess(t *testing.T) {
 	pending, err = s.RecordSuccess(c, ref, got.Updated, strings.Repeat("x", 3000))
 	require.NoError(t, err)
 	require.False(t, pending)
-	require.Equal(t, models.MaxStatusLen, utf8.RuneCountInString(load[Site](t, s, site.ID).BackendStatus))
+	require.Equal(t, syncstate.MaxStatusLen, utf8.RuneCountInString(load[Site](t, s, site.ID).BackendStatus))
 
 	_, err = s.RecordSuccess(c, models.Ref{Model: "Site", ID: 999}, time.Now(), "OK")
 	require.ErrorIs(t, err, models.ErrNotFound)
@@ -135,7 +136,7 @@ func TestRecordErrorLongAndInvalidText(t *testing.T) {
 		t.Helper()
 		st := load[Site](t, s, site.ID).BackendStatus
 		require.True(t, utf8.ValidString(st))
-		require.LessOrEqual(t, utf8.RuneCountInString(st), models.MaxStatusLen)
+		require.LessOrEqual(t, utf8.RuneCountInString(st), syncstate.MaxStatusLen)
 		return st
 	}
 
@@ -143,7 +144,7 @@ func TestRecordErrorLongAndInvalidText(t *testing.T) {
 	long := strings.Repeat("é", 3000)
 	require.NoError(t, s.RecordError(c, ref, long))
 	st := get()
-	require.Equal(t, models.MaxStatusLen, utf8.RuneCountInString(st))
+	require.Equal(t, syncstate.MaxStatusLen, utf8.RuneCountInString(st))
 	require.True(t, strings.HasPrefix(st, strings.Repeat("é", 1000)))
 	// The same long error again is recognised as the same.
 	require.NoError(t, s.RecordError(c, ref, long))
@@ -168,7 +169,7 @@ func TestRecordErrorLongAndInvalidText(t *testing.T) {
 	// RecordStatus cuts and repairs as well.
 	require.NoError(t, s.RecordStatus(c, ref, models.CodePending, "deferred: "+long))
 	st = get()
-	require.Equal(t, models.MaxStatusLen, utf8.RuneCountInString(st))
+	require.Equal(t, syncstate.MaxStatusLen, utf8.RuneCountInString(st))
 	require.True(t, strings.HasPrefix(st, "deferred: éé"))
 	require.NoError(t, s.RecordStatus(c, ref, models.CodePending, "deferred: \xc3"))
 	require.True(t, strings.HasPrefix(get(), "deferred: "))
@@ -189,34 +190,34 @@ func TestCombineErrors(t *testing.T) {
 		{"Failed due to error in model Site id 1: boom", "mine", "Failed due to error in model Site id 1: boom // mine"},
 	}
 	for _, c := range cases {
-		require.Equal(t, c.want, models.CombineErrors(c.prev, c.text), "%q + %q", c.prev, c.text)
+		require.Equal(t, c.want, syncstate.CombineErrors(c.prev, c.text), "%q + %q", c.prev, c.text)
 	}
 
 	long := strings.Repeat("x", 5000)
-	got := models.CombineErrors("", long)
-	require.Equal(t, models.MaxStatusLen, utf8.RuneCountInString(got))
+	got := syncstate.CombineErrors("", long)
+	require.Equal(t, syncstate.MaxStatusLen, utf8.RuneCountInString(got))
 	require.True(t, strings.HasPrefix(got, strings.Repeat("x", 1000)))
-	require.Equal(t, got, models.CombineErrors(got, long), "a long error repeated is the same error")
+	require.Equal(t, got, syncstate.CombineErrors(got, long), "a long error repeated is the same error")
 
 	// The latest error is always kept whole; the older one gives way.
-	got = models.CombineErrors("e1", long)
-	require.Equal(t, models.CombineErrors("", long), got)
-	got = models.CombineErrors(models.CombineErrors("", long), "new")
-	require.Equal(t, models.MaxStatusLen, utf8.RuneCountInString(got))
+	got = syncstate.CombineErrors("e1", long)
+	require.Equal(t, syncstate.CombineErrors("", long), got)
+	got = syncstate.CombineErrors(syncstate.CombineErrors("", long), "new")
+	require.Equal(t, syncstate.MaxStatusLen, utf8.RuneCountInString(got))
 	require.True(t, strings.HasPrefix(got, "xxx"), got)
 	require.True(t, strings.HasSuffix(got, "… // new"), got)
-	got = models.CombineErrors(strings.Repeat("o", 600), strings.Repeat("n", 600))
-	require.Equal(t, models.MaxStatusLen, utf8.RuneCountInString(got))
+	got = syncstate.CombineErrors(strings.Repeat("o", 600), strings.Repeat("n", 600))
+	require.Equal(t, syncstate.MaxStatusLen, utf8.RuneCountInString(got))
 	require.True(t, strings.HasSuffix(got, " // "+strings.Repeat("n", 600)))
-	got = models.CombineErrors(strings.Repeat("o", 500), strings.Repeat("n", 500))
+	got = syncstate.CombineErrors(strings.Repeat("o", 500), strings.Repeat("n", 500))
 	require.Equal(t, strings.Repeat("o", 500)+" // "+strings.Repeat("n", 500), got, "both fit: both kept whole")
 
-	got = models.CombineErrors("", "a\xffb")
+	got = syncstate.CombineErrors("", "a\xffb")
 	require.True(t, utf8.ValidString(got))
-	require.Equal(t, got, models.CombineErrors(got, "a\xffb"), "an invalid error repeated is the same error")
+	require.Equal(t, got, syncstate.CombineErrors(got, "a\xffb"), "an invalid error repeated is the same error")
 
-	exactly := strings.Repeat("ü", models.MaxStatusLen)
-	require.Equal(t, exactly, models.CombineErrors("", exactly), "a status of exactly the limit is kept whole")
+	exactly := strings.Repeat("ü", syncstate.MaxStatusLen)
+	require.Equal(t, exactly, syncstate.CombineErrors("", exactly), "a status of exactly the limit is kept whole")
 }
 
 func TestRecordStatus(t *testing.T) {
@@ -327,7 +328,7 @@ func TestHoldDependents(t *testing.T) {
 	// A long error is cut.
 	_, err = s.HoldDependents(c, models.Ref{Model: "Site", ID: site.ID}, strings.Repeat("z", 2000))
 	require.NoError(t, err)
-	require.Equal(t, models.MaxStatusLen, utf8.RuneCountInString(load[Slice](t, s, slice.ID).BackendStatus))
+	require.Equal(t, syncstate.MaxStatusLen, utf8.RuneCountInString(load[Slice](t, s, slice.ID).BackendStatus))
 }
 
 // Diamond: a Port depends on its Site directly and through its Network.
@@ -383,7 +384,7 @@ func TestDependentsAndPurge(t *testing.T) {
 
 	deps, err := s.Dependents(c, models.Ref{Model: "Site", ID: site.ID})
 	require.NoError(t, err)
-	require.Equal(t, []models.Dependent{
+	require.Equal(t, []syncstate.Dependent{
 		{Ref: models.Ref{Model: "Slice", ID: live.ID}},
 		{Ref: models.Ref{Model: "Slice", ID: gone.ID}, Deleted: true},
 		{Ref: models.Ref{Model: "Slice", ID: prot.ID}, WriteProtect: true},
@@ -391,11 +392,11 @@ func TestDependentsAndPurge(t *testing.T) {
 
 	deps, err = s.Dependents(c, models.Ref{Model: "Image", ID: img.ID})
 	require.NoError(t, err)
-	require.Equal(t, []models.Dependent{{Ref: models.Ref{Model: "Instance", ID: inst.ID}}}, deps)
+	require.Equal(t, []syncstate.Dependent{{Ref: models.Ref{Model: "Instance", ID: inst.ID}}}, deps)
 
 	deps, err = s.Dependents(c, models.Ref{Model: "Slice", ID: live.ID})
 	require.NoError(t, err)
-	require.Equal(t, []models.Dependent{
+	require.Equal(t, []syncstate.Dependent{
 		{Ref: models.Ref{Model: "Instance", ID: inst.ID}},
 		{Ref: models.Ref{Model: "Instance", ID: noImage.ID}},
 	}, deps)
@@ -416,7 +417,7 @@ func TestDependentsAndPurge(t *testing.T) {
 
 	deps, err = s.Dependents(c, models.Ref{Model: "Site", ID: site.ID})
 	require.NoError(t, err)
-	require.Equal(t, []models.Dependent{
+	require.Equal(t, []syncstate.Dependent{
 		{Ref: models.Ref{Model: "Slice", ID: live.ID}},
 		{Ref: models.Ref{Model: "Slice", ID: prot.ID}, WriteProtect: true},
 	}, deps)

@@ -1,0 +1,96 @@
+package syncstate_test
+
+import (
+	"bytes"
+	"context"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/tsync/tsync/models"
+)
+
+// syncBuffer is a bytes.Buffer safe for a logger and a test at once.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// Listen calls listening once a session is up and notify with every
+// announcement; a lost session is logged and followed by another, which
+// calls listening again.
+func TestListenReconnects(t *testing.T) {
+	s := newStore(t, chainRegistry(t))
+	c, cancel := context.WithCancel(ctx(t))
+	var logs syncBuffer
+	var sessions atomic.Int32
+	up := make(chan struct{}, 4)
+	payloads := make(chan string, 16)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		s.Listen(c, slog.New(slog.NewTextHandler(&logs, nil)), func() {
+			sessions.Add(1)
+			up <- struct{}{}
+		}, func(p string) { payloads <- p })
+	}()
+	next := func() models.Change {
+		t.Helper()
+		select {
+		case p := <-payloads:
+			ch, err := models.ParseChange(p)
+			require.NoError(t, err, p)
+			return ch
+		case <-time.After(10 * time.Second):
+			t.Fatal("no announcement")
+			return models.Change{}
+		}
+	}
+	waitUp := func() {
+		t.Helper()
+		select {
+		case <-up:
+		case <-time.After(10 * time.Second):
+			t.Fatal("no session")
+		}
+	}
+
+	waitUp()
+	site := insertSite(t, s, "a")
+	require.Equal(t, models.Change{Model: "Site", ID: site.ID, Op: models.OpCreate}, next())
+
+	// The session's connection dies: another one starts, and listening is
+	// called again.
+	_, err := s.Pool().Exec(c, `SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE query = $1 AND pid <> pg_backend_pid()`,
+		`LISTEN "`+s.Channel()+`"`)
+	require.NoError(t, err)
+	waitUp()
+	require.EqualValues(t, 2, sessions.Load())
+	require.Contains(t, logs.String(), "listening for changes failed; reconnecting")
+	site.Name = "b"
+	require.NoError(t, s.Save(c, site))
+	require.Equal(t, models.Change{Model: "Site", ID: site.ID, Op: models.OpUpdate, Fields: []string{"name"}}, next())
+
+	cancel()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("Listen did not return when its context ended")
+	}
+}

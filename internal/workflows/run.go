@@ -1,0 +1,83 @@
+package workflows
+
+import (
+	"fmt"
+	"slices"
+
+	"go.temporal.io/sdk/workflow"
+
+	"github.com/tsync/tsync/internal/activities"
+	"github.com/tsync/tsync/models"
+)
+
+// acts is used only for activity method references; workers register a real
+// *activities.Activities.
+var acts *activities.Activities
+
+// run is the state of one object workflow run.
+type run struct {
+	req Request
+	// op is what the run does: the workflow it runs as.
+	op          Op
+	id          string
+	subscribers []string
+	subscribe   workflow.ReceiveChannel
+	done        workflow.ReceiveChannel
+	// results holds Done signals received and not consumed yet, by sender.
+	results map[string]Result
+	// live is the run's state, as QueryState answers it.
+	live LiveState
+	// shown and memo are the TsyncState and status memo last written.
+	shown State
+	memo  string
+}
+
+func newRun(ctx workflow.Context, req Request, op Op) *run {
+	r := &run{
+		req:         req,
+		op:          op,
+		id:          workflow.GetInfo(ctx).WorkflowExecution.ID,
+		subscribers: slices.Clone(req.Subscribers),
+		subscribe:   workflow.GetSignalChannel(ctx, SignalSubscribe),
+		done:        workflow.GetSignalChannel(ctx, SignalDone),
+		results:     map[string]Result{},
+	}
+	// Subscriptions stay buffered in their channel until the run ends (see
+	// notify). No coroutine may receive them meanwhile: a value handed to a
+	// blocked coroutine is lost if the workflow completes before it runs.
+	r.startState(ctx)
+	return r
+}
+
+func (r *run) ref() models.Ref { return r.req.Object }
+
+func (r *run) result(o Outcome) Result { return Result{Object: r.ref(), Outcome: o} }
+
+// isChild reports whether the run is a child workflow, started by another
+// object's workflow that waits for its result (through continue-as-new).
+func (r *run) isChild(ctx workflow.Context) bool {
+	return workflow.GetInfo(ctx).ParentWorkflowExecution != nil
+}
+
+func (r *run) inspect(ctx workflow.Context) (activities.Inspection, error) {
+	var ins activities.Inspection
+	err := workflow.ExecuteLocalActivity(bookkeepingContext(ctx), acts.Inspect, r.ref()).Get(ctx, &ins)
+	if err != nil {
+		return ins, fmt.Errorf("inspect %s: %w", r.ref(), err)
+	}
+	return ins, nil
+}
+
+func (r *run) recordStatus(ctx workflow.Context, code int, status string) error {
+	err := workflow.ExecuteLocalActivity(bookkeepingContext(ctx), acts.RecordStatus, r.ref(), code, status).Get(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("record status of %s: %w", r.ref(), err)
+	}
+	return nil
+}
+
+// pause waits for the loop interval, before an object held or deferred is
+// tried again (a durable timer, without backoff).
+func (r *run) pause(ctx workflow.Context) error {
+	return workflow.Sleep(ctx, r.req.Params.LoopInterval)
+}
