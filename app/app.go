@@ -11,25 +11,16 @@ import (
 	"log/slog"
 	"net"
 	"os"
-	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/redis/go-redis/v9"
-	enumspb "go.temporal.io/api/enums/v1"
-	"go.temporal.io/api/operatorservice/v1"
 	"go.temporal.io/sdk/client"
-	sdklog "go.temporal.io/sdk/log"
 
 	"github.com/tsync/tsync"
 	"github.com/tsync/tsync/config"
-	"github.com/tsync/tsync/internal/activities"
-	"github.com/tsync/tsync/internal/ansible"
 	"github.com/tsync/tsync/internal/engine"
-	"github.com/tsync/tsync/internal/starter"
-	"github.com/tsync/tsync/internal/workflows"
 	"github.com/tsync/tsync/metrics"
 	"github.com/tsync/tsync/models"
-	"github.com/tsync/tsync/worker"
 )
 
 // App holds a synchronizer's runtime resources.
@@ -215,52 +206,6 @@ func (a *App) Synchronizes(model string) bool {
 	return ok
 }
 
-// RegisterSearchAttributes makes sure namespace has the search attributes
-// of tsync's workflows (workflows.SearchAttributes), adding those missing.
-func RegisterSearchAttributes(ctx context.Context, c client.Client, namespace string) error {
-	want := workflows.SearchAttributes()
-	missing := func() (map[string]enumspb.IndexedValueType, error) {
-		resp, err := c.OperatorService().ListSearchAttributes(ctx, &operatorservice.ListSearchAttributesRequest{Namespace: namespace})
-		if err != nil {
-			return nil, err
-		}
-		out := map[string]enumspb.IndexedValueType{}
-		for name, t := range want {
-			have, ok := resp.GetCustomAttributes()[name]
-			if !ok {
-				out[name] = t
-			} else if have != t {
-				return nil, fmt.Errorf("search attribute %s is registered as %s, want %s", name, have, t)
-			}
-		}
-		return out, nil
-	}
-	m, err := missing()
-	if err != nil {
-		return fmt.Errorf("list search attributes of namespace %s: %w", namespace, err)
-	}
-	if len(m) == 0 {
-		return nil
-	}
-	if _, err := c.OperatorService().AddSearchAttributes(ctx, &operatorservice.AddSearchAttributesRequest{
-		Namespace: namespace, SearchAttributes: m,
-	}); err != nil {
-		return fmt.Errorf("add search attributes to namespace %s: %w", namespace, err)
-	}
-	// Wait until they are visible, so the first workflows can use them.
-	for range 50 {
-		if m, err = missing(); err == nil && len(m) == 0 {
-			return nil
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(100 * time.Millisecond):
-		}
-	}
-	return fmt.Errorf("search attributes of namespace %s: still missing after adding them: %v", namespace, m)
-}
-
 // checkDepsFile refuses a model-deps file (observer_dependency_graph) that
 // disagrees with the code's links. A file that does not exist is fine.
 func checkDepsFile(file string, g *models.Graph) error {
@@ -280,80 +225,6 @@ func checkDepsFile(file string, g *models.Graph) error {
 	return nil
 }
 
-// OpenDatabase connects to cfg's database, failing with a clear message
-// when it cannot be reached.
-func OpenDatabase(ctx context.Context, cfg config.Config) (*pgxpool.Pool, error) {
-	redacted := cfg.Redacted().DatabaseURL
-	pool, err := pgxpool.New(ctx, cfg.DatabaseURL)
-	if err != nil {
-		return nil, fmt.Errorf("database %s: %w", redacted, err)
-	}
-	pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-	defer cancel()
-	if err := pool.Ping(pctx); err != nil {
-		pool.Close()
-		return nil, fmt.Errorf("database %s is unreachable (start PostgreSQL or set database_url / TSYNC_DATABASE_URL): %w", redacted, err)
-	}
-	return pool, nil
-}
-
-// DialTemporal connects to cfg's Temporal server, failing with a clear
-// message when it cannot be reached.
-func DialTemporal(ctx context.Context, cfg config.Config, log *slog.Logger) (client.Client, error) {
-	return dialTemporal(ctx, cfg, log, nil)
-}
-
-// Delays of waitForTemporal between two dials: doubling, capped (a dial
-// of a server that is down fails at once or after dialTimeout).
-const (
-	dialRetryInitial = time.Second
-	dialRetryMax     = 5 * time.Second
-)
-
-// waitForTemporal is dialTemporal tried again, with a warning naming the
-// server and the error, until it succeeds or ctx is done.
-func waitForTemporal(ctx context.Context, cfg config.Config, log *slog.Logger, mh client.MetricsHandler) (client.Client, error) {
-	wait := dialRetryInitial
-	for attempt := 1; ; attempt++ {
-		c, err := dialTemporal(ctx, cfg, log, mh)
-		if err == nil {
-			if attempt > 1 {
-				log.Info("temporal is reachable", "host_port", cfg.Temporal.HostPort, "attempts", attempt)
-			}
-			return c, nil
-		}
-		if ctx.Err() != nil {
-			return nil, err
-		}
-		log.Warn("waiting for temporal: unreachable, trying again (run `tsync dev start` or set temporal.host_port / TSYNC_TEMPORAL_HOST_PORT)",
-			"host_port", cfg.Temporal.HostPort, "attempt", attempt, "retry_in", wait, "error", err)
-		select {
-		case <-ctx.Done():
-			return nil, err
-		case <-time.After(wait):
-		}
-		wait = min(2*wait, dialRetryMax)
-	}
-}
-
-// dialTimeout bounds one dial of the Temporal server.
-const dialTimeout = 5 * time.Second
-
-func dialTemporal(ctx context.Context, cfg config.Config, log *slog.Logger, mh client.MetricsHandler) (client.Client, error) {
-	dctx, cancel := context.WithTimeout(ctx, dialTimeout)
-	defer cancel()
-	c, err := client.DialContext(dctx, client.Options{
-		HostPort:       cfg.Temporal.HostPort,
-		Namespace:      cfg.Temporal.Namespace,
-		Logger:         sdklog.NewStructuredLogger(log.With("component", "temporal")),
-		MetricsHandler: mh,
-	})
-	if err != nil {
-		return nil, fmt.Errorf("temporal at %s is unreachable (run `tsync dev start` or set temporal.host_port / TSYNC_TEMPORAL_HOST_PORT): %w", cfg.Temporal.HostPort, err)
-	}
-	return c, nil
-}
-
 // Close releases the app's connections.
 func (a *App) Close() {
 	if a.stopMetrics != nil {
@@ -368,82 +239,4 @@ func (a *App) Close() {
 	if a.Pool != nil {
 		a.Pool.Close()
 	}
-}
-
-// Params returns the workflow settings of the app.
-func (a *App) Params() workflows.Params {
-	p := Params(a.Config)
-	p.SearchAttributes = a.searchAttributes
-	return p
-}
-
-// Params returns the workflow settings from config (without search
-// attributes, which need a registered namespace: see App.Params).
-func Params(cfg config.Config) workflows.Params {
-	coefficient := cfg.Retry.BackoffCoefficient
-	if cfg.ObserverBackoffDisabled {
-		coefficient = 1
-	}
-	return workflows.Params{
-		Synchronizer: cfg.ObserverName,
-		LoopInterval: cfg.LoopInterval,
-		Retry: workflows.RetryParams{
-			Initial:     cfg.Retry.InitialInterval,
-			Max:         cfg.Retry.MaxInterval,
-			Coefficient: coefficient,
-		},
-		StepTimeout:      cfg.StepTimeout,
-		HeartbeatTimeout: cfg.HeartbeatTimeout,
-	}
-}
-
-// Activities returns the synchronizer's activities.
-func (a *App) Activities() *activities.Activities {
-	acts := activities.New(a.sync, a.Store)
-	acts.Metrics = a.Metrics
-	acts.Ansible = ansible.NewRunner(ansible.FromConfig(a.Config, a.Log.With("component", "ansible")))
-	return acts
-}
-
-// RunWorker runs a worker until ctx is done. With observer_disabled it runs
-// nothing and only waits.
-func (a *App) RunWorker(ctx context.Context) error {
-	if a.Config.ObserverDisabled {
-		a.Log.Warn("observer_disabled is set: the worker runs nothing")
-		<-ctx.Done()
-		return nil
-	}
-	a.Log.Info("worker running", "task_queue", a.Config.Temporal.TaskQueue, "namespace", a.Config.Temporal.Namespace)
-	return worker.Run(ctx, a.Client, worker.Options{
-		TaskQueue:  a.Config.Temporal.TaskQueue,
-		Workflows:  a.Config.Concurrency.Workflows,
-		Activities: a.Config.Concurrency.Activities,
-		Watchers:   a.WatcherActivities(),
-		Logger:     a.Log.With("component", "worker"),
-	}, a.Activities())
-}
-
-// NewStarter returns the synchronizer's starter.
-func (a *App) NewStarter() *starter.Starter {
-	return starter.New(a.Client, a.sync, a.Store, starter.Options{
-		TaskQueue:    a.Config.Temporal.TaskQueue,
-		LoopInterval: a.Config.LoopInterval,
-		BatchSize:    a.Config.FetchBatch,
-		Concurrency:  a.Config.Concurrency.Starts,
-		Params:       a.Params(),
-		Logger:       a.Log.With("component", "starter"),
-		Metrics:      a.Metrics,
-	})
-}
-
-// RunStarter runs the starter until ctx is done. With observer_disabled it
-// starts nothing and only waits.
-func (a *App) RunStarter(ctx context.Context) error {
-	if a.Config.ObserverDisabled {
-		a.Log.Warn("observer_disabled is set: the starter starts nothing")
-		<-ctx.Done()
-		return nil
-	}
-	a.Log.Info("starter running", "loop_interval", a.Config.LoopInterval)
-	return a.NewStarter().Run(ctx)
 }

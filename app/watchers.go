@@ -3,32 +3,11 @@ package app
 import (
 	"context"
 	"fmt"
-	"time"
 
-	"github.com/redis/go-redis/v9"
 	"golang.org/x/sync/errgroup"
 
-	"github.com/tsync/tsync/config"
 	"github.com/tsync/tsync/internal/watchers"
 )
-
-// OpenRedis connects to cfg's Redis, failing with a clear message when it
-// cannot be reached.
-func OpenRedis(ctx context.Context, cfg config.Config) (*redis.Client, error) {
-	redacted := cfg.Redacted().RedisURL
-	opts, err := redis.ParseURL(cfg.RedisURL)
-	if err != nil {
-		return nil, fmt.Errorf("redis %s: %w", redacted, err)
-	}
-	rdb := redis.NewClient(opts)
-	pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-	defer cancel()
-	if err := rdb.Ping(pctx).Err(); err != nil {
-		rdb.Close()
-		return nil, fmt.Errorf("redis %s is unreachable (start Redis or set redis_url / TSYNC_REDIS_URL; it is needed because observer_enable_watchers is on): %w", redacted, err)
-	}
-	return rdb, nil
-}
 
 // WatcherActivities returns the activities of the synchronizer's watchers,
 // or nil when it has none. Workers register them whether or not
