@@ -101,17 +101,11 @@ type AnsibleStepFuncs[T any] struct {
 
 // AnsibleStepOf returns the AnsibleStep of the model registered as T that
 // runs f's role for every sync and delete. It implements AnsibleTargeter.
-func AnsibleStepOf[T any, PT interface {
-	*T
-	models.Object
-}](f AnsibleStepFuncs[T]) AnsibleStep {
+func AnsibleStepOf[T any, PT models.ObjectPtr[T]](f AnsibleStepFuncs[T]) AnsibleStep {
 	return &ansibleStep[T, PT]{f: f}
 }
 
-type ansibleStep[T any, PT interface {
-	*T
-	models.Object
-}] struct {
+type ansibleStep[T any, PT models.ObjectPtr[T]] struct {
 	typedModel[T, PT]
 	f AnsibleStepFuncs[T]
 }

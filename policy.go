@@ -43,17 +43,11 @@ type TypedPolicy[T any] interface {
 
 // PolicyOf adapts a policy of model struct T to Policy: it handles the
 // objects of the model registered as T.
-func PolicyOf[T any, PT interface {
-	*T
-	models.Object
-}](p TypedPolicy[T]) Policy {
+func PolicyOf[T any, PT models.ObjectPtr[T]](p TypedPolicy[T]) Policy {
 	return &typedPolicy[T, PT]{p: p}
 }
 
-type typedPolicy[T any, PT interface {
-	*T
-	models.Object
-}] struct {
+type typedPolicy[T any, PT models.ObjectPtr[T]] struct {
 	typedModel[T, PT]
 	p TypedPolicy[T]
 }

@@ -108,19 +108,13 @@ type TypedStep[T any] interface {
 // forwards FetchPending to it.
 //
 //	tsync.StepOf[Site](tsync.StepFuncs[Site]{Sync: syncSite, Delete: deleteSite})
-func StepOf[T any, PT interface {
-	*T
-	models.Object
-}](s TypedStep[T]) Step {
+func StepOf[T any, PT models.ObjectPtr[T]](s TypedStep[T]) Step {
 	return &typedStep[T, PT]{step: s}
 }
 
 // typedModel is what every typed adapter shares: the model is T's, and
 // objects are cast to *T.
-type typedModel[T any, PT interface {
-	*T
-	models.Object
-}] struct{}
+type typedModel[T any, PT models.ObjectPtr[T]] struct{}
 
 func (typedModel[T, PT]) Synchronizes() []models.Object { return []models.Object{PT(new(T))} }
 
@@ -132,10 +126,7 @@ func (typedModel[T, PT]) cast(kind string, obj models.Object) (*T, error) {
 	return (*T)(o), nil
 }
 
-type typedStep[T any, PT interface {
-	*T
-	models.Object
-}] struct {
+type typedStep[T any, PT models.ObjectPtr[T]] struct {
 	typedModel[T, PT]
 	step TypedStep[T]
 }

@@ -98,10 +98,7 @@ type TypedWatcher[T any] interface {
 // WatcherOf adapts a watcher of model struct T to Watcher: it handles the
 // objects of the model registered as T. When w also implements
 // NamedWatcher, the adapter forwards Name to it.
-func WatcherOf[T any, PT interface {
-	*T
-	models.Object
-}](w TypedWatcher[T]) Watcher {
+func WatcherOf[T any, PT models.ObjectPtr[T]](w TypedWatcher[T]) Watcher {
 	return &typedWatcher[T, PT]{w: w}
 }
 
@@ -135,10 +132,7 @@ func (f WatcherFuncs[T]) HandleWatchedObject(ctx context.Context, obj *T, ev Wat
 // name is the watcher's Name, "" for the default.
 func (f WatcherFuncs[T]) name() string { return f.Name }
 
-type typedWatcher[T any, PT interface {
-	*T
-	models.Object
-}] struct {
+type typedWatcher[T any, PT models.ObjectPtr[T]] struct {
 	typedModel[T, PT]
 	w TypedWatcher[T]
 }

@@ -58,7 +58,7 @@ func newAnsibleEnv(t *testing.T, role string, mutate ...func(*config.Config)) *a
 	_, schema := testenv.Schema(t)
 	cfg := testenv.Config(t, temporalServer.HostPort(), schema)
 	cfg.ObserverSysDir = ansibletest.ShortTempDir(t)
-	roles, err := filepath.Abs("../ansible/testdata/roles")
+	roles, err := filepath.Abs("../internal/ansible/testdata/roles")
 	require.NoError(t, err)
 	cfg.ObserverStepsDir = roles
 	for _, m := range mutate {

@@ -82,6 +82,14 @@ type Object interface {
 	SyncState() *Base
 }
 
+// ObjectPtr is the constraint of tsync's typed adapters (tsync.StepOf and
+// the like): PT is *T, a pointer to a model struct embedding Base. It is
+// inferred: tsync.StepOf[Site](...) needs no second type argument.
+type ObjectPtr[T any] interface {
+	*T
+	Object
+}
+
 // Link declares that objects of a model depend on the Dest object whose id
 // is held in this model's column Via. Into names the column of Dest that a
 // watcher cares about (empty: any column). LinkTo and LinkInto make a link

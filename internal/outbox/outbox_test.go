@@ -144,7 +144,7 @@ func TestOutboxRecordsEveryCommittedChange(t *testing.T) {
 }
 
 // requireCounts checks the outbox's unpublished and published entries, and
-// that OutboxLen counts both.
+// that Len counts both.
 func requireCounts(t testing.TB, s *models.Store, unpublished, published int64) {
 	t.Helper()
 	c, err := outbox.New(s).Counts(ctx(t))
@@ -249,7 +249,7 @@ func relayAll(t testing.TB, s *models.Store, ids ...outbox.StreamID) []outbox.En
 }
 
 // published returns the outbox's published entries by outbox id, with their
-// stream ids, through SettleOutbox's view (below the highest id, all
+// stream ids, through Settle's view (below the highest id, all
 // present, nothing changed: the callback fails to roll back).
 func published(t testing.TB, s *models.Store) map[int64]outbox.StreamID {
 	t.Helper()
@@ -281,7 +281,7 @@ func TestStreamID(t *testing.T) {
 	require.True(t, sid(2, 1).Less(outbox.MaxStreamID))
 }
 
-// The outbox keeps published entries with their stream ids; SettleOutbox
+// The outbox keeps published entries with their stream ids; Settle
 // deletes the handled ones still in the stream and marks the lost ones
 // unpublished, to be published again with the same event id.
 func TestSettleOutbox(t *testing.T) {

@@ -192,7 +192,7 @@ func TestRedisRestartLosesNoEvent(t *testing.T) {
 	perInstance := map[int64]int{}
 	for _, c := range calls {
 		require.Equal(t, "Network", c.Event.Changed.Model)
-		require.Equal(t, "update", c.Event.Op)
+		require.Equal(t, models.OpUpdate, c.Event.Op)
 		require.Equal(t, []string{"cidr"}, c.Event.Fields)
 		require.Equal(t, instanceOf[c.Event.Changed.ID], c.Object.ID)
 		handled[c.Event.ID] = true

@@ -37,7 +37,7 @@ func TestCompileWatchers(t *testing.T) {
 	require.ErrorContains(t, compile(rec.Watcher("w", 0, models.Link{Dest: "Nope"})), `synchronizer: watcher w: watches unknown model "Nope"`)
 	require.ErrorContains(t, compile(rec.Watcher("w", -1)), "synchronizer: watcher w: WatchDegree -1 is negative")
 	type Nope struct{ models.Base }
-	require.ErrorContains(t, compile(tsync.WatcherOf[Nope](tsync.WatcherFuncs[Nope]{Degree: 1})), `type watchers.Nope is not a registered model`)
+	require.ErrorContains(t, compile(tsync.WatcherOf[Nope](tsync.WatcherFuncs[Nope]{Degree: 1})), `type watchers_test.Nope is not a registered model`)
 
 	c, err := engine.Compile(tsync.Synchronizer{Models: registry(), Watchers: []tsync.Watcher{
 		rec.Watcher("deg0", 0), rec.Watcher("deg1", 1), rec.Watcher("deg2", 2),
