@@ -59,7 +59,7 @@ func (a *App) RunWorker(ctx context.Context) error {
 		TaskQueue:  a.Config.Temporal.TaskQueue,
 		Workflows:  a.Config.Concurrency.Workflows,
 		Activities: a.Config.Concurrency.Activities,
-		Watchers:   a.WatcherActivities(),
+		Watchers:   a.watcherActivities(),
 		Logger:     a.Log.With("component", "worker"),
 	}, a.Activities())
 }

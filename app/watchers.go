@@ -9,11 +9,11 @@ import (
 	"github.com/tsync/tsync/internal/watchers"
 )
 
-// WatcherActivities returns the activities of the synchronizer's watchers,
+// watcherActivities returns the activities of the synchronizer's watchers,
 // or nil when it has none. Workers register them whether or not
 // observer_enable_watchers is on, so that a worker can serve a dispatcher
 // started with it on.
-func (a *App) WatcherActivities() *watchers.Activities {
+func (a *App) watcherActivities() *watchers.Activities {
 	if len(a.sync.Watchers()) == 0 {
 		return nil
 	}
@@ -23,8 +23,8 @@ func (a *App) WatcherActivities() *watchers.Activities {
 // Stream returns the Redis stream of the changes of the app's schema.
 func (a *App) Stream() string { return watchers.StreamName(a.Config.DatabaseSchema) }
 
-// NewRelay returns the relay of the app's outbox to its stream.
-func (a *App) NewRelay() *watchers.Relay {
+// newRelay returns the relay of the app's outbox to its stream.
+func (a *App) newRelay() *watchers.Relay {
 	return watchers.NewRelay(a.Store, a.Redis, watchers.RelayOptions{
 		Stream:    a.Stream(),
 		BatchSize: a.Config.FetchBatch,
@@ -33,9 +33,9 @@ func (a *App) NewRelay() *watchers.Relay {
 	})
 }
 
-// NewDispatcher returns the dispatcher of the app's watchers: consumer
+// newDispatcher returns the dispatcher of the app's watchers: consumer
 // group observer_name on the app's stream.
-func (a *App) NewDispatcher() (*watchers.Dispatcher, error) {
+func (a *App) newDispatcher() (*watchers.Dispatcher, error) {
 	return watchers.NewDispatcher(a.Redis, a.Client, a.sync, a.Store, watchers.Options{
 		Stream:      a.Stream(),
 		Group:       a.Config.ObserverName,
@@ -61,7 +61,7 @@ func (a *App) RunDispatcher(ctx context.Context) error {
 		<-ctx.Done()
 		return nil
 	}
-	d, err := a.NewDispatcher()
+	d, err := a.newDispatcher()
 	if err != nil {
 		return err
 	}
@@ -69,7 +69,7 @@ func (a *App) RunDispatcher(ctx context.Context) error {
 		a.Log.Warn("the synchronizer has no watchers: the dispatcher acknowledges every change and starts nothing")
 	}
 	g, ctx := errgroup.WithContext(ctx)
-	g.Go(func() error { return a.NewRelay().Run(ctx) })
+	g.Go(func() error { return a.newRelay().Run(ctx) })
 	g.Go(func() error { return d.Run(ctx) })
 	return g.Wait()
 }

@@ -13,8 +13,8 @@ import (
 	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/temporal"
 
-	"github.com/tsync/tsync/internal/engine"
 	"github.com/tsync/tsync/internal/ansible"
+	"github.com/tsync/tsync/internal/engine"
 	"github.com/tsync/tsync/internal/syncstate"
 	"github.com/tsync/tsync/metrics"
 	"github.com/tsync/tsync/models"

@@ -209,7 +209,7 @@ func (e *env) stream() string { return e.app.Stream() }
 func (e *env) startWorker() sdkworker.Worker {
 	e.t.Helper()
 	w, err := worker.New(e.app.Client, worker.Options{
-		TaskQueue: e.cfg.Temporal.TaskQueue, StopTimeout: time.Second, Watchers: e.app.WatcherActivities(),
+		TaskQueue: e.cfg.Temporal.TaskQueue, StopTimeout: time.Second, Watchers: watchers.NewActivities(e.sync, e.app.Store),
 	}, e.app.Activities())
 	require.NoError(e.t, err)
 	require.NoError(e.t, w.Start())

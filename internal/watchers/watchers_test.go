@@ -539,7 +539,6 @@ func TestWatchersDisabled(t *testing.T) {
 		func(c *config.Config) { c.ObserverEnableWatchers = false })
 	require.Nil(t, e.app.Redis)
 	require.False(t, e.app.Store.OutboxEnabled())
-	require.NotNil(t, e.app.WatcherActivities(), "workers still register the watcher workflows")
 	e.fixture()
 	n, err := outbox.New(e.app.Store).Len(e.ctx)
 	require.NoError(t, err)
