@@ -103,7 +103,7 @@ func WatcherOf[T any, PT models.ObjectPtr[T]](w TypedWatcher[T]) Watcher {
 }
 
 // WatcherFuncs is a TypedWatcher made of its declarations and a function.
-// The zero WatchDegree with no Watched links watches nothing.
+// The zero Degree with no Links watches nothing.
 type WatcherFuncs[T any] struct {
 	// Name names the watcher (see NamedWatcher); "" is the model's name.
 	Name string
@@ -138,7 +138,8 @@ type typedWatcher[T any, PT models.ObjectPtr[T]] struct {
 }
 
 // Name returns the typed watcher's name: its own (NamedWatcher, or a
-// WatcherFuncs' Name) or, when empty, the model's (see WatcherName).
+// WatcherFuncs' Name) or, when empty, "": the engine then names it after
+// its model.
 func (t *typedWatcher[T, PT]) Name() string {
 	switch w := t.w.(type) {
 	case NamedWatcher:

@@ -13,13 +13,11 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/tsync/tsync"
-	"github.com/tsync/tsync/app"
 	"github.com/tsync/tsync/config"
 	"github.com/tsync/tsync/internal/ansible/ansibletest"
 	"github.com/tsync/tsync/internal/testenv"
 	"github.com/tsync/tsync/internal/workflows"
 	"github.com/tsync/tsync/models"
-	"github.com/tsync/tsync/worker"
 )
 
 // Models of the Ansible tests: a Conf, synced by a playbook, and a Consumer
@@ -45,12 +43,7 @@ type (
 // ansibleEnv is a synchronizer whose Conf step runs role (a role of
 // ansible/testdata/roles) with the real ansible-playbook, through the sync
 // and delete workflows on the real Temporal and PostgreSQL.
-type ansibleEnv struct {
-	t   *testing.T
-	ctx context.Context
-	cfg config.Config
-	app *app.App
-}
+type ansibleEnv struct{ *env }
 
 func newAnsibleEnv(t *testing.T, role string, mutate ...func(*config.Config)) *ansibleEnv {
 	t.Helper()
@@ -81,40 +74,10 @@ func newAnsibleEnv(t *testing.T, role string, mutate ...func(*config.Config)) *a
 			},
 		}),
 	}, Steps: []tsync.Step{tsync.StepOf[Consumer](tsync.StepFuncs[Consumer]{})}}
-	ctx, cancel := context.WithCancel(context.Background())
-	t.Cleanup(cancel)
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError + 4})) // the SDK logs step errors at Error
-	a, err := app.Open(ctx, cfg, sync, log)
-	require.NoError(t, err)
-	t.Cleanup(a.Close)
-	w, err := worker.New(a.Client, worker.Options{TaskQueue: cfg.Temporal.TaskQueue, StopTimeout: time.Second}, a.Activities())
-	require.NoError(t, err)
-	require.NoError(t, w.Start())
-	t.Cleanup(w.Stop)
-	return &ansibleEnv{t: t, ctx: ctx, cfg: cfg, app: a}
-}
-
-func (e *ansibleEnv) startStarter() {
-	ctx, cancel := context.WithCancel(e.ctx)
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		_ = e.app.RunStarter(ctx)
-	}()
-	e.t.Cleanup(func() { cancel(); <-done })
-}
-
-func (e *ansibleEnv) insert(obj models.Object, model string) models.Ref {
-	e.t.Helper()
-	require.NoError(e.t, e.app.Store.Insert(e.ctx, obj))
-	return models.Ref{Model: model, ID: obj.SyncState().ID}
-}
-
-func (e *ansibleEnv) get(ref models.Ref) *models.Base {
-	e.t.Helper()
-	obj, err := e.app.Store.Get(e.ctx, ref.Model, ref.ID)
-	require.NoError(e.t, err)
-	return obj.SyncState()
+	e := &ansibleEnv{openEnv(t, cfg, sync, log)}
+	e.startWorker()
+	return e
 }
 
 func (e *ansibleEnv) waitFor(ref models.Ref, what string, cond func(*models.Base) bool) *models.Base {
@@ -142,7 +105,7 @@ func (e *ansibleEnv) sysDir(ref models.Ref, op string) string {
 func TestAnsibleStepThroughWorkflows(t *testing.T) {
 	e := newAnsibleEnv(t, "write_file")
 	path := filepath.Join(t.TempDir(), "conf.txt")
-	conf := e.insert(&Conf{Path: path, Content: "v1 'quoted' $(not run)\n"}, "Conf")
+	conf := e.insert(&Conf{Path: path, Content: "v1 'quoted' $(not run)\n"})
 	start := time.Now()
 	e.startStarter()
 	e.waitFor(conf, "in sync", inSync)
@@ -177,8 +140,8 @@ func TestAnsibleStepThroughWorkflows(t *testing.T) {
 // log), and the dependent is held with it.
 func TestAnsibleFailedTaskIsAStepError(t *testing.T) {
 	e := newAnsibleEnv(t, "fail_task")
-	conf := e.insert(&Conf{Reason: "no space left on device"}, "Conf")
-	consumer := e.insert(&Consumer{Name: "c", ConfID: conf.ID}, "Consumer")
+	conf := e.insert(&Conf{Reason: "no space left on device"})
+	consumer := e.insert(&Consumer{Name: "c", ConfID: conf.ID})
 	e.startStarter()
 	b := e.waitFor(conf, "in error", func(b *models.Base) bool { return b.BackendCode == models.CodeError })
 	want := fmt.Sprintf(`task "fail_task : Refuse on purpose" failed on localhost: refusing: no space left on device (ansible-playbook exit 2; log %s/run.log)`,
@@ -194,7 +157,7 @@ func TestAnsibleFailedTaskIsAStepError(t *testing.T) {
 func TestAnsibleUnreachableHostIsAnError(t *testing.T) {
 	e := newAnsibleEnv(t, "write_file")
 	port := ansibletest.FreePort(t)
-	conf := e.insert(&Conf{Path: "/nonexistent/x", Content: "x", SSHPort: int64(port)}, "Conf")
+	conf := e.insert(&Conf{Path: "/nonexistent/x", Content: "x", SSHPort: int64(port)})
 	e.startStarter()
 	b := e.waitFor(conf, "in error", func(b *models.Base) bool { return b.BackendCode == models.CodeError })
 	require.True(t, strings.HasPrefix(b.BackendStatus, "host 127.0.0.1 unreachable: Failed to connect to the host via ssh: "), b.BackendStatus)
@@ -208,7 +171,7 @@ func TestAnsibleUnreachableHostIsAnError(t *testing.T) {
 func TestAnsiblePretend(t *testing.T) {
 	e := newAnsibleEnv(t, "write_file", func(c *config.Config) { c.ObserverPretend = true })
 	path := filepath.Join(t.TempDir(), "never.txt")
-	conf := e.insert(&Conf{Path: path, Content: "never"}, "Conf")
+	conf := e.insert(&Conf{Path: path, Content: "never"})
 	e.startStarter()
 	b := e.waitFor(conf, "synced (pretend)", func(b *models.Base) bool { return b.BackendCode == models.CodeOK })
 	require.Equal(t, "pretend (observer_pretend): sync not run, rendered in "+filepath.Join(e.sysDir(conf, "sync"), "playbook.yml"), b.BackendStatus)
@@ -225,7 +188,7 @@ func TestAnsiblePretend(t *testing.T) {
 func TestAnsibleCancelledSyncLeavesNoProcess(t *testing.T) {
 	e := newAnsibleEnv(t, "sleep_forever")
 	marker := filepath.Join(t.TempDir(), "started")
-	conf := e.insert(&Conf{Marker: marker}, "Conf")
+	conf := e.insert(&Conf{Marker: marker})
 	// One workflow, started by hand: a running starter would start the
 	// object's sync again once it is cancelled.
 	require.NoError(t, e.app.NewStarter().Start(e.ctx, conf, false))

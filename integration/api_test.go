@@ -13,6 +13,7 @@ import (
 	"github.com/tsync/tsync"
 	"github.com/tsync/tsync/config"
 	"github.com/tsync/tsync/internal/syncstate"
+	"github.com/tsync/tsync/internal/testmodels"
 	"github.com/tsync/tsync/models"
 )
 
@@ -24,7 +25,7 @@ func TestNotifyWakesStarter(t *testing.T) {
 	e.startStarter()
 	time.Sleep(300 * time.Millisecond) // the first scan is done; the next is an hour away
 	saved := time.Now()
-	item := e.insert(&Item{Name: "notified"})
+	item := e.insert(&testmodels.Item{Name: "notified"})
 	e.waitInSync(10*time.Second, item)
 	calls := e.rec.CallsOf("sync", item)
 	require.Len(t, calls, 1)
@@ -33,9 +34,9 @@ func TestNotifyWakesStarter(t *testing.T) {
 }
 
 // evenOnly is a step whose FetchPending override skips odd ids.
-type evenOnly struct{ *Recorder }
+type evenOnly struct{ *testmodels.Recorder }
 
-func (s evenOnly) Synchronizes() []models.Object { return []models.Object{new(Item)} }
+func (s evenOnly) Synchronizes() []models.Object { return []models.Object{new(testmodels.Item)} }
 
 func (s evenOnly) FetchPending(ctx context.Context, q tsync.PendingQuery) ([]int64, error) {
 	ids, err := q.Default(ctx)
@@ -66,7 +67,7 @@ func TestFetchPendingOverride(t *testing.T) {
 	require.Empty(t, ids)
 	var want []int64
 	for i := range 4 {
-		ref := e.insert(&Item{Name: "x"})
+		ref := e.insert(&testmodels.Item{Name: "x"})
 		if i%2 == 1 {
 			want = append(want, ref.ID)
 		}
@@ -86,8 +87,8 @@ func TestInnocuousErrorRecordedAsOK(t *testing.T) {
 		}
 		return nil
 	})
-	site := e.insert(&Site{Name: "s"})
-	slice := e.insert(&Slice{Name: "sl", SiteID: site.ID})
+	site := e.insert(&testmodels.Site{Name: "s"})
+	slice := e.insert(&testmodels.Slice{Name: "sl", SiteID: site.ID})
 	e.startWorker()
 	e.startStarter()
 	e.waitInSync(20*time.Second, slice)
@@ -110,7 +111,7 @@ func TestPanickingStepIsAnError(t *testing.T) {
 		}
 		return nil
 	})
-	item := e.insert(&Item{Name: "p"})
+	item := e.insert(&testmodels.Item{Name: "p"})
 	e.startWorker()
 	e.startStarter()
 	var status string

@@ -7,6 +7,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/tsync/tsync/internal/testmodels"
 	"github.com/tsync/tsync/models"
 )
 
@@ -29,23 +30,11 @@ func (e *env) waitGone(timeout time.Duration, refs ...models.Ref) {
 	}, timeout, 20*time.Millisecond, "objects not purged: %s", e.describe(refs...))
 }
 
-func deleteOrder(calls []Call) []models.Ref {
-	var out []models.Ref
-	for _, c := range calls {
-		if c.Op == "delete" && c.Err == nil {
-			out = append(out, c.Ref)
-		}
-	}
-	return out
-}
-
 // 8. Deletion runs in reverse dependency order, then purges.
 func TestDeleteInReverseDependencyOrder(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
-	site := e.insert(&Site{Name: "s"})
-	slice := e.insert(&Slice{Name: "sl", SiteID: site.ID})
-	inst := e.insert(&Instance{Name: "i", SliceID: slice.ID})
+	site, slice, inst := e.insertChain()
 	e.startWorker()
 	e.startStarter()
 	e.waitInSync(20*time.Second, site, slice, inst)
@@ -53,7 +42,7 @@ func TestDeleteInReverseDependencyOrder(t *testing.T) {
 	// Deleted dependencies first: the Site's deletion must wait for the rest.
 	e.delete(site, slice, inst)
 	e.waitGone(30*time.Second, site, slice, inst)
-	require.Equal(t, []models.Ref{inst, slice, site}, deleteOrder(e.rec.Calls()))
+	require.Equal(t, []models.Ref{inst, slice, site}, e.rec.Order("delete"))
 	require.Empty(t, e.rec.Violations())
 }
 
@@ -61,8 +50,8 @@ func TestDeleteInReverseDependencyOrder(t *testing.T) {
 func TestDeleteHeldByLiveDependent(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
-	site := e.insert(&Site{Name: "s"})
-	slice := e.insert(&Slice{Name: "sl", SiteID: site.ID})
+	site := e.insert(&testmodels.Site{Name: "s"})
+	slice := e.insert(&testmodels.Slice{Name: "sl", SiteID: site.ID})
 	e.startWorker()
 	e.startStarter()
 	e.waitInSync(20*time.Second, site, slice)
@@ -80,14 +69,14 @@ func TestDeleteHeldByLiveDependent(t *testing.T) {
 
 	e.delete(slice)
 	e.waitGone(30*time.Second, site, slice)
-	require.Equal(t, []models.Ref{slice, site}, deleteOrder(e.rec.Calls()))
+	require.Equal(t, []models.Ref{slice, site}, e.rec.Order("delete"))
 }
 
 // An object deleted before it was ever synced is purged without DeleteRecord.
 func TestDeleteNeverSyncedPurgesDirectly(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
-	item := e.insert(&Item{Name: "never", Base: models.Base{NoSync: true}})
+	item := e.insert(&testmodels.Item{Name: "never", Base: models.Base{NoSync: true}})
 	e.delete(item)
 	e.startWorker()
 	e.startStarter()

@@ -25,6 +25,7 @@ import (
 	"github.com/tsync/tsync/app"
 	"github.com/tsync/tsync/config"
 	"github.com/tsync/tsync/internal/testenv"
+	"github.com/tsync/tsync/internal/testmodels"
 	"github.com/tsync/tsync/models"
 )
 
@@ -80,7 +81,7 @@ func TestPostgresConnectionsCut(t *testing.T) {
 	})
 	var refs []models.Ref
 	for i := range 100 {
-		refs = append(refs, e.insert(&Item{Name: fmt.Sprintf("item-%d", i)}))
+		refs = append(refs, e.insert(&testmodels.Item{Name: fmt.Sprintf("item-%d", i)}))
 	}
 	admin := adminConn(t)
 	terminate := func() int {
@@ -113,29 +114,14 @@ func TestTwoStartersTwoWorkers(t *testing.T) {
 		time.Sleep(time.Duration(mrand.IntN(10)) * time.Millisecond)
 		return nil
 	})
-	var refs []models.Ref
-	for s := range 3 {
-		site := e.insert(&Site{Name: fmt.Sprintf("site-%d", s)})
-		refs = append(refs, site)
-		for l := range 3 {
-			slice := e.insert(&Slice{Name: fmt.Sprintf("slice-%d-%d", s, l), SiteID: site.ID})
-			refs = append(refs, slice)
-			for i := range 3 {
-				refs = append(refs, e.insert(&Instance{Name: fmt.Sprintf("inst-%d-%d-%d", s, l, i), SliceID: slice.ID}))
-			}
-		}
-	}
+	refs := e.insertTree("", 3, 3, 3)
 	for i := 0; len(refs) < 200; i++ {
-		refs = append(refs, e.insert(&Item{Name: fmt.Sprintf("item-%d", i)}))
+		refs = append(refs, e.insert(&testmodels.Item{Name: fmt.Sprintf("item-%d", i)}))
 	}
 	e.startWorker()
 	e.startWorker()
 	for range 2 {
-		st := e.app.NewStarter()
-		ctx, cancel := context.WithCancel(e.ctx)
-		done := make(chan struct{})
-		go func() { defer close(done); _ = st.Run(ctx) }()
-		t.Cleanup(func() { cancel(); <-done })
+		e.background(e.app.NewStarter().Run)
 	}
 	e.waitInSync(40*time.Second, refs...)
 	e.settled(refs)
@@ -158,7 +144,7 @@ func TestHelperWorkerSleepy(t *testing.T) {
 	cfg, err := config.Load("", os.Environ())
 	require.NoError(t, err)
 	var a *app.App
-	step := tsync.StepOf[Item](tsync.StepFuncs[Item]{Sync: func(ctx context.Context, it *Item) error {
+	step := tsync.StepOf[testmodels.Item](tsync.StepFuncs[testmodels.Item]{Sync: func(ctx context.Context, it *testmodels.Item) error {
 		var call int64
 		if err := a.Store.Pool().QueryRow(ctx, `INSERT INTO `+table+` (gen, id, start_at) VALUES ($1, $2, clock_timestamp()) RETURNING call`,
 			gen, it.ID).Scan(&call); err != nil {
@@ -172,8 +158,7 @@ func TestHelperWorkerSleepy(t *testing.T) {
 		_, err := a.Store.Pool().Exec(ctx, `UPDATE `+table+` SET end_at = clock_timestamp() WHERE call = $1`, call)
 		return err
 	}})
-	reg := models.NewRegistry()
-	models.MustRegister[Item](reg, "Item")
+	reg := testmodels.Registry(new(testmodels.Item))
 	a, err = app.Open(context.Background(), cfg, tsync.Synchronizer{Models: reg, Steps: []tsync.Step{step}}, nil)
 	require.NoError(t, err)
 	_ = a.RunWorker(context.Background())
@@ -192,7 +177,7 @@ func TestWorkerSIGKILLRepeatedly(t *testing.T) {
 	require.NoError(t, err)
 	var refs []models.Ref
 	for i := range 500 {
-		refs = append(refs, e.insert(&Item{Name: fmt.Sprintf("item-%d", i)}))
+		refs = append(refs, e.insert(&testmodels.Item{Name: fmt.Sprintf("item-%d", i)}))
 	}
 	calls := func() int {
 		var n int
@@ -281,7 +266,7 @@ func TestStepHangingPastTimeout(t *testing.T) {
 		}
 		return nil
 	})
-	item := e.insert(&Item{Name: "hangs"})
+	item := e.insert(&testmodels.Item{Name: "hangs"})
 	e.startWorker()
 	e.startStarter()
 	require.Eventually(t, func() bool {
@@ -299,7 +284,7 @@ func TestStepHangingPastTimeout(t *testing.T) {
 // failingFetcher is the Recorder with a FetchPending override that fails
 // for one model.
 type failingFetcher struct {
-	*Recorder
+	*testmodels.Recorder
 	model string
 }
 
@@ -310,24 +295,6 @@ func (f failingFetcher) FetchPending(ctx context.Context, q tsync.PendingQuery) 
 	return q.Default(ctx)
 }
 
-// syncBuffer is a bytes.Buffer safe for concurrent writers.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // A FetchPending override failing for one model (the first one scanned) is
 // logged, and the starter keeps running: the other models still sync.
 func TestFetchPendingErrorKeepsStarterRunning(t *testing.T) {
@@ -335,25 +302,18 @@ func TestFetchPendingErrorKeepsStarterRunning(t *testing.T) {
 	_, schema := testenv.Schema(t)
 	cfg := testenv.Config(t, temporalServer.HostPort(), schema)
 	cfg.LoopInterval = 200 * time.Millisecond
-	ctx, cancel := context.WithCancel(context.Background())
-	t.Cleanup(cancel)
 	rec := newRecorder()
-	logs := &syncBuffer{}
+	logs := &testenv.SyncBuffer{}
 	log := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	a, err := app.Open(ctx, cfg, tsync.Synchronizer{Models: registry(), Steps: []tsync.Step{failingFetcher{rec, "Site"}}}, log)
-	require.NoError(t, err)
-	t.Cleanup(a.Close)
-	e := &env{t: t, ctx: ctx, cfg: cfg, app: a, rec: rec}
+	e := openEnv(t, cfg, tsync.Synchronizer{Models: registry(), Steps: []tsync.Step{failingFetcher{rec, "Site"}}}, log)
+	e.rec = rec
 
-	site := e.insert(&Site{Name: "unlisted"})
+	site := e.insert(&testmodels.Site{Name: "unlisted"})
 	// Inserted before the starter runs: only its scans can find them.
-	items := []models.Ref{e.insert(&Item{Name: "a"}), e.insert(&Item{Name: "b"}), e.insert(&D{Name: "d"})}
+	items := []models.Ref{e.insert(&testmodels.Item{Name: "a"}), e.insert(&testmodels.Item{Name: "b"}), e.insert(&testmodels.D{Name: "d"})}
 	e.startWorker()
 	st := e.app.NewStarter()
-	sctx, scancel := context.WithCancel(ctx)
-	done := make(chan struct{})
-	go func() { defer close(done); _ = st.Run(sctx) }()
-	t.Cleanup(func() { scancel(); <-done })
+	done := e.background(st.Run)
 
 	e.waitInSync(30*time.Second, items...)
 	require.Eventually(t, func() bool { return strings.Contains(logs.String(), "the backend's inventory is down") }, 10*time.Second, 20*time.Millisecond)

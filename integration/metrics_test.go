@@ -15,6 +15,7 @@ import (
 
 	"github.com/tsync/tsync"
 	"github.com/tsync/tsync/config"
+	"github.com/tsync/tsync/internal/testmodels"
 	"github.com/tsync/tsync/models"
 )
 
@@ -55,7 +56,7 @@ func TestMetricsEndpoint(t *testing.T) {
 		}
 		return nil
 	})
-	item := e.insert(&Item{Name: "m"})
+	item := e.insert(&testmodels.Item{Name: "m"})
 	e.startWorker()
 	e.startStarter()
 	e.waitInSync(30*time.Second, item)

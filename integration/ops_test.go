@@ -18,6 +18,7 @@ import (
 	"github.com/tsync/tsync/app"
 	"github.com/tsync/tsync/config"
 	"github.com/tsync/tsync/internal/testenv"
+	"github.com/tsync/tsync/internal/testmodels"
 	"github.com/tsync/tsync/models"
 )
 
@@ -55,13 +56,10 @@ func TestStarterNeverStartsTwoWorkflows(t *testing.T) {
 		time.Sleep(2 * time.Second)
 		return nil
 	})
-	item := e.insert(&Item{Name: "slow"})
+	item := e.insert(&testmodels.Item{Name: "slow"})
 	e.startWorker()
 	st := e.app.NewStarter()
-	ctx, cancel := context.WithCancel(e.ctx)
-	done := make(chan struct{})
-	go func() { defer close(done); _ = st.Run(ctx) }()
-	t.Cleanup(func() { cancel(); <-done })
+	e.background(st.Run)
 
 	e.waitInSync(20*time.Second, item)
 	require.Greater(t, st.Scans(), int64(20), "the starter must have scanned many times while the sync ran")
@@ -81,15 +79,14 @@ func TestHelperWorker(t *testing.T) {
 	}
 	cfg, err := config.Load("", os.Environ())
 	require.NoError(t, err)
-	step := tsync.StepOf[Item](tsync.StepFuncs[Item]{Sync: func(ctx context.Context, it *Item) error {
+	step := tsync.StepOf[testmodels.Item](tsync.StepFuncs[testmodels.Item]{Sync: func(ctx context.Context, it *testmodels.Item) error {
 		if err := os.WriteFile(marker, []byte("started"), 0o600); err != nil {
 			return err
 		}
 		<-ctx.Done() // hang until killed
 		return ctx.Err()
 	}})
-	reg := models.NewRegistry()
-	models.MustRegister[Item](reg, "Item")
+	reg := testmodels.Registry(new(testmodels.Item))
 	a, err := app.Open(context.Background(), cfg, tsync.Synchronizer{Models: reg, Steps: []tsync.Step{step}}, nil)
 	require.NoError(t, err)
 	_ = a.RunWorker(context.Background())
@@ -101,7 +98,7 @@ func TestWorkerKilledMidSync(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, func(c *config.Config) { c.HeartbeatTimeout = 2 * time.Second })
 	// Only Item objects, so the helper's one-model registry matches.
-	items := []models.Ref{e.insert(&Item{Name: "a"})}
+	items := []models.Ref{e.insert(&testmodels.Item{Name: "a"})}
 	marker := filepath.Join(t.TempDir(), "started")
 	cmd := exec.Command(os.Args[0], "-test.run=^TestHelperWorker$", "-test.v")
 	cmd.Env = append(append(os.Environ(), e.cfg.Environ()...),
@@ -131,11 +128,11 @@ func TestWorkerKilledMidSync(t *testing.T) {
 func TestFlagsNoSyncLazyBlockedWriteProtect(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
-	noSync := e.insert(&Item{Name: "no-sync", Base: models.Base{NoSync: true}})
-	lazy := e.insert(&Item{Name: "lazy", Base: models.Base{LazyBlocked: true}})
-	protected := e.insert(&Item{Name: "protected", Base: models.Base{WriteProtect: true}})
-	site := e.insert(&Site{Name: "blocked-site", Base: models.Base{NoSync: true}})
-	slice := e.insert(&Slice{Name: "behind-blocked", SiteID: site.ID})
+	noSync := e.insert(&testmodels.Item{Name: "no-sync", Base: models.Base{NoSync: true}})
+	lazy := e.insert(&testmodels.Item{Name: "lazy", Base: models.Base{LazyBlocked: true}})
+	protected := e.insert(&testmodels.Item{Name: "protected", Base: models.Base{WriteProtect: true}})
+	site := e.insert(&testmodels.Site{Name: "blocked-site", Base: models.Base{NoSync: true}})
+	slice := e.insert(&testmodels.Slice{Name: "behind-blocked", SiteID: site.ID})
 	e.startWorker()
 	e.startStarter()
 	e.waitInSync(20*time.Second, protected)
@@ -174,9 +171,9 @@ func TestStartupErrors(t *testing.T) {
 	}
 
 	cycle := models.NewRegistry()
-	models.MustRegister[B](cycle, "B", models.Link{Dest: "D", Via: "d_id"})
-	models.MustRegister[D](cycle, "D", models.Link{Dest: "A", Via: "name"})
-	models.MustRegister[A](cycle, "A", models.Link{Dest: "B", Via: "b_id"})
+	models.MustRegister[testmodels.B](cycle, "B", models.Link{Dest: "D", Via: "d_id"})
+	models.MustRegister[testmodels.D](cycle, "D", models.Link{Dest: "A", Via: "name"})
+	models.MustRegister[testmodels.A](cycle, "A", models.Link{Dest: "B", Via: "b_id"})
 	err := open(cycle)
 	require.Error(t, err)
 	require.Contains(t, err.Error(), "must be an integer id", "a string Via is refused before the cycle check")
@@ -195,19 +192,19 @@ func TestStartupErrors(t *testing.T) {
 	require.EqualError(t, open(cyc), "synchronizer: dependency cycle: Loop -> Other -> Loop")
 
 	unknownModel := models.NewRegistry()
-	models.MustRegister[Slice](unknownModel, "Slice", models.Link{Dest: "Site", Via: "site_id"})
+	models.MustRegister[testmodels.Slice](unknownModel, "Slice", models.Link{Dest: "Site", Via: "site_id"})
 	require.EqualError(t, open(unknownModel), `synchronizer: model Slice: link to unknown model "Site"`)
 
 	unknownField := models.NewRegistry()
-	models.MustRegister[Site](unknownField, "Site")
-	models.MustRegister[Slice](unknownField, "Slice", models.Link{Dest: "Site", Via: "site"})
+	models.MustRegister[testmodels.Site](unknownField, "Site")
+	models.MustRegister[testmodels.Slice](unknownField, "Slice", models.Link{Dest: "Site", Via: "site"})
 	require.EqualError(t, open(unknownField), `synchronizer: model Slice: link to Site: unknown field "site"`)
 
 	// A model-deps file that disagrees with the links refuses start-up; one
 	// that agrees is fine.
 	chain := models.NewRegistry()
-	models.MustRegister[Site](chain, "Site")
-	models.MustRegister[Slice](chain, "Slice", models.Link{Dest: "Site", Via: "site_id"})
+	models.MustRegister[testmodels.Site](chain, "Site")
+	models.MustRegister[testmodels.Slice](chain, "Slice", models.Link{Dest: "Site", Via: "site_id"})
 	depsFile := filepath.Join(t.TempDir(), "model-deps.json")
 	require.NoError(t, os.WriteFile(depsFile, []byte(`{"Site": [], "Slice": []}`), 0o600))
 	cfg.ObserverDependencyGraph = depsFile
@@ -231,8 +228,8 @@ func TestStartupErrors(t *testing.T) {
 func TestObserverDisabled(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, func(c *config.Config) { c.ObserverDisabled = true })
-	item := e.insert(&Item{Name: "x"})
-	site := e.insert(&Site{Name: "s"})
+	item := e.insert(&testmodels.Item{Name: "x"})
+	site := e.insert(&testmodels.Site{Name: "s"})
 	e.delete(site)
 	ctx, cancel := context.WithCancel(e.ctx)
 	done := make(chan struct{}, 2)

@@ -13,6 +13,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/tsync/tsync"
+	"github.com/tsync/tsync/internal/testmodels"
 	"github.com/tsync/tsync/models"
 )
 
@@ -48,30 +49,30 @@ func (e *env) assertPoliced(ref models.Ref) {
 func TestPoliciesRunBeforeSteps(t *testing.T) {
 	t.Parallel()
 	var log policyLog
-	policy := tsync.PolicyOf[Site](tsync.PolicyFuncs[Site]{
-		Create: func(ctx context.Context, s *Site) error {
+	policy := tsync.PolicyOf[testmodels.Site](tsync.PolicyFuncs[testmodels.Site]{
+		Create: func(ctx context.Context, s *testmodels.Site) error {
 			log.add("create " + s.Name)
 			s.Name = strings.ToUpper(s.Name)
 			return nil
 		},
-		Update: func(ctx context.Context, s *Site) error { log.add("update " + s.Name); return nil },
-		Delete: func(ctx context.Context, s *Site) error { log.add("delete " + s.Name); return nil },
+		Update: func(ctx context.Context, s *testmodels.Site) error { log.add("update " + s.Name); return nil },
+		Delete: func(ctx context.Context, s *testmodels.Site) error { log.add("delete " + s.Name); return nil },
 	})
 	e := newEnvWithPolicies(t, []tsync.Policy{policy})
 	e.rec.SetHook(func(ctx context.Context, op string, ref models.Ref, obj models.Object) error {
-		if s, ok := obj.(*Site); ok {
+		if s, ok := obj.(*testmodels.Site); ok {
 			log.add(op + " step " + s.Name)
 		}
 		return nil
 	})
-	site := e.insert(&Site{Name: "paris"})
+	site := e.insert(&testmodels.Site{Name: "paris"})
 	e.startWorker()
 	e.startStarter()
 	e.waitInSync(20*time.Second, site)
 	e.assertInSync(site)
 	e.assertPoliced(site)
 	require.Equal(t, []string{"create paris", "sync step PARIS"}, log.all())
-	s, err := models.Load[Site](e.ctx, e.app.Store, site.ID)
+	s, err := models.Load[testmodels.Site](e.ctx, e.app.Store, site.ID)
 	require.NoError(t, err)
 	require.Equal(t, "PARIS", s.Name)
 
@@ -93,8 +94,8 @@ func TestFailingPolicyHoldsSync(t *testing.T) {
 	var failing atomic.Bool
 	failing.Store(true)
 	var attempts atomic.Int32
-	policy := tsync.PolicyOf[Site](tsync.PolicyFuncs[Site]{
-		Create: func(ctx context.Context, s *Site) error {
+	policy := tsync.PolicyOf[testmodels.Site](tsync.PolicyFuncs[testmodels.Site]{
+		Create: func(ctx context.Context, s *testmodels.Site) error {
 			attempts.Add(1)
 			if failing.Load() {
 				return errors.New("no region for site")
@@ -103,8 +104,8 @@ func TestFailingPolicyHoldsSync(t *testing.T) {
 		},
 	})
 	e := newEnvWithPolicies(t, []tsync.Policy{policy})
-	site := e.insert(&Site{Name: "s"})
-	slice := e.insert(&Slice{Name: "sl", SiteID: site.ID})
+	site := e.insert(&testmodels.Site{Name: "s"})
+	slice := e.insert(&testmodels.Slice{Name: "sl", SiteID: site.ID})
 	e.startWorker()
 	e.startStarter()
 	require.Eventually(t, func() bool { return attempts.Load() >= 2 }, 20*time.Second, 10*time.Millisecond)
@@ -120,5 +121,5 @@ func TestFailingPolicyHoldsSync(t *testing.T) {
 	failing.Store(false)
 	e.waitInSync(20*time.Second, site, slice)
 	e.assertPoliced(site)
-	require.Equal(t, []models.Ref{site, slice}, syncOrder(e.rec.Calls()))
+	require.Equal(t, []models.Ref{site, slice}, e.rec.Order("sync"))
 }

@@ -17,6 +17,7 @@ import (
 	"github.com/tsync/tsync"
 	"github.com/tsync/tsync/app"
 	"github.com/tsync/tsync/internal/testenv"
+	"github.com/tsync/tsync/internal/testmodels"
 	"github.com/tsync/tsync/models"
 )
 
@@ -53,7 +54,7 @@ func startServer(t *testing.T, srv *testenv.DurableTemporal) time.Time {
 type restartEnv struct {
 	*env
 	srv  *testenv.DurableTemporal
-	logs *syncBuffer
+	logs *testenv.SyncBuffer
 	// exited receives the error of the worker or starter should either
 	// return before the test ends.
 	exited chan error
@@ -69,7 +70,7 @@ func openWhileDown(t *testing.T, srv *testenv.DurableTemporal) *restartEnv {
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
 	rec := newRecorder()
-	logs := &syncBuffer{}
+	logs := &testenv.SyncBuffer{}
 	log := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelInfo}))
 
 	type opened struct {
@@ -146,22 +147,25 @@ func (e *restartEnv) checkAlive() {
 // insertMix inserts sites sites, each with 3 slices of 4 instances (a
 // dependency chain Site <- Slice <- Instance), and items independent Items.
 func (e *restartEnv) insertMix(tag string, sites, items int) []models.Ref {
-	var refs []models.Ref
-	for s := range sites {
-		site := e.insert(&Site{Name: fmt.Sprintf("%s-site-%d", tag, s)})
-		refs = append(refs, site)
-		for l := range 3 {
-			slice := e.insert(&Slice{Name: fmt.Sprintf("%s-slice-%d-%d", tag, s, l), SiteID: site.ID})
-			refs = append(refs, slice)
-			for i := range 4 {
-				refs = append(refs, e.insert(&Instance{Name: fmt.Sprintf("%s-inst-%d-%d-%d", tag, s, l, i), SliceID: slice.ID}))
-			}
-		}
-	}
+	refs := e.insertTree(tag+"-", sites, 3, 4)
 	for i := range items {
-		refs = append(refs, e.insert(&Item{Name: fmt.Sprintf("%s-item-%d", tag, i)}))
+		refs = append(refs, e.insert(&testmodels.Item{Name: fmt.Sprintf("%s-item-%d", tag, i)}))
 	}
 	return refs
+}
+
+// endInSync waits until every ref is in sync, logs how long that took
+// after since (when what happened), and asserts the end state of an outage
+// test: the worker and the starter alive, no concurrent step calls, no
+// workflow left open or failed; then it logs the step calls (report).
+func (e *restartEnv) endInSync(refs []models.Ref, since time.Time, what string) {
+	e.t.Helper()
+	e.waitInSync(60*time.Second, refs...)
+	e.t.Logf("all %d objects in sync %s after %s", len(refs), time.Since(since).Round(time.Millisecond), what)
+	e.checkAlive()
+	e.settled(refs)
+	e.noFailedWorkflows()
+	e.report(refs)
 }
 
 // succeeded returns how many step calls have succeeded.
@@ -303,12 +307,7 @@ func TestTemporalDownAtStart(t *testing.T) {
 	require.Empty(t, e.rec.Calls())
 
 	up := startServer(t, srv)
-	e.waitInSync(60*time.Second, refs...)
-	t.Logf("all %d objects in sync %s after the server came up", len(refs), time.Since(up).Round(time.Millisecond))
-	e.checkAlive()
-	e.settled(refs)
-	e.noFailedWorkflows()
-	e.report(refs)
+	e.endInSync(refs, up, "the server came up")
 }
 
 // The Temporal server is stopped gracefully while a few hundred objects (a
@@ -361,12 +360,7 @@ func TestTemporalRestartMidRun(t *testing.T) {
 	// steps under way are lost, not just late.
 	up := outage("SIGKILL", srv.Kill, 12*time.Second, "third")
 
-	e.waitInSync(60*time.Second, refs...)
-	t.Logf("all %d objects in sync %s after the last restart", len(refs), time.Since(up).Round(time.Millisecond))
-	e.checkAlive()
-	e.settled(refs)
-	e.noFailedWorkflows()
-	e.report(refs)
+	e.endInSync(refs, up, "the last restart")
 }
 
 // Steps that outlast an outage: Temporal is killed once ten steps have
@@ -395,8 +389,8 @@ func TestTemporalOutageDuringLongSteps(t *testing.T) {
 	})
 	var synced, deleted []models.Ref
 	for i := range 5 {
-		synced = append(synced, e.insert(&Item{Name: fmt.Sprintf("synced-%d", i)}))
-		deleted = append(deleted, e.insert(&Item{Name: fmt.Sprintf("deleted-%d", i)}))
+		synced = append(synced, e.insert(&testmodels.Item{Name: fmt.Sprintf("synced-%d", i)}))
+		deleted = append(deleted, e.insert(&testmodels.Item{Name: fmt.Sprintf("deleted-%d", i)}))
 	}
 	e.run()
 	e.waitInSync(60*time.Second, append(synced, deleted...)...)

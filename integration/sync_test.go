@@ -12,38 +12,36 @@ import (
 
 	"github.com/tsync/tsync"
 	"github.com/tsync/tsync/config"
+	"github.com/tsync/tsync/internal/testmodels"
 	"github.com/tsync/tsync/models"
 )
 
 // 1. Chain Site <- Slice <- Instance, all pending: synced in order, each OK.
 func TestChainSyncsInDependencyOrder(t *testing.T) {
 	e := newEnv(t)
-	site := e.insert(&Site{Name: "s"})
-	slice := e.insert(&Slice{Name: "sl", SiteID: site.ID})
-	inst := e.insert(&Instance{Name: "i", SliceID: slice.ID})
+	site, slice, inst := e.insertChain()
 	e.startWorker()
 	e.startStarter()
 	e.waitInSync(20*time.Second, site, slice, inst)
 	e.assertInSync(site, slice, inst)
-	require.Equal(t, []models.Ref{site, slice, inst}, syncOrder(e.rec.Calls()))
+	require.Equal(t, []models.Ref{site, slice, inst}, e.rec.Order("sync"))
 	require.Empty(t, e.rec.Violations())
 }
 
 // 2. Diamond: A depends on B and C, both on D: D once, before B and C; A last.
 func TestDiamondSyncsSharedDependencyOnce(t *testing.T) {
 	e := newEnv(t)
-	d := e.insert(&D{Name: "d"})
-	b := e.insert(&B{Name: "b", DID: d.ID})
-	c := e.insert(&C{Name: "c", DID: d.ID})
-	a := e.insert(&A{Name: "a", BID: b.ID, CID: c.ID})
+	d := e.insert(&testmodels.D{Name: "d"})
+	b := e.insert(&testmodels.B{Name: "b", DID: d.ID})
+	c := e.insert(&testmodels.C{Name: "c", DID: d.ID})
+	a := e.insert(&testmodels.A{Name: "a", BID: b.ID, CID: c.ID})
 	e.startWorker()
 	e.startStarter()
 	e.waitInSync(20*time.Second, a, b, c, d)
 	e.assertInSync(a, b, c, d)
 
-	calls := e.rec.Calls()
 	require.Len(t, e.rec.CallsOf("sync", d), 1, "D synced exactly once")
-	order := syncOrder(calls)
+	order := e.rec.Order("sync")
 	require.Len(t, order, 4)
 	require.Equal(t, d, order[0])
 	require.ElementsMatch(t, []models.Ref{b, c}, order[1:3])
@@ -74,7 +72,7 @@ func TestIndependentObjectsSyncConcurrently(t *testing.T) {
 	})
 	var refs []models.Ref
 	for i := range 20 {
-		refs = append(refs, e.insert(&Item{Name: fmt.Sprintf("item-%d", i)}))
+		refs = append(refs, e.insert(&testmodels.Item{Name: fmt.Sprintf("item-%d", i)}))
 	}
 	start := time.Now()
 	e.startWorker()
@@ -85,7 +83,7 @@ func TestIndependentObjectsSyncConcurrently(t *testing.T) {
 	e.assertInSync(refs...)
 	require.Less(t, elapsed, 2500*time.Millisecond, "20 x 200 ms must take far less than 4 s")
 	require.GreaterOrEqual(t, peak.Load(), int32(5), "steps must overlap")
-	require.Len(t, syncOrder(e.rec.Calls()), 20)
+	require.Len(t, e.rec.Order("sync"), 20)
 }
 
 // 4. A failing Slice holds the Instance behind it until the Slice succeeds.
@@ -103,9 +101,7 @@ func TestFailureHoldsDependents(t *testing.T) {
 		}
 		return nil
 	})
-	site := e.insert(&Site{Name: "s"})
-	slice := e.insert(&Slice{Name: "sl", SiteID: site.ID})
-	inst := e.insert(&Instance{Name: "i", SliceID: slice.ID})
+	site, slice, inst := e.insertChain()
 	e.startWorker()
 	e.startStarter()
 
@@ -124,13 +120,13 @@ func TestFailureHoldsDependents(t *testing.T) {
 	failing.Store(false)
 	e.waitInSync(20*time.Second, slice, inst)
 	e.assertInSync(site, slice, inst)
-	order := syncOrder(e.rec.Calls())
+	order := e.rec.Order("sync")
 	require.Equal(t, []models.Ref{site, slice, inst}, order)
 	require.Empty(t, e.rec.Violations())
 }
 
 // attemptGaps returns the time between the starts of successive calls.
-func attemptGaps(calls []Call) []time.Duration {
+func attemptGaps(calls []testmodels.Call) []time.Duration {
 	var gaps []time.Duration
 	for i := 1; i < len(calls); i++ {
 		gaps = append(gaps, calls[i].Start.Sub(calls[i-1].Start))
@@ -170,7 +166,7 @@ func TestRetryBackoff(t *testing.T) {
 				}
 				return nil
 			})
-			item := e.insert(&Item{Name: "flaky"})
+			item := e.insert(&testmodels.Item{Name: "flaky"})
 			e.startWorker()
 			e.startStarter()
 			e.waitInSync(30*time.Second, item)
@@ -202,7 +198,7 @@ func TestDeferredRetriesAtLoopInterval(t *testing.T) {
 		}
 		return nil
 	})
-	item := e.insert(&Item{Name: "later"})
+	item := e.insert(&testmodels.Item{Name: "later"})
 	e.startWorker()
 	e.startStarter()
 
@@ -237,7 +233,7 @@ func TestUpdateDuringSyncSyncsAgain(t *testing.T) {
 	first.Store(true)
 	e.rec.SetHook(func(ctx context.Context, op string, ref models.Ref, obj models.Object) error {
 		if first.CompareAndSwap(true, false) {
-			it, err := models.Load[Item](ctx, e.app.Store, ref.ID)
+			it, err := models.Load[testmodels.Item](ctx, e.app.Store, ref.ID)
 			if err != nil {
 				return err
 			}
@@ -246,7 +242,7 @@ func TestUpdateDuringSyncSyncsAgain(t *testing.T) {
 		}
 		return nil
 	})
-	item := e.insert(&Item{Name: "original"})
+	item := e.insert(&testmodels.Item{Name: "original"})
 	e.startWorker()
 	e.startStarter()
 	e.waitInSync(20*time.Second, item)
@@ -257,7 +253,7 @@ func TestUpdateDuringSyncSyncsAgain(t *testing.T) {
 	require.True(t, calls[0].Updated.Before(final.Updated))
 	require.True(t, final.Enacted.Equal(final.Updated))
 	e.assertInSync(item)
-	it, err := models.Load[Item](e.ctx, e.app.Store, item.ID)
+	it, err := models.Load[testmodels.Item](e.ctx, e.app.Store, item.ID)
 	require.NoError(t, err)
 	require.Equal(t, "changed during sync", it.Name)
 }

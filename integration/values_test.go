@@ -20,6 +20,7 @@ import (
 	"github.com/tsync/tsync"
 	"github.com/tsync/tsync/internal/activities"
 	"github.com/tsync/tsync/internal/syncstate"
+	"github.com/tsync/tsync/internal/testmodels"
 	"github.com/tsync/tsync/internal/workflows"
 	"github.com/tsync/tsync/models"
 )
@@ -38,11 +39,11 @@ func TestHugeAndBinaryFieldsThroughSync(t *testing.T) {
 	e.startStarter()
 
 	// Refused: nothing stored, nothing synced.
-	err := e.app.Store.Insert(e.ctx, &Blob{Name: "caf\xe9"})
+	err := e.app.Store.Insert(e.ctx, &testmodels.Blob{Name: "caf\xe9"})
 	var fe *models.FieldError
 	require.True(t, errors.As(err, &fe), "%v", err)
 	require.Equal(t, "insert Blob: model Blob field Name (column name): invalid UTF-8 at byte 3 (binary data belongs in a []byte field)", err.Error())
-	err = e.app.Store.Insert(e.ctx, &Blob{Name: "ok", Meta: map[string]any{"k": "nul\x00"}})
+	err = e.app.Store.Insert(e.ctx, &testmodels.Blob{Name: "ok", Meta: map[string]any{"k": "nul\x00"}})
 	require.ErrorIs(t, err, models.ErrInvalidValue)
 	require.ErrorContains(t, err, `field Meta (column meta)["k"]: NUL byte at byte 3`)
 	ids, err := syncstate.New(e.app.Store).FetchPending(e.ctx, "Blob", false, 0, 10)
@@ -60,7 +61,7 @@ func TestHugeAndBinaryFieldsThroughSync(t *testing.T) {
 	calls := 0
 	retry := make(chan struct{}) // closed once the failure was checked
 	e.rec.SetHook(func(ctx context.Context, op string, ref models.Ref, obj models.Object) error {
-		b, ok := obj.(*Blob)
+		b, ok := obj.(*testmodels.Blob)
 		if !ok {
 			return nil
 		}
@@ -82,7 +83,7 @@ func TestHugeAndBinaryFieldsThroughSync(t *testing.T) {
 			return ctx.Err()
 		}
 	})
-	blob := e.insert(&Blob{Name: name, Data: data, Meta: meta})
+	blob := e.insert(&testmodels.Blob{Name: name, Data: data, Meta: meta})
 
 	// The failure is recorded cleanly: code 2, valid UTF-8, cut.
 	require.Eventually(t, func() bool { return e.get(blob).BackendCode == models.CodeError }, 30*time.Second, 20*time.Millisecond,
@@ -131,8 +132,8 @@ func TestPolicySettingUnstorableValue(t *testing.T) {
 	t.Parallel()
 	var broken atomic.Bool
 	broken.Store(true)
-	policy := tsync.PolicyOf[Blob](tsync.PolicyFuncs[Blob]{
-		Create: func(ctx context.Context, b *Blob) error {
+	policy := tsync.PolicyOf[testmodels.Blob](tsync.PolicyFuncs[testmodels.Blob]{
+		Create: func(ctx context.Context, b *testmodels.Blob) error {
 			if broken.Load() {
 				b.Name += "\xff"
 			}
@@ -140,7 +141,7 @@ func TestPolicySettingUnstorableValue(t *testing.T) {
 		},
 	})
 	e := newEnvWithPolicies(t, []tsync.Policy{policy})
-	blob := e.insert(&Blob{Name: "plain"})
+	blob := e.insert(&testmodels.Blob{Name: "plain"})
 	e.startWorker()
 	e.startStarter()
 	want := fmt.Sprintf("model policy create failed: policed Blob %d: model Blob field Name (column name): invalid UTF-8 at byte 5 (binary data belongs in a []byte field)", blob.ID)
@@ -152,7 +153,7 @@ func TestPolicySettingUnstorableValue(t *testing.T) {
 	require.Nil(t, b.Enacted)
 	obj, err := e.app.Store.Get(e.ctx, blob.Model, blob.ID)
 	require.NoError(t, err)
-	require.Equal(t, "plain", obj.(*Blob).Name)
+	require.Equal(t, "plain", obj.(*testmodels.Blob).Name)
 	require.Empty(t, e.rec.CallsOf("sync", blob))
 
 	broken.Store(false)

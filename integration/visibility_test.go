@@ -12,6 +12,7 @@ import (
 	"go.temporal.io/api/workflowservice/v1"
 	"go.temporal.io/sdk/converter"
 
+	"github.com/tsync/tsync/internal/testmodels"
 	"github.com/tsync/tsync/internal/workflows"
 	"github.com/tsync/tsync/models"
 )
@@ -31,8 +32,8 @@ func TestFailingSyncIsVisible(t *testing.T) {
 		}
 		return nil
 	})
-	site := e.insert(&Site{Name: "broken"})
-	slice := e.insert(&Slice{Name: "behind", SiteID: site.ID})
+	site := e.insert(&testmodels.Site{Name: "broken"})
+	slice := e.insert(&testmodels.Slice{Name: "behind", SiteID: site.ID})
 	e.startWorker()
 	e.startStarter()
 	siteID := workflows.WorkflowID(e.cfg.ObserverName, site)

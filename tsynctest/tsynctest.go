@@ -161,7 +161,7 @@ func (e *Env) Save(obj models.Object) {
 // changed; the result is read from the database.
 func (e *Env) Sync(obj models.Object) Result {
 	e.t.Helper()
-	return e.run(workflows.OpSync, obj)
+	return e.run(engine.OpSync, obj)
 }
 
 // Delete marks obj deleted (as the store's Delete does) and runs its delete
@@ -174,7 +174,7 @@ func (e *Env) Delete(obj models.Object) Result {
 	if err := e.Store.Delete(context.Background(), ref.Model, ref.ID); err != nil {
 		e.t.Fatalf("tsynctest: %v", err)
 	}
-	return e.run(workflows.OpDelete, obj)
+	return e.run(engine.OpDelete, obj)
 }
 
 func (e *Env) ref(obj models.Object) models.Ref {
@@ -192,7 +192,7 @@ func (e *Env) ref(obj models.Object) models.Ref {
 // run runs op's workflow for obj and stops it before it would try again:
 // retries and deferrals wait at least a minute of the environment's
 // skipped time, and the run is cancelled after 30 seconds of it.
-func (e *Env) run(op workflows.Op, obj models.Object) Result {
+func (e *Env) run(op engine.Op, obj models.Object) Result {
 	e.t.Helper()
 	ref := e.ref(obj)
 	env := e.suite.NewTestWorkflowEnvironment()
@@ -200,7 +200,7 @@ func (e *Env) run(op workflows.Op, obj models.Object) Result {
 	env.RegisterWorkflow(workflows.DeleteWorkflow)
 	env.RegisterActivity(e.acts)
 	env.RegisterDelayedCallback(env.CancelWorkflow, 30*time.Second)
-	env.ExecuteWorkflow(op.Workflow(), workflows.Request{Object: ref, Params: e.params})
+	env.ExecuteWorkflow(workflows.WorkflowOf(op), workflows.Request{Object: ref, Params: e.params})
 	if !env.IsWorkflowCompleted() {
 		e.t.Fatalf("tsynctest: %s workflow of %s did not complete", op, ref)
 	}

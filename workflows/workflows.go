@@ -30,6 +30,12 @@ type Params = workflows.Params
 // Result is how an object workflow ended.
 type Result = workflows.Result
 
+// State is where an object workflow is (the TsyncState search attribute:
+// "pending", "waiting", "held", "running", "deferred", "error"), and how it
+// ended (Result.Outcome: "in-sync", "gone", "blocked", "deleted",
+// "write-protected", "failed", or "recheck" for a result only).
+type State = workflows.State
+
 // SyncWorkflow brings req.Object in sync: every object it depends on
 // first (by child workflows, or waiting for their running ones), then its
 // model policies and its step, retried as config says; deferred and held

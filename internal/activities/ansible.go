@@ -26,7 +26,7 @@ func (a *Activities) ansibleRunner() *ansible.Runner {
 // syncRecord runs step's SyncRecord, or its playbook for an Ansible step.
 func (a *Activities) syncRecord(ctx context.Context, step *engine.Step, ref models.Ref, obj models.Object) error {
 	if step.Ansible != nil {
-		return a.runPlaybook(ctx, step.Ansible, ref, obj, ansible.OpSync)
+		return a.runPlaybook(ctx, step.Ansible, ref, obj, engine.OpSync)
 	}
 	return step.Go.SyncRecord(ctx, obj)
 }
@@ -35,7 +35,7 @@ func (a *Activities) syncRecord(ctx context.Context, step *engine.Step, ref mode
 // for an Ansible step.
 func (a *Activities) deleteRecord(ctx context.Context, step *engine.Step, ref models.Ref, obj models.Object) error {
 	if step.Ansible != nil {
-		return a.runPlaybook(ctx, step.Ansible, ref, obj, ansible.OpDelete)
+		return a.runPlaybook(ctx, step.Ansible, ref, obj, engine.OpDelete)
 	}
 	return step.Go.DeleteRecord(ctx, obj)
 }
@@ -44,7 +44,7 @@ func (a *Activities) deleteRecord(ctx context.Context, step *engine.Step, ref mo
 // AnsibleTarget are returned as they are (so they may defer); under
 // observer_pretend, the run that did not happen is an InnocuousError, so the
 // object is recorded with code 1 and a status saying it was emulated.
-func (a *Activities) runPlaybook(ctx context.Context, step tsync.AnsibleStep, ref models.Ref, obj models.Object, op ansible.Operation) error {
+func (a *Activities) runPlaybook(ctx context.Context, step tsync.AnsibleStep, ref models.Ref, obj models.Object, op engine.Op) error {
 	vars, err := step.ExtraAttributes(ctx, obj)
 	if err != nil {
 		return err

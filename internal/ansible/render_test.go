@@ -8,6 +8,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/tsync/tsync"
+	"github.com/tsync/tsync/internal/engine"
 )
 
 func TestParseJump(t *testing.T) {
@@ -91,7 +92,7 @@ func TestRenderedVarsAreUnsafeData(t *testing.T) {
 	require.NoError(t, err)
 	tg, err := checkTarget(tsync.LocalTarget)
 	require.NoError(t, err)
-	f, err := r.render(Job{Model: "M", ID: 1, Operation: OpSync, Role: "write_file"}, tg, vars)
+	f, err := r.render(Job{Model: "M", ID: 1, Operation: engine.OpSync, Role: "write_file"}, tg, vars)
 	require.NoError(t, err)
 	text := string(f.vars)
 	require.Contains(t, text, `banner: !unsafe "{{ lookup('pipe', 'id') }}\n$(id); `+"`id`"+` 'q' \"dq\""`)
@@ -124,7 +125,7 @@ func TestRenderedInventory(t *testing.T) {
 	r := NewRunner(Options{SysDir: t.TempDir(), ProxySSH: "ops@jump:2222", SSHArgs: []string{"-o", "UserKnownHostsFile=/k"}})
 	tg, err := checkTarget(tsync.AnsibleTarget{Hosts: []string{"10.0.0.5", "web-1"}, User: "deploy", Port: 2200, PrivateKeyFile: "/keys/id", Become: true})
 	require.NoError(t, err)
-	f, err := r.render(Job{Model: "M", ID: 2, Operation: OpDelete, Role: "r"}, tg, map[string]any{})
+	f, err := r.render(Job{Model: "M", ID: 2, Operation: engine.OpDelete, Role: "r"}, tg, map[string]any{})
 	require.NoError(t, err)
 	var inv map[string]any
 	require.NoError(t, yaml.Unmarshal(f.inventory, &inv))

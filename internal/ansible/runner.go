@@ -17,19 +17,9 @@ import (
 
 	"github.com/tsync/tsync"
 	"github.com/tsync/tsync/config"
+	"github.com/tsync/tsync/internal/engine"
 	"github.com/tsync/tsync/models"
 	"github.com/tsync/tsync/playbooks"
-)
-
-// Operation is what a run does to an object.
-type Operation string
-
-// Operations.
-const (
-	// OpSync makes the backend match the object (state: present).
-	OpSync Operation = "sync"
-	// OpDelete removes it from the backend (state: absent).
-	OpDelete Operation = "delete"
 )
 
 // Options configure a Runner. The zero value is usable: sys dir var/sys,
@@ -84,8 +74,10 @@ type Job struct {
 	// Model and ID name the object.
 	Model string
 	ID    int64
-	// Operation is OpSync or OpDelete.
-	Operation Operation
+	// Operation is engine.OpSync (the playbook makes the backend match
+	// the object: state present) or engine.OpDelete (it removes it: state
+	// absent). It names the run's directory.
+	Operation engine.Op
 	// Role is the step's TemplateName.
 	Role string
 	// Vars are the step's ExtraAttributes.
@@ -184,8 +176,8 @@ func (r *Runner) Run(ctx context.Context, job Job) (*Result, error) {
 	}
 	state := "present"
 	switch job.Operation {
-	case OpSync:
-	case OpDelete:
+	case engine.OpSync:
+	case engine.OpDelete:
 		state = "absent"
 	default:
 		return nil, fmt.Errorf("ansible: invalid operation %q", job.Operation)

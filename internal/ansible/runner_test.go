@@ -16,6 +16,7 @@ import (
 	"github.com/tsync/tsync"
 	"github.com/tsync/tsync/internal/ansible"
 	"github.com/tsync/tsync/internal/ansible/ansibletest"
+	"github.com/tsync/tsync/internal/engine"
 )
 
 // testRoles holds the roles of these tests.
@@ -38,7 +39,7 @@ func newRunner(t *testing.T, mutate ...func(*ansible.Options)) (*ansible.Runner,
 
 func writeJob(id int64, path, content string) ansible.Job {
 	return ansible.Job{
-		Model: "File", ID: id, Operation: ansible.OpSync, Role: "write_file",
+		Model: "File", ID: id, Operation: engine.OpSync, Role: "write_file",
 		Vars:   map[string]any{"path": path, "content": content},
 		Target: tsync.LocalTarget,
 	}
@@ -88,7 +89,7 @@ func TestRunSuccessChangesTarget(t *testing.T) {
 
 	// Delete runs the same role with state absent.
 	del := writeJob(1, out, "hello\n")
-	del.Operation = ansible.OpDelete
+	del.Operation = engine.OpDelete
 	res, err = r.Run(context.Background(), del)
 	require.NoError(t, err)
 	require.NoFileExists(t, out)
@@ -100,7 +101,7 @@ func TestRunSuccessChangesTarget(t *testing.T) {
 func TestRunFailedTask(t *testing.T) {
 	r, _ := newRunner(t)
 	res, err := r.Run(context.Background(), ansible.Job{
-		Model: "Thing", ID: 7, Operation: ansible.OpSync, Role: "fail_task",
+		Model: "Thing", ID: 7, Operation: engine.OpSync, Role: "fail_task",
 		Vars: map[string]any{"reason": "the disk is full"}, Target: tsync.LocalTarget,
 	})
 	var te *ansible.TaskError
@@ -119,7 +120,7 @@ func TestRunFailedTask(t *testing.T) {
 func TestRunFailedCommandKeepsStderr(t *testing.T) {
 	r, _ := newRunner(t)
 	_, err := r.Run(context.Background(), ansible.Job{
-		Model: "Thing", ID: 8, Operation: ansible.OpSync, Role: "command_fails",
+		Model: "Thing", ID: 8, Operation: engine.OpSync, Role: "command_fails",
 		Vars: map[string]any{"word": "x; echo injected"}, Target: tsync.LocalTarget,
 	})
 	var te *ansible.TaskError
@@ -131,7 +132,7 @@ func TestRunFailedCommandKeepsStderr(t *testing.T) {
 // A role that does not exist: RunError with Ansible's ERROR! line.
 func TestRunMissingRole(t *testing.T) {
 	r, _ := newRunner(t)
-	res, err := r.Run(context.Background(), ansible.Job{Model: "Thing", ID: 9, Operation: ansible.OpSync, Role: "no_such_role", Target: tsync.LocalTarget})
+	res, err := r.Run(context.Background(), ansible.Job{Model: "Thing", ID: 9, Operation: engine.OpSync, Role: "no_such_role", Target: tsync.LocalTarget})
 	var re *ansible.RunError
 	require.ErrorAs(t, err, &re)
 	require.Equal(t, 1, res.ExitCode)
@@ -142,12 +143,12 @@ func TestRunMissingRole(t *testing.T) {
 func TestRunRefusesBadJobs(t *testing.T) {
 	r, sys := newRunner(t)
 	for _, job := range []ansible.Job{
-		{Model: "../x", ID: 1, Operation: ansible.OpSync, Role: "write_file"},
-		{Model: "File", ID: 0, Operation: ansible.OpSync, Role: "write_file"},
+		{Model: "../x", ID: 1, Operation: engine.OpSync, Role: "write_file"},
+		{Model: "File", ID: 0, Operation: engine.OpSync, Role: "write_file"},
 		{Model: "File", ID: 1, Operation: "purge", Role: "write_file"},
-		{Model: "File", ID: 1, Operation: ansible.OpSync, Role: "../../etc"},
-		{Model: "File", ID: 1, Operation: ansible.OpSync, Role: "write_file", Target: tsync.AnsibleTarget{Hosts: []string{"all:!x"}}},
-		{Model: "File", ID: 1, Operation: ansible.OpSync, Role: "write_file", Vars: map[string]any{"state": "present"}},
+		{Model: "File", ID: 1, Operation: engine.OpSync, Role: "../../etc"},
+		{Model: "File", ID: 1, Operation: engine.OpSync, Role: "write_file", Target: tsync.AnsibleTarget{Hosts: []string{"all:!x"}}},
+		{Model: "File", ID: 1, Operation: engine.OpSync, Role: "write_file", Vars: map[string]any{"state": "present"}},
 	} {
 		_, err := r.Run(context.Background(), job)
 		require.Error(t, err, "%+v", job)
@@ -229,7 +230,7 @@ func TestHostileFieldsAreData(t *testing.T) {
 
 	// In a failure message too.
 	_, err = r.Run(context.Background(), ansible.Job{
-		Model: "Thing", ID: 6, Operation: ansible.OpSync, Role: "fail_task",
+		Model: "Thing", ID: 6, Operation: engine.OpSync, Role: "fail_task",
 		Vars: map[string]any{"reason": hostile}, Target: tsync.LocalTarget,
 	})
 	var te *ansible.TaskError
@@ -247,7 +248,7 @@ func TestCancelKillsEveryProcess(t *testing.T) {
 			r, sys := newRunner(t, func(o *ansible.Options) { o.KillGrace = time.Second })
 			marker := filepath.Join(t.TempDir(), "started")
 			job := ansible.Job{
-				Model: "Sleeper", ID: 1, Operation: ansible.OpSync, Role: "sleep_forever",
+				Model: "Sleeper", ID: 1, Operation: engine.OpSync, Role: "sleep_forever",
 				Vars: map[string]any{"marker": marker, "seconds": 300}, Target: tsync.LocalTarget,
 			}
 			events := "TSYNC_ANSIBLE_EVENTS=" + filepath.Join(sys, "Sleeper", "1", "sync", "events.jsonl")
@@ -301,7 +302,7 @@ func TestUnreachableHost(t *testing.T) {
 	})
 	port := ansibletest.FreePort(t)
 	res, err := r.Run(context.Background(), ansible.Job{
-		Model: "File", ID: 1, Operation: ansible.OpSync, Role: "write_file",
+		Model: "File", ID: 1, Operation: engine.OpSync, Role: "write_file",
 		Vars:   map[string]any{"path": filepath.Join(t.TempDir(), "x"), "content": "x"},
 		Target: tsync.AnsibleTarget{Hosts: []string{"127.0.0.1"}, Port: port},
 	})

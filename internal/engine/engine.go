@@ -1,8 +1,8 @@
 // Package engine holds the compiled form of a tsync.Synchronizer that the
 // rest of the engine runs: its dependency graph, each synchronized model's
 // step (Go or Ansible), its watchers with their watched paths, and its
-// model policies; and Classify, the one place a module's error is given its
-// meaning.
+// model policies; Classify, the one place a module's error is given its
+// meaning; and Op, the operation (sync or delete) of an object workflow.
 package engine
 
 import (

@@ -202,3 +202,11 @@ func TestClassify(t *testing.T) {
 		require.Equal(t, tc.want, engine.Classify(tc.err), "%v", tc.err)
 	}
 }
+
+func TestOpFor(t *testing.T) {
+	require.Equal(t, engine.OpSync, engine.OpFor(false))
+	require.Equal(t, engine.OpDelete, engine.OpFor(true))
+	// Playbook directories, search attributes and metric labels hold them.
+	require.Equal(t, "sync", string(engine.OpSync))
+	require.Equal(t, "delete", string(engine.OpDelete))
+}

@@ -236,11 +236,7 @@ func (s *Starter) scanModel(ctx context.Context, model string, deletion bool) (i
 		}
 		after = ids[len(ids)-1]
 	}
-	op := "sync"
-	if deletion {
-		op = "delete"
-	}
-	s.opts.Metrics.Pending(model, op, backlog)
+	s.opts.Metrics.Pending(model, string(engine.OpFor(deletion)), backlog)
 	return total, nil
 }
 
@@ -252,10 +248,7 @@ func (s *Starter) Start(ctx context.Context, ref models.Ref, deletion bool) erro
 
 // start is Start for content updated (zero: unknown), recording the run.
 func (s *Starter) start(ctx context.Context, ref models.Ref, deletion bool, updated time.Time) error {
-	op := workflows.OpSync
-	if deletion {
-		op = workflows.OpDelete
-	}
+	op := engine.OpFor(deletion)
 	opts := client.StartWorkflowOptions{
 		ID:                       workflows.WorkflowID(s.opts.Params.Synchronizer, ref),
 		TaskQueue:                s.opts.TaskQueue,
@@ -265,7 +258,7 @@ func (s *Starter) start(ctx context.Context, ref models.Ref, deletion bool, upda
 	if s.opts.Params.SearchAttributes {
 		opts.TypedSearchAttributes = workflows.StartAttributes(s.opts.Params.Synchronizer, ref, op).Typed
 	}
-	run, err := s.client.ExecuteWorkflow(ctx, opts, op.Workflow(), workflows.Request{Object: ref, Params: s.opts.Params})
+	run, err := s.client.ExecuteWorkflow(ctx, opts, workflows.WorkflowOf(op), workflows.Request{Object: ref, Params: s.opts.Params})
 	if err != nil {
 		return fmt.Errorf("start workflow of %s: %w", ref, err)
 	}

@@ -1,36 +1,17 @@
 package syncstate_test
 
 import (
-	"bytes"
 	"context"
 	"log/slog"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/tsync/tsync/internal/testenv"
 	"github.com/tsync/tsync/models"
 )
-
-// syncBuffer is a bytes.Buffer safe for a logger and a test at once.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // Listen calls listening once a session is up and notify with every
 // announcement; a lost session is logged and followed by another, which
@@ -38,7 +19,7 @@ func (s *syncBuffer) String() string {
 func TestListenReconnects(t *testing.T) {
 	s := newStore(t, chainRegistry(t))
 	c, cancel := context.WithCancel(ctx(t))
-	var logs syncBuffer
+	var logs testenv.SyncBuffer
 	var sessions atomic.Int32
 	up := make(chan struct{}, 4)
 	payloads := make(chan string, 16)

@@ -24,6 +24,7 @@ import (
 	"github.com/tsync/tsync/internal/engine"
 	"github.com/tsync/tsync/internal/outbox"
 	"github.com/tsync/tsync/internal/testenv"
+	"github.com/tsync/tsync/internal/testmodels"
 	"github.com/tsync/tsync/internal/watchers"
 	"github.com/tsync/tsync/models"
 	"github.com/tsync/tsync/worker"
@@ -47,42 +48,10 @@ func redisURL() string {
 	return "redis://127.0.0.1:6379/0"
 }
 
-// Test models: a three-level chain Site <- Slice <- Instance, and a Network
-// of each site that instances attach to (the link into its cidr).
-type (
-	Site struct {
-		models.Base
-		Name string `db:"name"`
-	}
-	Slice struct {
-		models.Base
-		Name   string `db:"name"`
-		SiteID int64  `db:"site_id"`
-	}
-	Network struct {
-		models.Base
-		Name   string `db:"name"`
-		CIDR   string `db:"cidr"`
-		SiteID int64  `db:"site_id"`
-	}
-	Instance struct {
-		models.Base
-		Name      string `db:"name"`
-		SliceID   int64  `db:"slice_id"`
-		NetworkID int64  `db:"network_id"`
-	}
-)
-
-func registry() *models.Registry {
-	reg := models.NewRegistry()
-	models.MustRegister[Site](reg, "Site")
-	models.MustRegister[Slice](reg, "Slice", models.Link{Dest: "Site", Via: "site_id"})
-	models.MustRegister[Network](reg, "Network", models.Link{Dest: "Site", Via: "site_id"})
-	models.MustRegister[Instance](reg, "Instance",
-		models.Link{Dest: "Slice", Via: "slice_id"},
-		models.Link{Dest: "Network", Via: "network_id", Into: "cidr"})
-	return reg
-}
+// registry is the models of these tests (testmodels.ChainNetwork): the
+// chain Site <- Slice <- Instance, and a Network of each site that instances
+// attach to (the link into its cidr).
+func registry() *models.Registry { return testmodels.Registry(testmodels.ChainNetwork()...) }
 
 // Call is one handler call seen by a Recorder.
 type Call struct {
@@ -108,10 +77,10 @@ func newRecorder() *Recorder { return &Recorder{tries: map[string]int{}} }
 
 // Watcher returns a watcher of Instance named name.
 func (r *Recorder) Watcher(name string, degree int, watched ...models.Link) tsync.Watcher {
-	return tsync.WatcherOf[Instance](tsync.WatcherFuncs[Instance]{
+	return tsync.WatcherOf[testmodels.Instance](tsync.WatcherFuncs[testmodels.Instance]{
 		Name: name, Degree: degree, Links: watched,
-		Handle: func(_ context.Context, i *Instance, ev tsync.WatchEvent) error {
-			c := Call{Watcher: name, Object: models.Ref{Model: "Instance", ID: i.ID}, Event: ev}
+		Handle: func(_ context.Context, i *testmodels.Instance, ev tsync.WatchEvent) error {
+			c := Call{Watcher: name, Object: testmodels.RefOf(i), Event: ev}
 			r.mu.Lock()
 			defer r.mu.Unlock()
 			r.tries[c.key()]++
@@ -340,26 +309,26 @@ func (e *env) pending() int64 {
 // in slice 1, instance 3 in slice 2, all on the network; and an unrelated
 // site with its own slice, network and instance.
 type fixture struct {
-	site, otherSite        *Site
-	slice1, slice2, slice3 *Slice
-	net, otherNet          *Network
-	inst                   []*Instance // ids in order: 1, 2, 3, other
+	site, otherSite        *testmodels.Site
+	slice1, slice2, slice3 *testmodels.Slice
+	net, otherNet          *testmodels.Network
+	inst                   []*testmodels.Instance // ids in order: 1, 2, 3, other
 }
 
 func (e *env) fixture() *fixture {
 	e.t.Helper()
-	f := &fixture{site: &Site{Name: "site"}, otherSite: &Site{Name: "other"}}
+	f := &fixture{site: &testmodels.Site{Name: "site"}, otherSite: &testmodels.Site{Name: "other"}}
 	e.insert(f.site)
 	e.insert(f.otherSite)
-	f.slice1 = &Slice{Name: "slice1", SiteID: f.site.ID}
-	f.slice2 = &Slice{Name: "slice2", SiteID: f.site.ID}
-	f.slice3 = &Slice{Name: "slice3", SiteID: f.otherSite.ID}
-	f.net = &Network{Name: "net", CIDR: "10.0.0.0/24", SiteID: f.site.ID}
-	f.otherNet = &Network{Name: "other-net", CIDR: "10.9.0.0/24", SiteID: f.otherSite.ID}
+	f.slice1 = &testmodels.Slice{Name: "slice1", SiteID: f.site.ID}
+	f.slice2 = &testmodels.Slice{Name: "slice2", SiteID: f.site.ID}
+	f.slice3 = &testmodels.Slice{Name: "slice3", SiteID: f.otherSite.ID}
+	f.net = &testmodels.Network{Name: "net", CIDR: "10.0.0.0/24", SiteID: f.site.ID}
+	f.otherNet = &testmodels.Network{Name: "other-net", CIDR: "10.9.0.0/24", SiteID: f.otherSite.ID}
 	for _, o := range []models.Object{f.slice1, f.slice2, f.slice3, f.net, f.otherNet} {
 		e.insert(o)
 	}
-	for _, i := range []*Instance{
+	for _, i := range []*testmodels.Instance{
 		{Name: "i1", SliceID: f.slice1.ID, NetworkID: f.net.ID},
 		{Name: "i2", SliceID: f.slice1.ID, NetworkID: f.net.ID},
 		{Name: "i3", SliceID: f.slice2.ID, NetworkID: f.net.ID},

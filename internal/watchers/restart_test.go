@@ -19,6 +19,7 @@ import (
 	"github.com/tsync/tsync/config"
 	"github.com/tsync/tsync/internal/outbox"
 	"github.com/tsync/tsync/internal/testenv"
+	"github.com/tsync/tsync/internal/testmodels"
 	"github.com/tsync/tsync/internal/watchers"
 	"github.com/tsync/tsync/models"
 )
@@ -98,17 +99,17 @@ func TestRedisRestartLosesNoEvent(t *testing.T) {
 	// Networks with an instance each: a change of a network's cidr fires the
 	// watcher once, for its instance.
 	const networks = 20
-	site := &Site{Name: "s"}
+	site := &testmodels.Site{Name: "s"}
 	e.insert(site)
-	slice := &Slice{Name: "s", SiteID: site.ID}
+	slice := &testmodels.Slice{Name: "s", SiteID: site.ID}
 	e.insert(slice)
-	var nets []*Network
+	var nets []*testmodels.Network
 	instanceOf := map[int64]int64{} // network -> instance
 	for n := range networks {
-		net := &Network{Name: fmt.Sprint(n), CIDR: "10.0.0.0/24", SiteID: site.ID}
+		net := &testmodels.Network{Name: fmt.Sprint(n), CIDR: "10.0.0.0/24", SiteID: site.ID}
 		e.insert(net)
 		nets = append(nets, net)
-		instanceOf[net.ID] = e.insert(&Instance{Name: fmt.Sprint(n), SliceID: slice.ID, NetworkID: net.ID})
+		instanceOf[net.ID] = e.insert(&testmodels.Instance{Name: fmt.Sprint(n), SliceID: slice.ID, NetworkID: net.ID})
 	}
 	e.discardOutbox()
 	// change makes change i: a new cidr for network i % networks.
@@ -247,13 +248,13 @@ func TestRedisRestoredFromOlderSnapshot(t *testing.T) {
 	e := newEnv(t, nil, func(r *Recorder) []tsync.Watcher {
 		return []tsync.Watcher{r.Watcher("cidr", 0, models.Link{Dest: "Network", Via: "network_id", Into: "cidr"})}
 	}, func(c *config.Config) { c.RedisURL = srv.URL() })
-	site := &Site{Name: "s"}
+	site := &testmodels.Site{Name: "s"}
 	e.insert(site)
-	slice := &Slice{Name: "s", SiteID: site.ID}
+	slice := &testmodels.Slice{Name: "s", SiteID: site.ID}
 	e.insert(slice)
-	net := &Network{Name: "n", CIDR: "10.0.0.0/24", SiteID: site.ID}
+	net := &testmodels.Network{Name: "n", CIDR: "10.0.0.0/24", SiteID: site.ID}
 	e.insert(net)
-	e.insert(&Instance{Name: "i", SliceID: slice.ID, NetworkID: net.ID})
+	e.insert(&testmodels.Instance{Name: "i", SliceID: slice.ID, NetworkID: net.ID})
 	e.discardOutbox()
 	changes := 0
 	// batch makes n changes of the network's cidr.

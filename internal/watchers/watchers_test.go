@@ -1,7 +1,6 @@
 package watchers_test
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"slices"
@@ -20,6 +19,7 @@ import (
 	"github.com/tsync/tsync/internal/engine"
 	"github.com/tsync/tsync/internal/outbox"
 	"github.com/tsync/tsync/internal/testenv"
+	"github.com/tsync/tsync/internal/testmodels"
 	"github.com/tsync/tsync/internal/watchers"
 	"github.com/tsync/tsync/models"
 )
@@ -42,7 +42,7 @@ func TestCompileWatchers(t *testing.T) {
 	c, err := engine.Compile(tsync.Synchronizer{Models: registry(), Watchers: []tsync.Watcher{
 		rec.Watcher("deg0", 0), rec.Watcher("deg1", 1), rec.Watcher("deg2", 2),
 		rec.Watcher("explicit", 2, models.Link{Dest: "Network", Via: "network_id"}),
-		tsync.WatcherOf[Slice](tsync.WatcherFuncs[Slice]{Degree: 1}),
+		tsync.WatcherOf[testmodels.Slice](tsync.WatcherFuncs[testmodels.Slice]{Degree: 1}),
 	}})
 	require.NoError(t, err)
 	watched := map[string][]string{}
@@ -305,18 +305,18 @@ func TestBurstOf1000Events(t *testing.T) {
 	e := newEnv(t, nil, func(r *Recorder) []tsync.Watcher {
 		return []tsync.Watcher{r.Watcher("cidr", 0, models.Link{Dest: "Network", Via: "network_id", Into: "cidr"})}
 	})
-	site := &Site{Name: "s"}
+	site := &testmodels.Site{Name: "s"}
 	e.insert(site)
-	slice := &Slice{Name: "s", SiteID: site.ID}
+	slice := &testmodels.Slice{Name: "s", SiteID: site.ID}
 	e.insert(slice)
 	const networks, rounds = 100, 10
 	const total = networks * rounds
-	var nets []*Network
+	var nets []*testmodels.Network
 	for n := range networks {
-		net := &Network{Name: fmt.Sprint(n), CIDR: "10.0.0.0/24", SiteID: site.ID}
+		net := &testmodels.Network{Name: fmt.Sprint(n), CIDR: "10.0.0.0/24", SiteID: site.ID}
 		e.insert(net)
 		nets = append(nets, net)
-		e.insert(&Instance{Name: fmt.Sprint(n), SliceID: slice.ID, NetworkID: net.ID})
+		e.insert(&testmodels.Instance{Name: fmt.Sprint(n), SliceID: slice.ID, NetworkID: net.ID})
 	}
 	e.discardOutbox()
 	e.startWorker()
@@ -440,46 +440,10 @@ func TestHandlerErrorsAreRetried(t *testing.T) {
 	require.Len(t, e.rec.Attempts(), 6, "two failures and a deferral each") // the panic is not recorded
 }
 
-// A recording step for the hybrid test.
-type stepRecorder struct {
-	mu    sync.Mutex
-	syncs map[models.Ref]int
-}
-
-func (s *stepRecorder) Synchronizes() []models.Object {
-	return []models.Object{new(Site), new(Slice), new(Network), new(Instance)}
-}
-
-func (s *stepRecorder) SyncRecord(_ context.Context, obj models.Object) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	var model string
-	switch obj.(type) {
-	case *Site:
-		model = "Site"
-	case *Slice:
-		model = "Slice"
-	case *Network:
-		model = "Network"
-	case *Instance:
-		model = "Instance"
-	}
-	s.syncs[models.Ref{Model: model, ID: obj.SyncState().ID}]++
-	return nil
-}
-
-func (s *stepRecorder) DeleteRecord(context.Context, models.Object) error { return nil }
-
-func (s *stepRecorder) count(ref models.Ref) int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.syncs[ref]
-}
-
 // A hybrid synchronizer: steps and watchers in one worker, with the starter
 // and the dispatcher, all as the app runs them.
 func TestHybridStepsAndWatchers(t *testing.T) {
-	steps := &stepRecorder{syncs: map[models.Ref]int{}}
+	steps := testmodels.NewRecorder(testmodels.ChainNetwork()...)
 	e := newEnv(t, []tsync.Step{steps}, func(r *Recorder) []tsync.Watcher { return []tsync.Watcher{r.Watcher("w", 1)} })
 	e.run("worker", e.app.RunWorker)
 	e.run("starter", e.app.RunStarter)
@@ -504,12 +468,12 @@ func TestHybridStepsAndWatchers(t *testing.T) {
 	slice := models.Ref{Model: "Slice", ID: f.slice1.ID}
 	i1 := models.Ref{Model: "Instance", ID: f.inst[0].ID}
 	require.Eventually(t, inSync(slice, i1), 30*time.Second, 20*time.Millisecond)
-	before := steps.count(slice)
+	before := len(steps.CallsOf("sync", slice))
 
 	f.slice1.Name = "slice1b"
 	e.save(f.slice1)
 	// The step syncs the slice again...
-	require.Eventually(t, func() bool { return steps.count(slice) > before && inSync(slice)() }, 30*time.Second, 20*time.Millisecond)
+	require.Eventually(t, func() bool { return len(steps.CallsOf("sync", slice)) > before && inSync(slice)() }, 30*time.Second, 20*time.Millisecond)
 	// ...and the watcher is told about both of its instances.
 	require.Eventually(t, func() bool {
 		n := 0

@@ -7,6 +7,7 @@ import (
 	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/sdk/temporal"
 
+	"github.com/tsync/tsync/internal/engine"
 	"github.com/tsync/tsync/models"
 )
 
@@ -20,7 +21,7 @@ var (
 	AttrModel = temporal.NewSearchAttributeKeyKeyword("TsyncModel")
 	// AttrObjectID is the object's id.
 	AttrObjectID = temporal.NewSearchAttributeKeyInt64("TsyncObjectID")
-	// AttrOperation is the Op: "sync" or "delete".
+	// AttrOperation is the engine.Op: "sync" or "delete".
 	AttrOperation = temporal.NewSearchAttributeKeyKeyword("TsyncOperation")
 	// AttrSynchronizer is the synchronizer's name (observer_name).
 	AttrSynchronizer = temporal.NewSearchAttributeKeyKeyword("TsyncSynchronizer")
@@ -70,7 +71,7 @@ type Attributes struct {
 
 // StartAttributes returns the search attributes of the workflow of ref for
 // operation op in synchronizer name, state pending.
-func StartAttributes(name string, ref models.Ref, op Op) Attributes {
+func StartAttributes(name string, ref models.Ref, op engine.Op) Attributes {
 	kw := func(k temporal.SearchAttributeKeyKeyword, v string) attrUpdate {
 		return attrUpdate{set: k.ValueSet(v), have: func(s temporal.SearchAttributes) bool {
 			got, ok := s.GetKeyword(k)

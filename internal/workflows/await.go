@@ -7,13 +7,14 @@ import (
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/workflow"
 
+	"github.com/tsync/tsync/internal/engine"
 	"github.com/tsync/tsync/models"
 )
 
 // await runs the workflow of op for each of refs as a child, or, where the
 // object's workflow is already running, subscribes to it, and returns every
 // result.
-func (r *run) await(ctx workflow.Context, refs []models.Ref, op Op) ([]Result, error) {
+func (r *run) await(ctx workflow.Context, refs []models.Ref, op engine.Op) ([]Result, error) {
 	type pending struct {
 		ref   models.Ref
 		id    string
@@ -31,7 +32,7 @@ func (r *run) await(ctx workflow.Context, refs []models.Ref, op Op) ([]Result, e
 			opts.TypedSearchAttributes = StartAttributes(r.req.Params.Synchronizer, ref, op).Typed
 		}
 		cctx := workflow.WithChildOptions(ctx, opts)
-		child := workflow.ExecuteChildWorkflow(cctx, op.Workflow(), Request{Object: ref, Params: r.req.Params})
+		child := workflow.ExecuteChildWorkflow(cctx, WorkflowOf(op), Request{Object: ref, Params: r.req.Params})
 		waits = append(waits, pending{ref: ref, id: id, child: child})
 	}
 	results := make([]Result, len(waits))
@@ -56,7 +57,7 @@ func (r *run) await(ctx workflow.Context, refs []models.Ref, op Op) ([]Result, e
 	for k, i := range subscribed {
 		if err := signals[k].Get(ctx, nil); err != nil {
 			// It ended in between: look again.
-			results[i] = Result{Object: waits[i].ref, Outcome: OutcomeRecheck}
+			results[i] = Result{Object: waits[i].ref, Outcome: StateRecheck}
 			continue
 		}
 		waiting = append(waiting, i)
@@ -74,7 +75,7 @@ func (r *run) await(ctx workflow.Context, refs []models.Ref, op Op) ([]Result, e
 			if temporal.IsWorkflowExecutionAlreadyStartedError(err) {
 				continue // handled above
 			}
-			res = Result{Object: w.ref, Outcome: OutcomeFailed}
+			res = Result{Object: w.ref, Outcome: StateFailed}
 		}
 		results[i] = res
 	}

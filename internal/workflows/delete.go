@@ -6,6 +6,7 @@ import (
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/tsync/tsync/internal/activities"
+	"github.com/tsync/tsync/internal/engine"
 	"github.com/tsync/tsync/internal/syncstate"
 	"github.com/tsync/tsync/models"
 )
@@ -14,7 +15,7 @@ import (
 // after every deleted object that depends on it; while live objects still
 // depend on it, it is held with a status naming them.
 func DeleteWorkflow(ctx workflow.Context, req Request) (Result, error) {
-	r := newRun(ctx, req, OpDelete)
+	r := newRun(ctx, req, engine.OpDelete)
 	res, err := r.delete(ctx)
 	return r.finish(ctx, res, err)
 }
@@ -22,7 +23,7 @@ func DeleteWorkflow(ctx workflow.Context, req Request) (Result, error) {
 func (r *run) delete(ctx workflow.Context) (Result, error) {
 	for iteration := 0; ; iteration++ {
 		if r.shouldContinueAsNew(ctx, iteration) {
-			return r.continueAsNew(ctx, OpDelete, true)
+			return r.continueAsNew(ctx, engine.OpDelete, true)
 		}
 		ins, err := r.inspect(ctx)
 		if err != nil {
@@ -30,16 +31,16 @@ func (r *run) delete(ctx workflow.Context) (Result, error) {
 		}
 		switch {
 		case !ins.Exists:
-			return r.result(OutcomeGone), nil
+			return r.result(StateGone), nil
 		case !ins.Deleted:
 			if r.isChild(ctx) {
 				// The parent waits for this deletion; as a SyncWorkflow
 				// this child would not end while the parent is deleted
 				// (see sync). End; the starter starts the sync.
-				return r.result(OutcomeRecheck), nil
+				return r.result(StateRecheck), nil
 			}
 			// Undeleted meanwhile: sync it instead.
-			return r.continueAsNew(ctx, OpSync, true)
+			return r.continueAsNew(ctx, engine.OpSync, true)
 		case ins.NeedsPolicy:
 			// The delete policies run before the deletion.
 			if err := r.runPolicy(ctx); err != nil {
@@ -47,7 +48,7 @@ func (r *run) delete(ctx workflow.Context) (Result, error) {
 			}
 			continue
 		case ins.WriteProtect:
-			return r.result(OutcomeWriteProtected), nil
+			return r.result(StateWriteProtected), nil
 		}
 
 		var deps []syncstate.Dependent
@@ -75,7 +76,7 @@ func (r *run) delete(ctx workflow.Context) (Result, error) {
 		if len(first) > 0 {
 			// Dependents go first, in reverse dependency order.
 			r.setState(ctx, StateWaiting, "waiting for the deletion of "+refNames(first))
-			results, err := r.await(ctx, first, OpDelete)
+			results, err := r.await(ctx, first, engine.OpDelete)
 			if err != nil {
 				return Result{}, err
 			}
@@ -95,7 +96,7 @@ func (r *run) delete(ctx workflow.Context) (Result, error) {
 		case deferred:
 			continue
 		case out == activities.OutcomeOK || out == activities.OutcomeGone:
-			return r.result(OutcomeGone), nil
+			return r.result(StateGone), nil
 		}
 		// Skipped: undeleted or write-protected meanwhile; look again.
 	}
@@ -103,7 +104,7 @@ func (r *run) delete(ctx workflow.Context) (Result, error) {
 
 func allGone(results []Result) bool {
 	for _, res := range results {
-		if res.Outcome != OutcomeGone {
+		if res.Outcome != StateGone {
 			return false
 		}
 	}

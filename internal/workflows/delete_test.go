@@ -23,7 +23,7 @@ func TestDeleteDependentsFirst(t *testing.T) {
 
 	res, err := h.runDelete(t, site, testParams)
 	require.NoError(t, err)
-	require.Equal(t, workflows.Result{Object: site, Outcome: workflows.OutcomeGone}, res)
+	require.Equal(t, workflows.Result{Object: site, Outcome: workflows.StateGone}, res)
 	require.Equal(t, []models.Ref{instance, slice, site}, w.callsOf("DeleteObject"))
 	require.Empty(t, w.statusRecords())
 	for _, r := range []models.Ref{site, slice, instance} {
@@ -49,7 +49,7 @@ func TestDeleteHeldWhileUsedByLiveObject(t *testing.T) {
 
 	res, err := h.runDelete(t, site, testParams)
 	require.NoError(t, err)
-	require.Equal(t, workflows.Result{Object: site, Outcome: workflows.OutcomeGone}, res)
+	require.Equal(t, workflows.Result{Object: site, Outcome: workflows.StateGone}, res)
 	require.Equal(t, 3500*time.Millisecond, purgedAt)
 
 	held := statusRecord{Ref: site, Code: models.CodePending, Text: "deferred: cannot delete, still used by model Slice id 2"}

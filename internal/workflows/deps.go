@@ -7,6 +7,7 @@ import (
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/tsync/tsync/internal/activities"
+	"github.com/tsync/tsync/internal/engine"
 	"github.com/tsync/tsync/internal/syncstate"
 	"github.com/tsync/tsync/models"
 )
@@ -61,15 +62,15 @@ func (r *run) ensureDependencies(ctx workflow.Context, deps []activities.DepStat
 		}
 	}
 	r.setState(ctx, StateWaiting, waiting)
-	results, err := r.await(ctx, need, OpSync)
+	results, err := r.await(ctx, need, engine.OpSync)
 	if err != nil {
 		return depsHeld, err
 	}
 	recheck := false
 	for _, res := range results {
 		switch res.Outcome {
-		case OutcomeInSync:
-		case OutcomeRecheck:
+		case StateInSync:
+		case StateRecheck:
 			recheck = true
 		default:
 			reasons = append(reasons, fmt.Sprintf("dependency %s is %s", res.Object, res.Outcome))

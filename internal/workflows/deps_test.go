@@ -37,7 +37,7 @@ func TestSyncDiamondSyncsSharedDependencyOnce(t *testing.T) {
 
 	res, err := h.runSync(t, a, testParams)
 	require.NoError(t, err)
-	require.Equal(t, workflows.Result{Object: a, Outcome: workflows.OutcomeInSync}, res)
+	require.Equal(t, workflows.Result{Object: a, Outcome: workflows.StateInSync}, res)
 	synced := w.callsOf("SyncObject")
 	require.Len(t, synced, 4, "%v", synced)
 	require.Equal(t, d, synced[0], "D first: %v", synced)
@@ -104,9 +104,9 @@ func TestSyncWaitsForRunningDependency(t *testing.T) {
 	var results []workflows.Result
 	require.NoError(t, h.env.GetWorkflowResult(&results))
 	require.Equal(t, []workflows.Result{
-		{Object: d, Outcome: workflows.OutcomeInSync},
-		{Object: b, Outcome: workflows.OutcomeInSync},
-		{Object: c, Outcome: workflows.OutcomeInSync},
+		{Object: d, Outcome: workflows.StateInSync},
+		{Object: b, Outcome: workflows.StateInSync},
+		{Object: c, Outcome: workflows.StateInSync},
 	}, results)
 
 	synced := w.callsOf("SyncObject")
@@ -147,8 +147,8 @@ func TestSyncDependencyEndsAsWeSubscribe(t *testing.T) {
 	var results []workflows.Result
 	require.NoError(t, h.env.GetWorkflowResult(&results))
 	require.Equal(t, []workflows.Result{
-		{Object: d, Outcome: workflows.OutcomeInSync},
-		{Object: b, Outcome: workflows.OutcomeInSync},
+		{Object: d, Outcome: workflows.StateInSync},
+		{Object: b, Outcome: workflows.StateInSync},
 	}, results)
 
 	require.Equal(t, []models.Ref{d, b}, w.callsOf("SyncObject"))
@@ -173,7 +173,7 @@ func TestSyncHeldOnMissingDependency(t *testing.T) {
 
 	res, err := h.runSync(t, slice, testParams)
 	require.NoError(t, err)
-	require.Equal(t, workflows.Result{Object: slice, Outcome: workflows.OutcomeInSync}, res)
+	require.Equal(t, workflows.Result{Object: slice, Outcome: workflows.StateInSync}, res)
 
 	held := statusRecord{Ref: slice, Code: models.CodePending, Text: "deferred: dependency model Site id 9 does not exist"}
 	require.Equal(t, []statusRecord{held, held, held}, w.statusRecords())
@@ -187,7 +187,7 @@ func TestSyncHeldOnMissingDependency(t *testing.T) {
 // SyncWorkflow: the child must not continue as the dependency's
 // DeleteWorkflow, which its parent would then wait for while the deletion
 // waits for the (deleted) dependent: a deadlock. It ends with
-// OutcomeDeleted; the dependent is held, looks again, and, deleted itself,
+// StateDeleted; the dependent is held, looks again, and, deleted itself,
 // continues as its own DeleteWorkflow.
 func TestSyncDependencyDeletedWhileDependentWaits(t *testing.T) {
 	w := newWorld()
@@ -227,7 +227,7 @@ func TestSyncDependencyInErrorShownOnDependent(t *testing.T) {
 
 	res, err := h.runSync(t, slice, testParams)
 	require.NoError(t, err)
-	require.Equal(t, workflows.Result{Object: slice, Outcome: workflows.OutcomeInSync}, res)
+	require.Equal(t, workflows.Result{Object: slice, Outcome: workflows.StateInSync}, res)
 	require.Equal(t, []statusRecord{{Ref: slice, Code: models.CodeError, Text: "Failed due to error in model Site id 1: quota exceeded"}}, w.statusRecords())
 	require.Equal(t, []models.Ref{site, slice}, w.callsOf("SyncObject"))
 	inSync(t, w, site, slice)

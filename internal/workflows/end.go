@@ -6,6 +6,8 @@ import (
 
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/workflow"
+
+	"github.com/tsync/tsync/internal/engine"
 )
 
 // maxIterations bounds the loops of one run before it continues as new, to
@@ -20,17 +22,21 @@ func (r *run) finish(ctx workflow.Context, res Result, err error) (Result, error
 		return res, err
 	}
 	if err != nil {
-		res = r.result(OutcomeFailed)
+		res = r.result(StateFailed)
 		if temporal.IsCanceledError(err) {
 			ctx, _ = workflow.NewDisconnectedContext(ctx)
 		}
 		r.setState(ctx, StateFailed, err.Error())
 	} else {
-		status := r.live.Status
-		if res.Outcome == OutcomeInSync {
+		state, status := res.Outcome, r.live.Status
+		switch state {
+		case StateInSync:
 			status = "OK"
+		case StateRecheck:
+			// A result only: the object is looked at again.
+			state = StatePending
 		}
-		r.setState(ctx, outcomeStates[res.Outcome], status)
+		r.setState(ctx, state, status)
 	}
 	r.notify(ctx, res)
 	return res, err
@@ -82,12 +88,12 @@ func (r *run) shouldContinueAsNew(ctx workflow.Context, iteration int) bool {
 
 // continueAsNew continues the run as the workflow of op, carrying
 // subscribers over when it waits for the same thing they do.
-func (r *run) continueAsNew(ctx workflow.Context, op Op, carry bool) (Result, error) {
+func (r *run) continueAsNew(ctx workflow.Context, op engine.Op, carry bool) (Result, error) {
 	req := r.req
 	req.Subscribers = nil
 	if carry {
 		r.receiveSubscriptions()
 		req.Subscribers = r.subscribers
 	}
-	return Result{}, workflow.NewContinueAsNewError(ctx, op.Workflow(), req)
+	return Result{}, workflow.NewContinueAsNewError(ctx, WorkflowOf(op), req)
 }

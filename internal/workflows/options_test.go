@@ -8,15 +8,16 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.temporal.io/sdk/temporal"
 
+	"github.com/tsync/tsync/internal/engine"
 	"github.com/tsync/tsync/internal/workflows"
 )
 
 // Each operation has its workflow; an unknown one is a programming error.
-func TestOpWorkflow(t *testing.T) {
+func TestWorkflowOf(t *testing.T) {
 	same := func(a, b any) bool { return reflect.ValueOf(a).Pointer() == reflect.ValueOf(b).Pointer() }
-	require.True(t, same(workflows.SyncWorkflow, workflows.OpSync.Workflow()))
-	require.True(t, same(workflows.DeleteWorkflow, workflows.OpDelete.Workflow()))
-	require.Panics(t, func() { workflows.Op("purge").Workflow() })
+	require.True(t, same(workflows.SyncWorkflow, workflows.WorkflowOf(engine.OpSync)))
+	require.True(t, same(workflows.DeleteWorkflow, workflows.WorkflowOf(engine.OpDelete)))
+	require.Panics(t, func() { workflows.WorkflowOf("purge") })
 }
 
 // The step retry policy: backoff from the given initial interval by the

@@ -22,6 +22,7 @@ import (
 	"go.temporal.io/sdk/worker"
 
 	"github.com/tsync/tsync/internal/activities"
+	"github.com/tsync/tsync/internal/engine"
 	"github.com/tsync/tsync/internal/testenv"
 	"github.com/tsync/tsync/internal/workflows"
 	"github.com/tsync/tsync/models"
@@ -85,15 +86,12 @@ type recorder struct {
 // start starts the root workflow (sync, or delete) of ref.
 func (r *recorder) start(t *testing.T, ref models.Ref, deletion bool) client.WorkflowRun {
 	t.Helper()
-	op := workflows.OpSync
-	if deletion {
-		op = workflows.OpDelete
-	}
+	op := engine.OpFor(deletion)
 	run, err := r.c.ExecuteWorkflow(context.Background(), client.StartWorkflowOptions{
 		ID:                    workflows.WorkflowID(r.p.Synchronizer, ref),
 		TaskQueue:             r.queue,
 		TypedSearchAttributes: workflows.StartAttributes(r.p.Synchronizer, ref, op).Typed,
-	}, op.Workflow(), workflows.Request{Object: ref, Params: r.p})
+	}, workflows.WorkflowOf(op), workflows.Request{Object: ref, Params: r.p})
 	require.NoError(t, err)
 	return run
 }
@@ -112,7 +110,7 @@ func recordings() []recording {
 	site, slice, instance := ref("Site", 1), ref("Slice", 1), ref("Instance", 1)
 	a, b, c, d := ref("A", 1), ref("B", 1), ref("C", 1), ref("D", 1)
 	inSyncResult := func(o models.Ref) workflows.Result {
-		return workflows.Result{Object: o, Outcome: workflows.OutcomeInSync}
+		return workflows.Result{Object: o, Outcome: workflows.StateInSync}
 	}
 	return []recording{
 		{
@@ -192,7 +190,7 @@ func recordings() []recording {
 				run := r.start(t, site, true)
 				time.Sleep(500 * time.Millisecond)
 				r.w.update(instance, func(o *object) { o.deleted = true })
-				require.Equal(t, workflows.Result{Object: site, Outcome: workflows.OutcomeGone}, r.wait(t, run))
+				require.Equal(t, workflows.Result{Object: site, Outcome: workflows.StateGone}, r.wait(t, run))
 			},
 		},
 		{
@@ -208,7 +206,7 @@ func recordings() []recording {
 				return w
 			},
 			run: func(t *testing.T, r *recorder) {
-				require.Equal(t, workflows.Result{Object: site, Outcome: workflows.OutcomeGone}, r.wait(t, r.start(t, site, false)))
+				require.Equal(t, workflows.Result{Object: site, Outcome: workflows.StateGone}, r.wait(t, r.start(t, site, false)))
 				require.Equal(t, inSyncResult(slice), r.wait(t, r.start(t, slice, true)))
 				run := r.start(t, instance, false)
 				time.Sleep(500 * time.Millisecond)

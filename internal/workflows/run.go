@@ -7,6 +7,7 @@ import (
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/tsync/tsync/internal/activities"
+	"github.com/tsync/tsync/internal/engine"
 	"github.com/tsync/tsync/models"
 )
 
@@ -18,7 +19,7 @@ var acts *activities.Activities
 type run struct {
 	req Request
 	// op is what the run does: the workflow it runs as.
-	op          Op
+	op          engine.Op
 	id          string
 	subscribers []string
 	subscribe   workflow.ReceiveChannel
@@ -32,7 +33,7 @@ type run struct {
 	memo  string
 }
 
-func newRun(ctx workflow.Context, req Request, op Op) *run {
+func newRun(ctx workflow.Context, req Request, op engine.Op) *run {
 	r := &run{
 		req:         req,
 		op:          op,
@@ -51,7 +52,7 @@ func newRun(ctx workflow.Context, req Request, op Op) *run {
 
 func (r *run) ref() models.Ref { return r.req.Object }
 
-func (r *run) result(o Outcome) Result { return Result{Object: r.ref(), Outcome: o} }
+func (r *run) result(o State) Result { return Result{Object: r.ref(), Outcome: o} }
 
 // isChild reports whether the run is a child workflow, started by another
 // object's workflow that waits for its result (through continue-as-new).

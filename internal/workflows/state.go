@@ -7,7 +7,11 @@ import (
 	"go.temporal.io/sdk/workflow"
 )
 
-// State is where an object workflow is.
+// State is where an object workflow is: the live state its query answers
+// and its TsyncState search attribute show. A workflow ends in one of the
+// terminal states (in-sync, gone, blocked, deleted, write-protected,
+// failed), which its Result carries as its Outcome; StateRecheck is a
+// result only.
 type State string
 
 // States.
@@ -25,19 +29,31 @@ const (
 	StateDeferred State = "deferred"
 	// StateError: the step failed and is being retried with backoff.
 	StateError State = "error"
+
+	// Terminal states: how a workflow ended, also its Result's Outcome.
+
 	// StateInSync: done, the object is in sync.
 	StateInSync State = "in-sync"
-	// StateGone: done, the object is deleted from the backend and purged
-	// (or never existed).
+	// StateGone: done, the object does not exist: deleted from the backend
+	// and purged, or it never existed.
 	StateGone State = "gone"
-	// StateBlocked: done, the object is no_sync or lazy_blocked.
+	// StateBlocked: done, the object is no_sync or lazy_blocked, so not
+	// synced.
 	StateBlocked State = "blocked"
-	// StateDeleted: done, the object is deleted; a DeleteWorkflow takes over.
+	// StateDeleted: done, the object is deleted; its deletion goes on in a
+	// DeleteWorkflow.
 	StateDeleted State = "deleted"
-	// StateWriteProtected: done, the deleted object is write_protect.
+	// StateWriteProtected: done, the object is deleted but write_protect, so
+	// it stays in the backend.
 	StateWriteProtected State = "write-protected"
 	// StateFailed: the workflow failed or was cancelled.
 	StateFailed State = "failed"
+
+	// StateRecheck is a result only, never a live state nor a TsyncState:
+	// no result, check the object again (a subscriber whose subscription
+	// found no running workflow, or a child DeleteWorkflow whose object was
+	// undeleted). A run that ends with it shows StatePending meanwhile.
+	StateRecheck State = "recheck"
 )
 
 // QueryState is the name of the query that returns a workflow's LiveState.
@@ -46,7 +62,7 @@ const QueryState = "tsync-state"
 // LiveState is what QueryState returns: the live state of a sync.
 type LiveState struct {
 	Object string
-	// Operation is the Op.
+	// Operation is the engine.Op, as a string.
 	Operation string
 	State     State
 	// Status is the latest status text (error, deferral or hold reason).
@@ -73,16 +89,6 @@ func memoText(status string) string {
 		cut--
 	}
 	return status[:cut] + "…"
-}
-
-var outcomeStates = map[Outcome]State{
-	OutcomeInSync:         StateInSync,
-	OutcomeGone:           StateGone,
-	OutcomeBlocked:        StateBlocked,
-	OutcomeDeleted:        StateDeleted,
-	OutcomeWriteProtected: StateWriteProtected,
-	OutcomeFailed:         StateFailed,
-	OutcomeRecheck:        StatePending,
 }
 
 // startState sets up the query handler and the search attributes of a new

@@ -29,7 +29,7 @@ func TestSyncDeferredRetriesAtLoopInterval(t *testing.T) {
 
 	res, err := h.runSync(t, site, testParams)
 	require.NoError(t, err)
-	require.Equal(t, workflows.OutcomeInSync, res.Outcome)
+	require.Equal(t, workflows.StateInSync, res.Outcome)
 	starts := h.startsOf("SyncObject", site)
 	require.Len(t, starts, 3)
 	require.Equal(t, []time.Duration{time.Second, time.Second}, gaps(starts))
@@ -69,7 +69,7 @@ func TestSyncStepFailureRetriedWithBackoff(t *testing.T) {
 
 			res, err := h.runSync(t, site, p)
 			require.NoError(t, err)
-			require.Equal(t, workflows.OutcomeInSync, res.Outcome)
+			require.Equal(t, workflows.StateInSync, res.Outcome)
 			starts := h.startsOf("SyncObject", site)
 			require.Len(t, starts, 6)
 			require.Equal(t, tc.gaps, gaps(starts))

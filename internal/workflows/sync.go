@@ -4,17 +4,18 @@ import (
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/tsync/tsync/internal/activities"
+	"github.com/tsync/tsync/internal/engine"
 )
 
 // SyncWorkflow brings req.Object in sync, its dependencies first. It ends
-// when the object is in sync (OutcomeInSync), gone, blocked (no_sync,
+// when the object is in sync (StateInSync), gone, blocked (no_sync,
 // lazy_blocked) or deleted (it then continues as a DeleteWorkflow, unless it
-// runs as a dependent's child: it then ends with OutcomeDeleted). Step
+// runs as a dependent's child: it then ends with StateDeleted). Step
 // failures are retried by the activity's retry policy, so the workflow waits
 // until the step succeeds; deferred steps and held objects are tried again
 // after the loop interval.
 func SyncWorkflow(ctx workflow.Context, req Request) (Result, error) {
-	r := newRun(ctx, req, OpSync)
+	r := newRun(ctx, req, engine.OpSync)
 	res, err := r.sync(ctx)
 	return r.finish(ctx, res, err)
 }
@@ -22,7 +23,7 @@ func SyncWorkflow(ctx workflow.Context, req Request) (Result, error) {
 func (r *run) sync(ctx workflow.Context) (Result, error) {
 	for iteration := 0; ; iteration++ {
 		if r.shouldContinueAsNew(ctx, iteration) {
-			return r.continueAsNew(ctx, OpSync, true)
+			return r.continueAsNew(ctx, engine.OpSync, true)
 		}
 		ins, err := r.inspect(ctx)
 		if err != nil {
@@ -30,20 +31,20 @@ func (r *run) sync(ctx workflow.Context) (Result, error) {
 		}
 		switch {
 		case !ins.Exists:
-			return r.result(OutcomeGone), nil
+			return r.result(StateGone), nil
 		case ins.Deleted:
 			if r.isChild(ctx) {
 				// The parent, a dependent, waits for this child to end,
 				// and a child that continues as new has not ended: it would
 				// wait for the deletion, which waits for deleted dependents
 				// (a deadlock). End; the starter starts the deletion.
-				return r.result(OutcomeDeleted), nil
+				return r.result(StateDeleted), nil
 			}
 			// Whoever waits for this object's sync must not wait for its
 			// deletion (which may wait for them): answer now.
-			r.notify(ctx, r.result(OutcomeDeleted))
+			r.notify(ctx, r.result(StateDeleted))
 			r.subscribers = nil
-			return r.continueAsNew(ctx, OpDelete, false)
+			return r.continueAsNew(ctx, engine.OpDelete, false)
 		case ins.NeedsPolicy:
 			// Model policies run before the sync; then look again.
 			if err := r.runPolicy(ctx); err != nil {
@@ -51,9 +52,9 @@ func (r *run) sync(ctx workflow.Context) (Result, error) {
 			}
 			continue
 		case ins.Blocked:
-			return r.result(OutcomeBlocked), nil
+			return r.result(StateBlocked), nil
 		case !ins.Pending:
-			return r.result(OutcomeInSync), nil
+			return r.result(StateInSync), nil
 		}
 
 		deps, err := r.ensureDependencies(ctx, ins.Deps)
@@ -78,9 +79,9 @@ func (r *run) sync(ctx workflow.Context) (Result, error) {
 		case deferred:
 			continue
 		case out.Outcome == activities.OutcomeGone:
-			return r.result(OutcomeGone), nil
+			return r.result(StateGone), nil
 		case out.Outcome == activities.OutcomeOK && !out.Pending:
-			return r.result(OutcomeInSync), nil
+			return r.result(StateInSync), nil
 		}
 		// Skipped (no longer pending) or synced: look again, which also
 		// syncs again an object that changed during its sync.

@@ -26,7 +26,7 @@ func TestSyncChainSyncsDependenciesFirst(t *testing.T) {
 
 	res, err := h.runSync(t, instance, testParams)
 	require.NoError(t, err)
-	require.Equal(t, workflows.Result{Object: instance, Outcome: workflows.OutcomeInSync}, res)
+	require.Equal(t, workflows.Result{Object: instance, Outcome: workflows.StateInSync}, res)
 	require.Equal(t, []models.Ref{site, slice, instance}, w.callsOf("SyncObject"))
 	require.Empty(t, w.statusRecords())
 	inSync(t, w, site, slice, instance)
@@ -47,11 +47,11 @@ func TestSyncWithMockedChildWorkflow(t *testing.T) {
 	h.env.OnWorkflow(workflows.SyncWorkflow, mock.Anything, isSlice).Return(workflows.SyncWorkflow).Once()
 	isSite := mock.MatchedBy(func(req workflows.Request) bool { return req.Object == site })
 	h.env.OnWorkflow(workflows.SyncWorkflow, mock.Anything, isSite).
-		Return(workflows.Result{Object: site, Outcome: workflows.OutcomeInSync}, nil).Once()
+		Return(workflows.Result{Object: site, Outcome: workflows.StateInSync}, nil).Once()
 
 	res, err := h.runSync(t, slice, testParams)
 	require.NoError(t, err)
-	require.Equal(t, workflows.Result{Object: slice, Outcome: workflows.OutcomeInSync}, res)
+	require.Equal(t, workflows.Result{Object: slice, Outcome: workflows.StateInSync}, res)
 	// Only the Slice's step ran: the Site's workflow was the mock.
 	require.Equal(t, []models.Ref{slice}, w.callsOf("SyncObject"))
 	require.Equal(t, []models.Ref{slice}, w.callsOf("Inspect"))
@@ -77,7 +77,7 @@ func TestSyncAgainWhenChangedDuringSync(t *testing.T) {
 
 	res, err := h.runSync(t, site, testParams)
 	require.NoError(t, err)
-	require.Equal(t, workflows.Result{Object: site, Outcome: workflows.OutcomeInSync}, res)
+	require.Equal(t, workflows.Result{Object: site, Outcome: workflows.StateInSync}, res)
 	require.Equal(t, []models.Ref{site, site}, w.callsOf("SyncObject"))
 	require.Equal(t, []models.Ref{site, site}, w.callsOf("Inspect"))
 	inSync(t, w, site)
@@ -113,7 +113,7 @@ func TestSyncRunsPoliciesFirst(t *testing.T) {
 
 	res, err := h.runSync(t, slice, testParams)
 	require.NoError(t, err)
-	require.Equal(t, workflows.Result{Object: slice, Outcome: workflows.OutcomeInSync}, res)
+	require.Equal(t, workflows.Result{Object: slice, Outcome: workflows.StateInSync}, res)
 	require.Equal(t, []string{
 		"Inspect Slice 1", "RunPolicy Slice 1", "Inspect Slice 1",
 		"Inspect Site 1", "RunPolicy Site 1", "Inspect Site 1", "SyncObject Site 1",

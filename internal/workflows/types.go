@@ -20,6 +20,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/tsync/tsync/internal/engine"
 	"github.com/tsync/tsync/models"
 )
 
@@ -32,27 +33,13 @@ const (
 	SignalDone = "tsync-done"
 )
 
-// Op is what an object workflow does with its object. It selects the
-// workflow (Workflow), and is the TsyncOperation search attribute and the
-// Operation of LiveState.
-type Op string
-
-// Operations.
-const (
-	// OpSync brings the object in sync: SyncWorkflow.
-	OpSync Op = "sync"
-	// OpDelete deletes the object from the backend and purges its row:
-	// DeleteWorkflow.
-	OpDelete Op = "delete"
-)
-
-// Workflow returns the workflow function of op, to start, run as a child or
-// continue as.
-func (op Op) Workflow() any {
+// WorkflowOf returns the workflow function of op (SyncWorkflow or
+// DeleteWorkflow), to start, run as a child or continue as.
+func WorkflowOf(op engine.Op) any {
 	switch op {
-	case OpSync:
+	case engine.OpSync:
 		return SyncWorkflow
-	case OpDelete:
+	case engine.OpDelete:
 		return DeleteWorkflow
 	}
 	panic(fmt.Sprintf("workflows: unknown operation %q", string(op)))
@@ -97,36 +84,15 @@ type Request struct {
 	Subscribers []string `json:",omitempty"`
 }
 
-// Outcome is how an object workflow ended.
-type Outcome string
-
-// Outcomes.
-const (
-	// OutcomeInSync: the object is in sync.
-	OutcomeInSync Outcome = "in-sync"
-	// OutcomeGone: the object does not exist (never did, or was purged).
-	OutcomeGone Outcome = "gone"
-	// OutcomeBlocked: the object is no_sync or lazy_blocked, so not synced.
-	OutcomeBlocked Outcome = "blocked"
-	// OutcomeDeleted: the object is deleted; its deletion goes on in a
-	// DeleteWorkflow.
-	OutcomeDeleted Outcome = "deleted"
-	// OutcomeWriteProtected: the object is deleted but write_protect, so it
-	// stays in the backend.
-	OutcomeWriteProtected Outcome = "write-protected"
-	// OutcomeFailed: the workflow failed or was cancelled.
-	OutcomeFailed Outcome = "failed"
-	// OutcomeRecheck: no result; check the object again (a subscriber whose
-	// subscription found no running workflow, or a child DeleteWorkflow whose
-	// object was undeleted).
-	OutcomeRecheck Outcome = "recheck"
-)
-
 // Result is what an object workflow returns, and what it signals to its
 // subscribers.
 type Result struct {
-	Object  models.Ref
-	Outcome Outcome
+	Object models.Ref
+	// Outcome is the State the workflow ended in: one of the terminal
+	// states (StateInSync, StateGone, StateBlocked, StateDeleted,
+	// StateWriteProtected, StateFailed), or StateRecheck. (Named Outcome
+	// for the JSON of recorded histories and signals.)
+	Outcome State
 }
 
 // Subscription is the payload of SignalSubscribe.

@@ -1,0 +1,118 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/tsync/tsync"
+	"github.com/tsync/tsync/app"
+	"github.com/tsync/tsync/config"
+	"github.com/tsync/tsync/internal/testenv"
+	"github.com/tsync/tsync/internal/testmodels"
+	"github.com/tsync/tsync/models"
+)
+
+// benchModels is the benchmark's models: independent Items, and the demo's
+// diamond (the chain Site <- Slice <- Instance, with the Networks of each
+// Site that Instances attach to).
+func benchModels() []models.Object {
+	return append([]models.Object{new(testmodels.Item)}, testmodels.ChainNetwork()...)
+}
+
+// synchronizer is the benchmark synchronizer: step on every model.
+func synchronizer(step noop) tsync.Synchronizer {
+	return tsync.Synchronizer{Models: testmodels.Registry(benchModels()...), Steps: []tsync.Step{step}}
+}
+
+// noop is a step for every model that does nothing but tell when it starts.
+type noop struct {
+	started chan<- time.Time // nil: nobody listens
+}
+
+func (noop) Synchronizes() []models.Object { return benchModels() }
+
+func (n noop) SyncRecord(ctx context.Context, obj models.Object) error {
+	if n.started != nil {
+		select {
+		case n.started <- time.Now():
+		default:
+		}
+	}
+	return nil
+}
+
+func (noop) DeleteRecord(context.Context, models.Object) error { return nil }
+
+// env is a synchronizer of the benchmark models in a fresh schema.
+type env struct {
+	app    *app.App
+	schema string
+	pool   *pgxpool.Pool
+}
+
+func (b *bench) config(schema string) config.Config {
+	cfg := config.Default()
+	cfg.ObserverName = "bench-" + testenv.Random(4)
+	cfg.Temporal.HostPort = b.temporal
+	cfg.Temporal.TaskQueue = cfg.ObserverName
+	cfg.DatabaseURL = b.dbURL
+	cfg.DatabaseSchema = schema
+	cfg.LoopInterval = time.Second
+	return cfg
+}
+
+func (b *bench) open(ctx context.Context, step noop) (*env, func(), error) {
+	pool, err := pgxpool.New(ctx, b.dbURL)
+	if err != nil {
+		return nil, nil, err
+	}
+	schema := "bench_" + testenv.Random(4)
+	a, err := app.Open(ctx, b.config(schema), synchronizer(step), b.quiet)
+	if err != nil {
+		pool.Close()
+		return nil, nil, err
+	}
+	cleanup := func() {
+		a.Close()
+		_, _ = pool.Exec(context.Background(), "DROP SCHEMA "+pgx.Identifier{schema}.Sanitize()+" CASCADE")
+		pool.Close()
+	}
+	return &env{app: a, schema: schema, pool: pool}, cleanup, nil
+}
+
+func (e *env) table(name string) string { return pgx.Identifier{e.schema, name}.Sanitize() }
+
+// run runs a worker and a starter until the returned stop is called.
+func (e *env) run(ctx context.Context) (stop func()) {
+	ctx, cancel := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() { defer wg.Done(); _ = e.app.RunWorker(ctx) }()
+	go func() { defer wg.Done(); _ = e.app.RunStarter(ctx) }()
+	return func() { cancel(); wg.Wait() }
+}
+
+// waitInSync waits until no object of the tables is pending.
+func (e *env) waitInSync(ctx context.Context, tables ...string) error {
+	deadline := time.Now().Add(30 * time.Minute)
+	for time.Now().Before(deadline) {
+		total := 0
+		for _, t := range tables {
+			var n int
+			if err := e.pool.QueryRow(ctx, `SELECT count(*) FROM `+e.table(t)+` WHERE `+models.PendingPredicate).Scan(&n); err != nil {
+				return err
+			}
+			total += n
+		}
+		if total == 0 {
+			return nil
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	return fmt.Errorf("not in sync after 30 minutes")
+}

@@ -1,0 +1,81 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/worker"
+	"go.temporal.io/sdk/workflow"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/tsync/tsync/internal/testenv"
+)
+
+// The baseline: raw Temporal, straight on the SDK, on the server tsync
+// runs on.
+
+// Baseline is the minimal workflow: one no-op activity.
+func Baseline(ctx workflow.Context) error {
+	ctx = workflow.WithActivityOptions(ctx, workflow.ActivityOptions{StartToCloseTimeout: time.Minute})
+	return workflow.ExecuteActivity(ctx, Noop).Get(ctx, nil)
+}
+
+// Noop does nothing.
+func Noop(context.Context) error { return nil }
+
+// workerOptions are the options both the baseline and tsync's workers use.
+const pollers = 8
+
+func (b *bench) baseline(ctx context.Context, n int) (float64, error) {
+	c, err := client.DialContext(ctx, client.Options{HostPort: b.temporal, Logger: quietSDK()})
+	if err != nil {
+		return 0, err
+	}
+	defer c.Close()
+	queue := "bench-baseline-" + testenv.Random(4)
+	w := worker.New(c, queue, worker.Options{
+		MaxConcurrentWorkflowTaskPollers: pollers, MaxConcurrentActivityTaskPollers: pollers,
+		MaxConcurrentActivityExecutionSize: 100, MaxConcurrentWorkflowTaskExecutionSize: 200,
+	})
+	w.RegisterWorkflow(Baseline)
+	w.RegisterActivity(Noop)
+	if err := w.Start(); err != nil {
+		return 0, err
+	}
+	defer w.Stop()
+	start := time.Now()
+	runs := make([]client.WorkflowRun, n)
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(16)
+	for i := range n {
+		g.Go(func() error {
+			run, err := c.ExecuteWorkflow(gctx, client.StartWorkflowOptions{ID: fmt.Sprintf("%s/%d", queue, i), TaskQueue: queue}, Baseline)
+			runs[i] = run
+			return err
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return 0, err
+	}
+	g, gctx = errgroup.WithContext(ctx)
+	g.SetLimit(64)
+	for _, run := range runs {
+		g.Go(func() error { return run.Get(gctx, nil) })
+	}
+	if err := g.Wait(); err != nil {
+		return 0, err
+	}
+	return float64(n) / time.Since(start).Seconds(), nil
+}
+
+func quietSDK() *sdkLogger { return &sdkLogger{} }
+
+// sdkLogger discards the SDK's logs.
+type sdkLogger struct{}
+
+func (*sdkLogger) Debug(string, ...any) {}
+func (*sdkLogger) Info(string, ...any)  {}
+func (*sdkLogger) Warn(string, ...any)  {}
+func (*sdkLogger) Error(string, ...any) {}

@@ -1,0 +1,94 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+
+	"github.com/tsync/tsync/app"
+	"github.com/tsync/tsync/config"
+)
+
+// rss runs a worker and a starter as processes of this binary, with n
+// objects pending, and returns their peak RSS (VmHWM) in MiB once all are
+// in sync.
+func (b *bench) rss(ctx context.Context, n int) (float64, float64, error) {
+	e, cleanup, err := b.open(ctx, noop{})
+	if err != nil {
+		return 0, 0, err
+	}
+	defer cleanup()
+	if _, err := e.pool.Exec(ctx, `INSERT INTO `+e.table("item")+` (name) SELECT 'item-' || g FROM generate_series(1, $1) g`, n); err != nil {
+		return 0, 0, err
+	}
+	cfg := e.app.Config
+	env := append(os.Environ(),
+		"TSYNC_OBSERVER_NAME="+cfg.ObserverName, "TSYNC_TEMPORAL_HOST_PORT="+cfg.Temporal.HostPort,
+		"TSYNC_TEMPORAL_TASK_QUEUE="+cfg.Temporal.TaskQueue, "TSYNC_DATABASE_URL="+cfg.DatabaseURL,
+		"TSYNC_DATABASE_SCHEMA="+cfg.DatabaseSchema)
+	start := func(role string) (*exec.Cmd, error) {
+		cmd := exec.Command(os.Args[0], "-role", role)
+		cmd.Env = env
+		cmd.Stderr = os.Stderr
+		return cmd, cmd.Start()
+	}
+	w, err := start("worker")
+	if err != nil {
+		return 0, 0, err
+	}
+	defer func() { _ = w.Process.Kill(); _ = w.Wait() }()
+	s, err := start("starter")
+	if err != nil {
+		return 0, 0, err
+	}
+	defer func() { _ = s.Process.Kill(); _ = s.Wait() }()
+	if err := e.waitInSync(ctx, "item"); err != nil {
+		return 0, 0, err
+	}
+	wr, err := peakRSS(w.Process.Pid)
+	if err != nil {
+		return 0, 0, err
+	}
+	sr, err := peakRSS(s.Process.Pid)
+	return wr, sr, err
+}
+
+// peakRSS reads VmHWM of pid, in MiB.
+func peakRSS(pid int) (float64, error) {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0, err
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		if f := strings.Fields(line); len(f) >= 2 && f[0] == "VmHWM:" {
+			kb, err := strconv.ParseFloat(f[1], 64)
+			return kb / 1024, err
+		}
+	}
+	return 0, fmt.Errorf("no VmHWM for pid %d", pid)
+}
+
+// runRole runs a worker or a starter of the benchmark synchronizer, with
+// config from TSYNC_*, until killed.
+func runRole(role string) error {
+	cfg, err := config.Load("", os.Environ())
+	if err != nil {
+		return err
+	}
+	ctx := context.Background()
+	a, err := app.Open(ctx, cfg, synchronizer(noop{}), nil)
+	if err != nil {
+		return err
+	}
+	defer a.Close()
+	switch role {
+	case "worker":
+		return a.RunWorker(ctx)
+	case "starter":
+		return a.RunStarter(ctx)
+	}
+	return fmt.Errorf("unknown role %q", role)
+}
