@@ -110,9 +110,9 @@ func OpenStore(ctx context.Context, cfg config.Config, reg *models.Registry, bui
 // Graph builds and validates the synchronizer of reg without reaching any
 // service, and returns its dependency graph.
 func Graph(cfg config.Config, reg *models.Registry, build Build) (*models.Graph, error) {
-	pool, err := pgxpool.New(context.Background(), cfg.DatabaseURL)
+	pool, err := newPool(context.Background(), cfg)
 	if err != nil {
-		return nil, fmt.Errorf("database %s: %w", cfg.Redacted().DatabaseURL, err)
+		return nil, err
 	}
 	defer pool.Close()
 	c, err := engine.Build(pool, cfg.DatabaseSchema, reg, build)
@@ -131,15 +131,12 @@ func openStore(ctx context.Context, cfg config.Config, reg *models.Registry, bui
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	if reg == nil {
-		return nil, fmt.Errorf("synchronizer: no models registered")
-	}
-	if _, err := reg.Graph(); err != nil {
-		return nil, fmt.Errorf("synchronizer: %w", err)
-	}
 	a := &App{Config: cfg, Log: log}
 	var err error
-	if a.Pool, err = OpenDatabase(ctx, cfg); err != nil {
+	// The pool connects on first use: the synchronizer is built and
+	// validated first, so that a mistake in it is reported even while the
+	// database is down.
+	if a.Pool, err = newPool(ctx, cfg); err != nil {
 		return nil, err
 	}
 	if a.sync, err = engine.Build(a.Pool, cfg.DatabaseSchema, reg, build); err != nil {
@@ -147,6 +144,10 @@ func openStore(ctx context.Context, cfg config.Config, reg *models.Registry, bui
 		return nil, err
 	}
 	if err := checkDepsFile(cfg.ObserverDependencyGraph, a.sync.Graph); err != nil {
+		a.Close()
+		return nil, err
+	}
+	if err := ping(ctx, cfg, a.Pool); err != nil {
 		a.Close()
 		return nil, err
 	}

@@ -7,24 +7,41 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/redis/go-redis/v9"
+
 	"github.com/tsync/tsync/config"
 )
 
 // OpenDatabase connects to cfg's database, failing with a clear message
 // when it cannot be reached.
 func OpenDatabase(ctx context.Context, cfg config.Config) (*pgxpool.Pool, error) {
-	redacted := cfg.Redacted().DatabaseURL
+	pool, err := newPool(ctx, cfg)
+	if err != nil {
+		return nil, err
+	}
+	if err := ping(ctx, cfg, pool); err != nil {
+		pool.Close()
+		return nil, err
+	}
+	return pool, nil
+}
+
+// newPool returns a pool of cfg's database, not connected yet.
+func newPool(ctx context.Context, cfg config.Config) (*pgxpool.Pool, error) {
 	pool, err := pgxpool.New(ctx, cfg.DatabaseURL)
 	if err != nil {
-		return nil, fmt.Errorf("database %s: %w", redacted, err)
+		return nil, fmt.Errorf("database %s: %w", cfg.Redacted().DatabaseURL, err)
 	}
+	return pool, nil
+}
+
+// ping fails with a clear message when pool's database cannot be reached.
+func ping(ctx context.Context, cfg config.Config, pool *pgxpool.Pool) error {
 	pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	if err := pool.Ping(pctx); err != nil {
-		pool.Close()
-		return nil, fmt.Errorf("database %s is unreachable (start PostgreSQL or set database_url / TSYNC_DATABASE_URL): %w", redacted, err)
+		return fmt.Errorf("database %s is unreachable (start PostgreSQL or set database_url / TSYNC_DATABASE_URL): %w", cfg.Redacted().DatabaseURL, err)
 	}
-	return pool, nil
+	return nil
 }
 
 // OpenRedis connects to cfg's Redis, failing with a clear message when it

@@ -213,7 +213,10 @@ func TestWorkerSIGKILLRepeatedly(t *testing.T) {
 		killedAt[gen] = now
 	}
 	start(3)
-	e.waitInSync(60*time.Second, refs...)
+	// A bound, not a figure: alone this takes about 10 s, but CI runs every
+	// package at once on 2 cores, and three killed workers leave sticky
+	// workflow tasks and heartbeating activities to time out first.
+	e.waitInSync(120*time.Second, refs...)
 	e.settled(refs)
 
 	// No two calls of one object overlapped; a call cut by a kill ended at
