@@ -22,11 +22,7 @@ type Activities = activities.Activities
 // New validates s and returns its activities over the database of store
 // (its pool and schema; the schema must be migrated).
 func New(s tsync.Synchronizer, store *models.Store) (*Activities, error) {
-	c, err := engine.Compile(s)
-	if err != nil {
-		return nil, err
-	}
-	es, err := models.NewStore(store.Pool(), store.Schema(), c.Graph)
+	c, es, err := engine.CompileOver(s, store)
 	if err != nil {
 		return nil, err
 	}

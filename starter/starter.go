@@ -28,11 +28,7 @@ type Options = starter.Options
 // reading the pending objects of the database of store (its pool and
 // schema; the schema must be migrated).
 func New(c client.Client, s tsync.Synchronizer, store *models.Store, opts Options) (*Starter, error) {
-	compiled, err := engine.Compile(s)
-	if err != nil {
-		return nil, err
-	}
-	es, err := models.NewStore(store.Pool(), store.Schema(), compiled.Graph, models.WithOutbox(store.OutboxEnabled()))
+	compiled, es, err := engine.CompileOver(s, store)
 	if err != nil {
 		return nil, err
 	}

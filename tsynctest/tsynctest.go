@@ -22,11 +22,10 @@ package tsynctest
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"os"
+	"strings"
 	"testing"
 	"time"
 
@@ -37,6 +36,7 @@ import (
 	"github.com/tsync/tsync"
 	"github.com/tsync/tsync/internal/activities"
 	"github.com/tsync/tsync/internal/engine"
+	"github.com/tsync/tsync/internal/testenv"
 	"github.com/tsync/tsync/internal/workflows"
 	"github.com/tsync/tsync/models"
 )
@@ -82,7 +82,7 @@ func (r Result) InError() bool { return !r.Purged && r.Code == models.CodeError 
 
 // Deferred reports a deferred sync: code 0 and a "deferred: " status.
 func (r Result) Deferred() bool {
-	return !r.Purged && r.Code == models.CodePending && len(r.Status) > 10 && r.Status[:10] == "deferred: "
+	return !r.Purged && r.Code == models.CodePending && strings.HasPrefix(r.Status, "deferred: ")
 }
 
 // New returns an Env for s, whose steps need no store.
@@ -106,7 +106,7 @@ func NewWithStore(t testing.TB, reg *models.Registry, build func(*models.Store) 
 		t.Fatalf("tsynctest: database %s: %v", url, err)
 	}
 	t.Cleanup(pool.Close)
-	schema := "tsynctest_" + random()
+	schema := "tsynctest_" + testenv.Random(6)
 	if _, err := pool.Exec(ctx, "CREATE SCHEMA "+pgx.Identifier{schema}.Sanitize()); err != nil {
 		t.Fatalf("tsynctest: PostgreSQL at %s is needed (set TSYNC_DATABASE_URL): %v", url, err)
 	}
@@ -226,12 +226,6 @@ func (r Result) String() string {
 		return "purged"
 	}
 	return fmt.Sprintf("code %d, status %q", r.Code, r.Status)
-}
-
-func random() string {
-	b := make([]byte, 6)
-	_, _ = rand.Read(b)
-	return hex.EncodeToString(b)
 }
 
 // Check validates s as opening it would, without any service: models and

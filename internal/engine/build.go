@@ -35,7 +35,23 @@ func Build(pool *pgxpool.Pool, schema string, reg *models.Registry, build func(*
 	} else if err := sameModels(g, s.Models); err != nil {
 		return nil, fmt.Errorf("synchronizer: its Models differ from the models it was opened with: %w", err)
 	}
-	return Compile(s)
+	return compile(s, g)
+}
+
+// CompileOver compiles s and returns it with a store on the database of
+// store (its pool, schema and outbox setting) whose graph is the compiled
+// one, as the engine's parts need it (a model's policies change its
+// pending queries).
+func CompileOver(s tsync.Synchronizer, store *models.Store) (*Synchronizer, *models.Store, error) {
+	c, err := Compile(s)
+	if err != nil {
+		return nil, nil, err
+	}
+	es, err := models.NewStore(store.Pool(), store.Schema(), c.Graph, models.WithOutbox(store.OutboxEnabled()))
+	if err != nil {
+		return nil, nil, err
+	}
+	return c, es, nil
 }
 
 // sameModels checks that reg registers the models of g, by the same names

@@ -90,6 +90,12 @@ func Compile(s tsync.Synchronizer) (*Synchronizer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("synchronizer: %w", err)
 	}
+	return compile(s, g)
+}
+
+// compile is Compile with the graph of s.Models already built.
+func compile(s tsync.Synchronizer, g *models.Graph) (*Synchronizer, error) {
+	var err error
 	c := &Synchronizer{steps: map[string]*Step{}, policies: map[string][]tsync.Policy{}}
 	var policed []string
 	for i, p := range s.Policies {
