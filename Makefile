@@ -3,24 +3,34 @@
 #   make demo    run the demo synchronizer on a local dev stack until every
 #                seeded object is in sync; prints where the Web UI is
 #   make test    everything CI runs: tools, services, lint, all tests
+#   make cluster a production-shaped Temporal cluster (its four services as processes on
+#                PostgreSQL, and the Web UI) that keeps running; make cluster-stop stops it
 
 SHELL := /bin/bash
 GO    ?= go
 BIN   := $(CURDIR)/bin
 
 TEMPORAL_CLI_VERSION := v1.5.1
+# The Temporal cluster (internal/cluster): its server and sql tool (keep in
+# step with cluster.ServerVersion) and the Web UI server.
+TEMPORAL_SERVER_VERSION := v1.29.1
+TEMPORAL_UI_VERSION     := v2.42.1
 STATICCHECK_VERSION  := v0.8.2
 
 # Extra flags for `bin/tsync demo`, e.g. make demo DEMO_FLAGS='--sites 5 --stay'.
 DEMO_FLAGS ?=
 
-.PHONY: all tools system-tools build demo dev dev-stop services lint test bench clean fuzz fuzz-corpus soak
+.PHONY: all tools dev-tools system-tools cluster-tools build demo dev dev-stop cluster cluster-stop services lint test bench clean fuzz fuzz-corpus soak
 
 all: build
 
-## tools: the temporal CLI (dev server + Web UI) and staticcheck, built into bin/ when missing,
-##        and the system tools (see system-tools)
-tools: bin/temporal bin/staticcheck system-tools
+## tools: everything the tests need: dev-tools, staticcheck and the cluster's binaries (see
+##        cluster-tools), built into bin/ when missing
+tools: dev-tools bin/staticcheck cluster-tools
+
+## dev-tools: what the demo and the dev stack need: the temporal CLI (dev server + Web UI) and the
+##            system tools (see system-tools)
+dev-tools: bin/temporal system-tools
 
 ## system-tools: ansible-playbook, ssh and sshd (Debian's ansible-core and openssh), installed
 ##               with apt-get when missing and root; otherwise says what to install
@@ -35,21 +45,54 @@ bin/temporal:
 bin/staticcheck:
 	GOBIN=$(BIN) $(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
 
+## cluster-tools: the Temporal server, its sql tool and the Web UI server, built into bin/ from the
+##                Go module proxy when missing (about 5 minutes the first time; never rebuilt)
+cluster-tools: bin/temporal-server bin/temporal-sql-tool bin/temporal-ui-server
+
+# go install names a binary after its package's directory (server, sql and
+# server again): $(call go-install-as,PACKAGE@VERSION,NAME,TARGET) installs
+# into a temporary GOBIN of its own and moves NAME to TARGET.
+define go-install-as
+	@set -e; tmp=$$(mktemp -d); trap 'rm -rf "$$tmp"' EXIT; \
+	echo "GOBIN=$$tmp $(GO) install $(1) && mv $$tmp/$(2) $(3)"; \
+	GOBIN="$$tmp" $(GO) install $(1); mkdir -p $(BIN); mv "$$tmp/$(2)" $(3)
+endef
+
+bin/temporal-server:
+	$(call go-install-as,go.temporal.io/server/cmd/server@$(TEMPORAL_SERVER_VERSION),server,$@)
+
+bin/temporal-sql-tool:
+	$(call go-install-as,go.temporal.io/server/cmd/tools/sql@$(TEMPORAL_SERVER_VERSION),sql,$@)
+
+bin/temporal-ui-server:
+	$(call go-install-as,github.com/temporalio/ui-server/v2/cmd/server@$(TEMPORAL_UI_VERSION),server,$@)
+
 ## build: bin/tsync
 build:
 	$(GO) build -o bin/tsync ./cmd/tsync
 
 ## demo: run the demo end to end (starts what is missing of the dev stack)
-demo: tools build
+demo: dev-tools build
 	bin/tsync demo $(DEMO_FLAGS)
 
 ## dev: start the local Temporal dev server with its Web UI (reuses a running one)
-dev: tools build
+dev: dev-tools build
 	bin/tsync dev start
 
 ## dev-stop: stop the dev server `make dev` started
 dev-stop: build
 	bin/tsync dev stop
+
+## cluster: start a Temporal cluster that keeps running (reuses the one running): the server's four
+##          services as processes on the configured PostgreSQL, and the Web UI; frontend
+##          127.0.0.1:7333, UI 8333, state in var/cluster (CLUSTER_FLAGS='--port 7433 --ui-port 8433')
+CLUSTER_FLAGS ?=
+cluster: cluster-tools services build
+	bin/tsync dev cluster start $(CLUSTER_FLAGS)
+
+## cluster-stop: stop the cluster `make cluster` started, by its pid files
+cluster-stop: build
+	bin/tsync dev cluster stop
 
 ## services: make sure PostgreSQL and Redis are up (starts them when it can)
 services:
@@ -98,6 +141,6 @@ SOAK_FLAGS ?=
 soak: tools services
 	TSYNC_TEMPORAL_BIN=$(BIN)/temporal $(GO) run ./soak $(SOAK_FLAGS)
 
-## clean: remove what build makes (keeps bin/temporal and var/, the dev server's state)
+## clean: remove what build makes (keeps the tools in bin/, and var/: the dev server's and cluster's state)
 clean:
 	rm -f bin/tsync coverage.out

@@ -39,6 +39,10 @@ type App struct {
 	Metrics *metrics.Metrics
 	// MetricsURL is where the metrics are served, or "".
 	MetricsURL string
+	// Health is the process's liveness and readiness, served at
+	// metrics_address next to the metrics (/healthz, /readyz); nil for an
+	// app opened by OpenStore.
+	Health *Health
 
 	stopMetrics context.CancelFunc
 
@@ -48,6 +52,9 @@ type App struct {
 	// searchAttributes reports that the Tsync* search attributes are
 	// registered on the namespace.
 	searchAttributes bool
+
+	// opts are the Options the app was opened with.
+	opts options
 }
 
 // Build builds a synchronizer over the model store of its models: steps
@@ -58,8 +65,8 @@ type App struct {
 type Build func(store *models.Store) (tsync.Synchronizer, error)
 
 // Open is OpenWithStore for a synchronizer that needs no store.
-func Open(ctx context.Context, cfg config.Config, s tsync.Synchronizer, log *slog.Logger) (*App, error) {
-	return OpenWithStore(ctx, cfg, s.Models, static(s), log)
+func Open(ctx context.Context, cfg config.Config, s tsync.Synchronizer, log *slog.Logger, opts ...Option) (*App, error) {
+	return OpenWithStore(ctx, cfg, s.Models, static(s), log, opts...)
 }
 
 func static(s tsync.Synchronizer) Build {
@@ -73,12 +80,15 @@ func static(s tsync.Synchronizer) Build {
 // failure is one error saying what to do. While the Temporal server cannot
 // be reached, it logs so and keeps trying until ctx is done: a worker or
 // starter started before its server (or during an outage) waits for it
-// instead of exiting.
-func OpenWithStore(ctx context.Context, cfg config.Config, reg *models.Registry, build Build, log *slog.Logger) (*App, error) {
+// instead of exiting. A server that refuses the connection (a TLS
+// handshake, credentials) fails it at once, saying which key to set. opts
+// change how it connects (WithClientOptions).
+func OpenWithStore(ctx context.Context, cfg config.Config, reg *models.Registry, build Build, log *slog.Logger, opts ...Option) (*App, error) {
 	a, err := openStore(ctx, cfg, reg, build, log)
 	if err != nil {
 		return nil, err
 	}
+	a.opts = collect(opts)
 	if err := a.Store.Migrate(ctx); err != nil {
 		a.Close()
 		return nil, err
@@ -158,14 +168,17 @@ func openStore(ctx context.Context, cfg config.Config, reg *models.Registry, bui
 	return a, nil
 }
 
-// openServices starts the metrics endpoint and connects to Redis (with
-// observer_enable_watchers) and Temporal.
+// openServices starts the metrics and health endpoints and connects to
+// Redis (with observer_enable_watchers) and Temporal.
 func (a *App) openServices(ctx context.Context) error {
 	cfg, log := a.Config, a.Log
 	var err error
 	if a.Metrics, err = metrics.New(log); err != nil {
 		return err
 	}
+	a.Health = NewHealth(HealthCacheTTL, HealthCheckTimeout)
+	a.Health.Set(temporalCheck(nil, cfg.Temporal.HostPort))
+	a.Health.Set(postgresCheck(a.Pool))
 	if cfg.MetricsAddress != "" {
 		ln, err := net.Listen("tcp", cfg.MetricsAddress)
 		if err != nil {
@@ -174,22 +187,23 @@ func (a *App) openServices(ctx context.Context) error {
 		mctx, stop := context.WithCancel(context.WithoutCancel(ctx))
 		a.stopMetrics = stop
 		go func() {
-			if err := a.Metrics.ServeListener(mctx, ln); err != nil {
+			if err := a.Metrics.ServeListener(mctx, ln, a.Health.Routes()...); err != nil {
 				log.Error("metrics endpoint failed", "error", err)
 			}
 		}()
 		a.MetricsURL = "http://" + ln.Addr().String() + "/metrics"
-		log.Info("serving metrics", "url", a.MetricsURL)
+		log.Info("serving metrics and health", "url", a.MetricsURL, "liveness", "/healthz", "readiness", "/readyz")
 	}
 	if cfg.ObserverEnableWatchers {
 		if a.Redis, err = OpenRedis(ctx, cfg); err != nil {
 			return err
 		}
 	}
-	if a.Client, err = waitForTemporal(ctx, cfg, log, a.Metrics.SDKHandler()); err != nil {
+	if a.Client, err = waitForTemporal(ctx, cfg, log, a.Metrics.SDKHandler(), a.opts); err != nil {
 		return err
 	}
-	if err := RegisterSearchAttributes(ctx, a.Client, cfg.Temporal.Namespace); err != nil {
+	a.Health.Set(temporalCheck(a.Client, cfg.Temporal.HostPort))
+	if err := registerSearchAttributes(ctx, a.Client, cfg.Temporal.Namespace, log, defaultAttributeWait()); err != nil {
 		log.Warn("workflows will run without the Tsync* search attributes; register them on the namespace to find syncs by state", "error", err)
 	} else {
 		a.searchAttributes = true

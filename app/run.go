@@ -2,6 +2,8 @@ package app
 
 import (
 	"context"
+	"sync/atomic"
+	"time"
 
 	"github.com/tsync/tsync/config"
 	"github.com/tsync/tsync/internal/activities"
@@ -46,22 +48,43 @@ func (a *App) Activities() *activities.Activities {
 	return acts
 }
 
-// RunWorker runs a worker until ctx is done. With observer_disabled it runs
-// nothing and only waits.
+// RunWorker runs a worker until ctx is done, then stops it gracefully: it
+// stops polling at once, lets the running steps finish for up to
+// shutdown_timeout, cancels those still running and returns nil. The
+// app's readiness fails from the moment ctx is done, and whenever the
+// worker does not poll. With observer_disabled it runs nothing and only
+// waits.
 func (a *App) RunWorker(ctx context.Context) error {
+	a.shutdownWith(ctx)
 	if a.Config.ObserverDisabled {
 		a.Log.Warn("observer_disabled is set: the worker runs nothing")
 		<-ctx.Done()
 		return nil
 	}
+	var polling atomic.Int32
+	a.Health.Set(pollingCheck(&polling, a.Config.Temporal.TaskQueue))
 	a.Log.Info("worker running", "task_queue", a.Config.Temporal.TaskQueue, "namespace", a.Config.Temporal.Namespace)
 	return worker.Run(ctx, a.Client, worker.Options{
-		TaskQueue:  a.Config.Temporal.TaskQueue,
-		Workflows:  a.Config.Concurrency.Workflows,
-		Activities: a.Config.Concurrency.Activities,
-		Watchers:   a.watcherActivities(),
-		Logger:     a.Log.With("component", "worker"),
+		TaskQueue:   a.Config.Temporal.TaskQueue,
+		Workflows:   a.Config.Concurrency.Workflows,
+		Activities:  a.Config.Concurrency.Activities,
+		StopTimeout: a.Config.ShutdownTimeout,
+		Watchers:    a.watcherActivities(),
+		Logger:      a.Log.With("component", "worker"),
+		Polling: func(p bool) {
+			if p {
+				polling.Store(pollingOn)
+			} else {
+				polling.Store(pollingStopped)
+			}
+		},
 	}, a.Activities())
+}
+
+// shutdownWith marks the app's shutdown on its health (readiness fails)
+// as soon as ctx, a process's context, is done.
+func (a *App) shutdownWith(ctx context.Context) {
+	context.AfterFunc(ctx, a.Health.Shutdown)
 }
 
 // NewStarter returns the synchronizer's starter.
@@ -77,14 +100,20 @@ func (a *App) NewStarter() *starter.Starter {
 	})
 }
 
-// RunStarter runs the starter until ctx is done. With observer_disabled it
-// starts nothing and only waits.
+// RunStarter runs the starter until ctx is done. The app's readiness fails
+// from the moment ctx is done, and when the starter has neither begun a
+// scan nor started a workflow for a while (several loop intervals, at
+// least 2 minutes). With observer_disabled it starts nothing and only
+// waits.
 func (a *App) RunStarter(ctx context.Context) error {
+	a.shutdownWith(ctx)
 	if a.Config.ObserverDisabled {
 		a.Log.Warn("observer_disabled is set: the starter starts nothing")
 		<-ctx.Done()
 		return nil
 	}
 	a.Log.Info("starter running", "loop_interval", a.Config.LoopInterval)
-	return a.NewStarter().Run(ctx)
+	s := a.NewStarter()
+	a.Health.Set(progressCheck("starter", func() int64 { return s.Scans() + s.Started() }, starterWindow(a.Config.LoopInterval), time.Now))
+	return s.Run(ctx)
 }

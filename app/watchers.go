@@ -56,6 +56,9 @@ func (a *App) RunDispatcher(ctx context.Context) error {
 	if !a.Config.ObserverEnableWatchers || a.Redis == nil {
 		return fmt.Errorf("dispatcher: observer_enable_watchers is off, so there are no changes to dispatch (set it, or TSYNC_OBSERVER_ENABLE_WATCHERS=true)")
 	}
+	// Readiness: Redis answers, and no shutdown has begun.
+	a.shutdownWith(ctx)
+	a.Health.Set(redisCheck(a.Redis))
 	if a.Config.ObserverDisabled {
 		a.Log.Warn("observer_disabled is set: the dispatcher runs nothing")
 		<-ctx.Done()

@@ -2,7 +2,7 @@
 // calls Main with its Definition and gets, for its own models, the commands
 // tsync's own command has for its demo:
 //
-//	NAME worker | starter      run the worker / starter until SIGINT
+//	NAME worker | starter      run the worker / starter until SIGINT/SIGTERM
 //	NAME run                   worker, starter (and dispatcher) in one process
 //	NAME dispatcher            run the watcher dispatcher (observer_enable_watchers)
 //	NAME migrate               create or upgrade the schema
@@ -11,14 +11,20 @@
 //	NAME resync MODEL ID       force a sync of one object
 //	NAME deps                  the model-deps file and the dependency graph
 //	NAME dev start|up|stop|status  a local Temporal dev server (with Web UI), or the whole stack
+//	NAME health [--live]       ask this host's worker/starter/dispatcher whether it is ready (alive)
 //	NAME seed | demo           sample objects, and a run until they are in sync (with Seed)
 //
 // Configuration comes from --config FILE, else ./config.yaml when it exists,
 // else the Definition's DefaultConfig; TSYNC_* environment variables
-// override it (see package config). A main:
+// override it (see package config). The worker, starter, dispatcher and run
+// commands stop gracefully on the first SIGINT or SIGTERM (readiness fails,
+// running steps get shutdown_timeout to finish) and exit 0; a second signal
+// kills, unless the main still catches it. A main (its context stops the
+// other commands):
 //
 //	func main() {
 //		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+//		context.AfterFunc(ctx, stop) // a second signal kills
 //		def := cli.Definition{Name: "mysync", Models: mysync.Models(), Synchronizer: mysync.New}
 //		code := cli.Main(ctx, def, os.Args[1:], os.Stdout, os.Stderr, os.Environ())
 //		stop()
@@ -37,6 +43,7 @@ import (
 	"strings"
 
 	"github.com/spf13/cobra"
+	"go.temporal.io/sdk/client"
 
 	"github.com/tsync/tsync"
 	"github.com/tsync/tsync/config"
@@ -81,6 +88,11 @@ type Definition struct {
 	// then the zero Config, and logging follows the flags alone: stderr);
 	// quiet="true" logs at warn unless --log-level is given.
 	Commands func(c *CLI) []*cobra.Command
+	// ClientOptions, when set, changes the Temporal client's options before
+	// every dial, after they are set from the config (app.WithClientOptions):
+	// for what the config does not cover, such as a data converter or
+	// interceptors.
+	ClientOptions func(*client.Options)
 }
 
 // Main runs the command line args of def's synchronizer and returns the
@@ -164,6 +176,7 @@ TSYNC_TEMPORAL_HOST_PORT=127.0.0.1:7233 or TSYNC_LOOP_INTERVAL=250ms.`),
 		c.resyncCommand(),
 		c.depsCommand(),
 		c.devCommand(),
+		c.healthCommand(),
 	)
 	if c.def.Seed != nil {
 		root.AddCommand(c.seedCommand(), c.demoCommand())

@@ -180,6 +180,6 @@ sync.`,
 			return nil
 		},
 	}
-	dev.AddCommand(start, up, stop, status)
+	dev.AddCommand(start, up, stop, status, c.devClusterCommand())
 	return dev
 }

@@ -17,7 +17,7 @@ import (
 // OpenApp opens the synchronizer's app (PostgreSQL, migrated, and Temporal,
 // waiting for it) and builds the synchronizer over it. Close it when done.
 func (c *CLI) OpenApp(ctx context.Context) (*app.App, error) {
-	return app.OpenWithStore(ctx, c.cfg, c.def.Models, c.build(), c.log)
+	return app.OpenWithStore(ctx, c.cfg, c.def.Models, c.build(), c.log, app.WithClientOptions(c.def.ClientOptions))
 }
 
 // build builds the Definition's synchronizer for the loaded config.

@@ -74,7 +74,7 @@ func filterObjects(objs []ObjectState, args []string) ([]ObjectState, error) {
 func (c *CLI) addWorkflows(ctx context.Context, objs []ObjectState) {
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	cl, err := app.DialTemporal(ctx, c.cfg, c.log)
+	cl, err := app.DialTemporal(ctx, c.cfg, c.log, app.WithClientOptions(c.def.ClientOptions))
 	if err != nil {
 		c.log.Warn("running workflows not shown: Temporal is unreachable", "host_port", c.cfg.Temporal.HostPort)
 		c.log.Debug("dial temporal", "error", err)

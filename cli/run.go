@@ -3,7 +3,10 @@ package cli
 import (
 	"context"
 	"fmt"
+	"os"
+	"os/signal"
 	"strings"
+	"syscall"
 
 	"github.com/spf13/cobra"
 
@@ -11,15 +14,57 @@ import (
 )
 
 // runApp is the RunE of a command that opens the synchronizer's app and
-// runs one of its processes (worker, starter, dispatcher) until SIGINT.
+// runs one of its processes (worker, starter, dispatcher) until SIGINT or
+// SIGTERM, or until the command's context is done: then the process shuts
+// down gracefully (readiness fails at once; the worker stops polling and
+// lets its running steps finish for up to shutdown_timeout) and the
+// command succeeds. A second signal kills the process at once.
 func (c *CLI) runApp(run func(*app.App, context.Context) error) func(*cobra.Command, []string) error {
 	return func(cmd *cobra.Command, _ []string) error {
-		a, err := c.OpenApp(cmd.Context())
+		ctx, stop := c.untilSignal(cmd.Context())
+		defer stop()
+		a, err := c.OpenApp(ctx)
 		if err != nil {
+			if ctx.Err() != nil && cmd.Context().Err() == nil {
+				// Told to stop while waiting for a service.
+				return nil
+			}
 			return err
 		}
 		defer a.Close()
-		return run(a, cmd.Context())
+		return run(a, ctx)
+	}
+}
+
+// untilSignal returns a context of parent that is done on the first
+// SIGINT or SIGTERM, which it logs; from then on, the signals have their
+// default effect again (unless the synchronizer's main catches them too),
+// so that a second one kills the process. Call stop when done with it.
+func (c *CLI) untilSignal(parent context.Context) (ctx context.Context, stop func()) {
+	ctx, cancel := context.WithCancel(parent)
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		select {
+		case s := <-sigs:
+			signal.Stop(sigs)
+			c.log.Info("shutting down: readiness fails, no new work is taken, work under way may finish",
+				"signal", s.String(), "shutdown_timeout", c.cfg.ShutdownTimeout)
+			cancel()
+		case <-ctx.Done():
+			signal.Stop(sigs)
+			if parent.Err() != nil {
+				// The synchronizer's main caught the signal.
+				c.log.Info("shutting down: readiness fails, no new work is taken, work under way may finish",
+					"shutdown_timeout", c.cfg.ShutdownTimeout)
+			}
+		}
+	}()
+	return ctx, func() {
+		cancel()
+		<-done
 	}
 }
 
@@ -28,8 +73,12 @@ func (c *CLI) workerCommand() *cobra.Command {
 		Use:   "worker",
 		Short: "Run the synchronizer's worker until SIGINT/SIGTERM",
 		Long: `Run the synchronizer's worker: it runs the sync workflows and the steps
-(activities) on the configured task queue until SIGINT or SIGTERM. Run more
-workers to scale out; run a starter too, or nothing gets started.`,
+(activities) on the configured task queue until SIGINT or SIGTERM. Then it
+stops polling, lets the running steps finish for up to shutdown_timeout
+(cancelling those still running: they run again on another worker) and exits
+0; a second signal kills it at once. Run more workers to scale out; run a
+starter too, or nothing gets started. With metrics_address set it serves
+/metrics, /healthz and /readyz there.`,
 		Args: cobra.NoArgs,
 		RunE: c.runApp((*app.App).RunWorker),
 	}

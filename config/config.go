@@ -65,9 +65,15 @@ type Config struct {
 	StepTimeout time.Duration `mapstructure:"step_timeout"`
 	// HeartbeatTimeout is the activity heartbeat timeout.
 	HeartbeatTimeout time.Duration `mapstructure:"heartbeat_timeout"`
+	// ShutdownTimeout is how long a process told to stop (SIGTERM, SIGINT)
+	// lets its running steps finish: the worker stops polling at once, and
+	// the steps still running after ShutdownTimeout have their context
+	// cancelled (their objects sync again on another worker).
+	ShutdownTimeout time.Duration `mapstructure:"shutdown_timeout"`
 
-	// MetricsAddress is the "host:port" on which the worker and the starter
-	// serve Prometheus metrics at /metrics, or "" for none.
+	// MetricsAddress is the "host:port" on which the worker, the starter
+	// and the dispatcher serve Prometheus metrics at /metrics, liveness at
+	// /healthz and readiness at /readyz, or "" for none.
 	MetricsAddress string `mapstructure:"metrics_address"`
 
 	// DemoDir is where the demo synchronizer's backend writes.
@@ -82,6 +88,30 @@ type TemporalConfig struct {
 	Namespace string `mapstructure:"namespace"`
 	// TaskQueue is the Temporal task queue.
 	TaskQueue string `mapstructure:"task_queue"`
+
+	// TLS turns TLS on with the system's root CAs and no client
+	// certificate (a server with a public certificate, Temporal Cloud
+	// with an API key). TLS is also on whenever TLSCAFile, TLSCertFile,
+	// TLSServerName or an API key is set: see TLSEnabled.
+	TLS bool `mapstructure:"tls"`
+	// TLSCAFile is a PEM file of the CAs the server's certificate must be
+	// signed by, instead of the system's; "" for the system's.
+	TLSCAFile string `mapstructure:"tls_ca_file"`
+	// TLSCertFile and TLSKeyFile are the PEM client certificate (chain)
+	// and its private key presented to a server requiring mTLS; both or
+	// neither.
+	TLSCertFile string `mapstructure:"tls_cert_file"`
+	TLSKeyFile  string `mapstructure:"tls_key_file"`
+	// TLSServerName is the name the server's certificate must hold, when
+	// it is not the host of HostPort.
+	TLSServerName string `mapstructure:"tls_server_name"`
+	// APIKeyFile is a file holding the API key sent with every request
+	// (Temporal Cloud), surrounding white space ignored; "" for none.
+	APIKeyFile string `mapstructure:"api_key_file"`
+	// APIKey is the API key itself. It is a secret: it is read from the
+	// environment only (TSYNC_TEMPORAL_API_KEY), never from a config file,
+	// and Redacted hides it. At most one of APIKey and APIKeyFile is set.
+	APIKey string `mapstructure:"api_key"`
 }
 
 // ConcurrencyConfig bounds the work running at once (keys concurrency.*).

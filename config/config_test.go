@@ -6,6 +6,8 @@ import (
 	"testing"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/tsync/tsync/internal/testenv/certs"
 )
 
 // named returns the defaults with the given observer name.
@@ -13,6 +15,14 @@ func named(name string) Config {
 	c := Default()
 	c.ObserverName = name
 	return c
+}
+
+// writePKI writes a test CA and certificates into a temporary directory.
+func writePKI(t *testing.T) certs.Files {
+	t.Helper()
+	f, err := certs.Write(t.TempDir())
+	require.NoError(t, err)
+	return f
 }
 
 // writeFile writes content to name in a fresh temporary directory, makes

@@ -31,6 +31,7 @@ func Default() Config {
 		},
 		StepTimeout:      10 * time.Minute,
 		HeartbeatTimeout: 30 * time.Second,
+		ShutdownTimeout:  30 * time.Second,
 		DemoDir:          "var/demo",
 	}
 }

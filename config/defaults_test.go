@@ -22,6 +22,7 @@ func TestDefault(t *testing.T) {
 		Retry:                   RetryConfig{InitialInterval: time.Second, MaxInterval: time.Minute, BackoffCoefficient: 2},
 		StepTimeout:             10 * time.Minute,
 		HeartbeatTimeout:        30 * time.Second,
+		ShutdownTimeout:         30 * time.Second,
 		DemoDir:                 "var/demo",
 	}
 	require.Equal(t, want, Default())

@@ -23,8 +23,18 @@
 // when known, where the bad value came from (file name or environment
 // variable). Invalid YAML is reported first, then unknown keys (in
 // alphabetical order), then the first bad key in the order below. Errors never echo database or Redis URLs, which may carry
-// passwords; use [Config.Redacted] (or log the Config itself, which
-// implements [fmt.Stringer] and [log/slog.LogValuer]) to print one safely.
+// passwords, nor the Temporal API key; use [Config.Redacted] (or log the
+// Config itself, which implements [fmt.Stringer] and [log/slog.LogValuer])
+// to print one safely.
+//
+// The Temporal client's TLS files and API key file are read when the
+// configuration is validated, and again when the client dials: a file that
+// cannot be read, a certificate without its key, a key that is not the
+// certificate's, an empty API key file are configuration errors. TLS is on
+// when temporal.tls is true or any other temporal.tls_* key or an API key
+// is set (an API key is never sent in clear); to send an API key to a
+// server without TLS, set ConnectionOptions.TLSDisabled with the client
+// options hook (app.WithClientOptions).
 //
 // Keys, with their defaults:
 //
@@ -44,6 +54,17 @@
 //	temporal.host_port          "127.0.0.1:7233"  Temporal frontend "host:port"
 //	temporal.namespace          "default"  Temporal namespace
 //	temporal.task_queue         "tsync"    Temporal task queue
+//	temporal.tls                false      TLS with the system's root CAs (also on when any key
+//	                                       below is set)
+//	temporal.tls_ca_file        ""         PEM CAs the server's certificate is checked against
+//	                                       ("" for the system's)
+//	temporal.tls_cert_file      ""         PEM client certificate for mTLS (with tls_key_file)
+//	temporal.tls_key_file       ""         its PEM private key (with tls_cert_file)
+//	temporal.tls_server_name    ""         name the server's certificate must hold ("" for the
+//	                                       host of temporal.host_port)
+//	temporal.api_key_file       ""         file holding the API key (Temporal Cloud), trimmed
+//	temporal.api_key            ""         the API key itself: from TSYNC_TEMPORAL_API_KEY only,
+//	                                       never from a config file; not both with api_key_file
 //	database_url                "postgres://postgres@127.0.0.1:5432/test?sslmode=disable"
 //	                                       PostgreSQL URL (postgres:// or postgresql://)
 //	database_schema             "public"   PostgreSQL schema, ^[a-z_][a-z0-9_]*$, at most 63 bytes
@@ -58,6 +79,8 @@
 //	retry.backoff_coefficient   2.0        retry delay multiplier, >= 1
 //	step_timeout                10m        timeout of one step, > 0
 //	heartbeat_timeout           30s        activity heartbeat timeout, > 0
-//	metrics_address             ""         "host:port" serving Prometheus /metrics ("" for none)
+//	shutdown_timeout            30s        on SIGTERM/SIGINT, how long running steps may finish, > 0
+//	metrics_address             ""         metrics and health: "host:port" serving /metrics,
+//	                                       /healthz and /readyz ("" for none)
 //	demo_dir                    "var/demo" where the demo synchronizer's backend writes
 package config

@@ -15,7 +15,8 @@ const EnvPrefix = "TSYNC_"
 // Environ returns c as TSYNC_* environment entries, one a key, which Load
 // and Parse turn back into c: the way to hand a configuration to a child
 // process. A key holding an empty string is left out (an empty variable
-// counts as unset), so it comes back as its default.
+// counts as unset), so it comes back as its default. The entries carry the
+// secrets (URL passwords, TSYNC_TEMPORAL_API_KEY): never print them.
 func (c Config) Environ() []string {
 	var out []string
 	for _, f := range fields() {
@@ -39,6 +40,18 @@ func (c Config) Environ() []string {
 		if s != "" {
 			out = append(out, envName(f.key)+"="+s)
 		}
+	}
+	return out
+}
+
+// EnvVars returns the names of every environment variable that overrides
+// a configuration key, in the order of the keys: TSYNC_* one a key, and
+// DATABASE_URL and REDIS_URL. Checks of deployment manifests use it to
+// catch a misspelt variable, which would otherwise be ignored.
+func EnvVars() []string {
+	var out []string
+	for _, f := range fields() {
+		out = append(out, f.envNames()...)
 	}
 	return out
 }

@@ -48,6 +48,8 @@ temporal:
 }
 
 func TestEnvOverridesEveryKey(t *testing.T) {
+	pki := writePKI(t)
+	keyFile := writeFile(t, "api-key", "k3y\n")
 	tests := []struct {
 		env   string
 		value string
@@ -69,6 +71,11 @@ func TestEnvOverridesEveryKey(t *testing.T) {
 		{"TSYNC_TEMPORAL_HOST_PORT", "temporal:7233", func(c *Config) { c.Temporal.HostPort = "temporal:7233" }},
 		{"TSYNC_TEMPORAL_NAMESPACE", "ns", func(c *Config) { c.Temporal.Namespace = "ns" }},
 		{"TSYNC_TEMPORAL_TASK_QUEUE", "q", func(c *Config) { c.Temporal.TaskQueue = "q" }},
+		{"TSYNC_TEMPORAL_TLS", "true", func(c *Config) { c.Temporal.TLS = true }},
+		{"TSYNC_TEMPORAL_TLS_CA_FILE", pki.CAFile, func(c *Config) { c.Temporal.TLSCAFile = pki.CAFile }},
+		{"TSYNC_TEMPORAL_TLS_SERVER_NAME", "temporal.example.com", func(c *Config) { c.Temporal.TLSServerName = "temporal.example.com" }},
+		{"TSYNC_TEMPORAL_API_KEY_FILE", keyFile, func(c *Config) { c.Temporal.APIKeyFile = keyFile }},
+		{"TSYNC_TEMPORAL_API_KEY", "k3y.x-Y_z=", func(c *Config) { c.Temporal.APIKey = "k3y.x-Y_z=" }},
 		{"TSYNC_DATABASE_URL", "postgres://db/x", func(c *Config) { c.DatabaseURL = "postgres://db/x" }},
 		{"TSYNC_DATABASE_SCHEMA", "_s1", func(c *Config) { c.DatabaseSchema = "_s1" }},
 		{"TSYNC_REDIS_URL", "redis://r:1/2", func(c *Config) { c.RedisURL = "redis://r:1/2" }},
@@ -82,6 +89,7 @@ func TestEnvOverridesEveryKey(t *testing.T) {
 		{"TSYNC_RETRY_BACKOFF_COEFFICIENT", "1.25", func(c *Config) { c.Retry.BackoffCoefficient = 1.25 }},
 		{"TSYNC_STEP_TIMEOUT", "1h", func(c *Config) { c.StepTimeout = time.Hour }},
 		{"TSYNC_HEARTBEAT_TIMEOUT", "5s", func(c *Config) { c.HeartbeatTimeout = 5 * time.Second }},
+		{"TSYNC_SHUTDOWN_TIMEOUT", "2m", func(c *Config) { c.ShutdownTimeout = 2 * time.Minute }},
 		{"TSYNC_DEMO_DIR", "d", func(c *Config) { c.DemoDir = "d" }},
 		{"TSYNC_METRICS_ADDRESS", ":9464", func(c *Config) { c.MetricsAddress = ":9464" }},
 		{"DATABASE_URL", "postgresql://conv/db", func(c *Config) { c.DatabaseURL = "postgresql://conv/db" }},
@@ -99,6 +107,16 @@ func TestEnvOverridesEveryKey(t *testing.T) {
 			require.Equal(t, want, c)
 		})
 	}
+	// A client certificate comes with its key.
+	t.Run("TSYNC_TEMPORAL_TLS_CERT_FILE", func(t *testing.T) {
+		env := []string{"TSYNC_TEMPORAL_TLS_CERT_FILE=" + pki.ClientCertFile, "TSYNC_TEMPORAL_TLS_KEY_FILE=" + pki.ClientKeyFile}
+		covered["TSYNC_TEMPORAL_TLS_CERT_FILE"], covered["TSYNC_TEMPORAL_TLS_KEY_FILE"] = true, true
+		c, err := Parse([]byte("observer_name: demo\n"), env)
+		require.NoError(t, err)
+		want := named("demo")
+		want.Temporal.TLSCertFile, want.Temporal.TLSKeyFile = pki.ClientCertFile, pki.ClientKeyFile
+		require.Equal(t, want, c)
+	})
 	for _, f := range fields() {
 		require.True(t, covered[envName(f.key)], "no test overrides %s", f.key)
 	}
@@ -201,4 +219,24 @@ func TestEnvironRoundTrip(t *testing.T) {
 		}
 		require.Contains(t, strings.Join(env, "\n"), envName(f.key)+"=", "key %s", f.key)
 	}
+}
+
+// EnvVars names every variable that changes the config, and nothing else.
+func TestEnvVars(t *testing.T) {
+	names := EnvVars()
+	require.Contains(t, names, "TSYNC_SHUTDOWN_TIMEOUT")
+	require.Contains(t, names, "TSYNC_TEMPORAL_HOST_PORT")
+	require.Contains(t, names, "DATABASE_URL")
+	require.Contains(t, names, "REDIS_URL")
+	require.NotContains(t, names, "TSYNC_SHUTDOWN_TIMEOUTS")
+	for _, name := range names {
+		value := "x"
+		c, err := Parse([]byte("observer_name: demo\n"), []string{name + "=" + value})
+		if err == nil {
+			require.NotEqual(t, named("demo"), c, "%s changes nothing", name)
+		} // else: refused, so read
+	}
+	c, err := Parse([]byte("observer_name: demo\n"), []string{"TSYNC_SHUTDOWN_TIMEOUTS=1s"})
+	require.NoError(t, err)
+	require.Equal(t, named("demo"), c, "a name not in EnvVars changes nothing")
 }

@@ -22,6 +22,13 @@ var badValues = map[string][]string{
 	"temporal.host_port":          {"x", "'host:'", "':7233x'"},
 	"temporal.namespace":          {"''"},
 	"temporal.task_queue":         {"''"},
+	"temporal.tls":                {"maybe"},
+	"temporal.tls_ca_file":        {"/nonexistent/ca.pem", ".", "config.yaml"}, // config.yaml: not PEM
+	"temporal.tls_cert_file":      {"/nonexistent/cert.pem"},                   // and no key
+	"temporal.tls_key_file":       {"/nonexistent/key.pem"},                    // and no certificate
+	"temporal.tls_server_name":    {"'a b'", "host:7233", "a/b"},
+	"temporal.api_key_file":       {"/nonexistent/key", ".", "config.yaml"}, // config.yaml: has spaces
+	"temporal.api_key":            {"'a b'", "'clé'"},                       // and never in a file
 	"database_url":                {"mysql://x/db", "''", "'postgres://%zz'"},
 	"database_schema":             {"Bad-Name", "1abc", strings.Repeat("a", 64)},
 	"redis_url":                   {"http://x:6379", "'redis://'"},
@@ -35,6 +42,7 @@ var badValues = map[string][]string{
 	"retry.backoff_coefficient":   {"0.5", ".nan", ".inf", "x"},
 	"step_timeout":                {"0s", "30"},
 	"heartbeat_timeout":           {"-5s"},
+	"shutdown_timeout":            {"0s", "-1s", "30"},
 	"metrics_address":             {"nope", "host:port"},
 	"observer_steps_dir":          nil,
 	"observer_sys_dir":            nil,

@@ -81,6 +81,9 @@ func load(src source, data []byte, environ []string) (Config, error) {
 				if err := decode(ptr, raw); err != nil {
 					return Config{}, fmt.Errorf("config: %s: %v (in %s)", f.key, err, src.where)
 				}
+				if err := checkSecretInFile(f.key, ptr, src.where); err != nil {
+					return Config{}, err
+				}
 				from[f.key] = "in " + src.where
 			}
 		}

@@ -85,6 +85,7 @@ retry:
   backoff_coefficient: 1.5
 step_timeout: 5m
 heartbeat_timeout: 10s
+shutdown_timeout: 45s
 metrics_address: 127.0.0.1:9464
 demo_dir: /tmp/demo
 `)
@@ -114,6 +115,7 @@ demo_dir: /tmp/demo
 		Retry:                    RetryConfig{InitialInterval: 2 * time.Second, MaxInterval: 30 * time.Second, BackoffCoefficient: 1.5},
 		StepTimeout:              5 * time.Minute,
 		HeartbeatTimeout:         10 * time.Second,
+		ShutdownTimeout:          45 * time.Second,
 		MetricsAddress:           "127.0.0.1:9464",
 		DemoDir:                  "/tmp/demo",
 	}, c)

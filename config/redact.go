@@ -10,11 +10,16 @@ import (
 
 // Redacted returns a copy of c whose DatabaseURL and RedisURL have their
 // passwords (in the user info or in a password-like query parameter)
-// replaced by "xxxxx". A URL that does not parse is replaced whole.
+// replaced by "xxxxx", and whose Temporal API key (if any) is "xxxxx". A
+// URL that does not parse is replaced whole. (Environ, meant for a child's
+// environment, carries the secrets.)
 func (c Config) Redacted() Config {
 	c.ObserverApplist = slices.Clone(c.ObserverApplist)
 	c.DatabaseURL = redactURL(c.DatabaseURL)
 	c.RedisURL = redactURL(c.RedisURL)
+	if c.Temporal.APIKey != "" {
+		c.Temporal.APIKey = "xxxxx"
+	}
 	return c
 }
 

@@ -84,6 +84,9 @@ func (c Config) problem() *problem {
 	if c.Temporal.TaskQueue == "" {
 		return bad("temporal.task_queue", "must not be empty")
 	}
+	if p := c.Temporal.problem(); p != nil {
+		return p // TLS files and API key: see temporal.go
+	}
 	if msg := checkURL(c.DatabaseURL, false, "postgres", "postgresql"); msg != "" {
 		return bad("database_url", "%s", msg)
 	}
@@ -122,6 +125,9 @@ func (c Config) problem() *problem {
 	}
 	if c.HeartbeatTimeout <= 0 {
 		return bad("heartbeat_timeout", "must be > 0, got %s", c.HeartbeatTimeout)
+	}
+	if c.ShutdownTimeout <= 0 {
+		return bad("shutdown_timeout", "must be > 0, got %s", c.ShutdownTimeout)
 	}
 	return nil
 }

@@ -1,6 +1,7 @@
 // Package metrics holds tsync's Prometheus metrics — syncs, failures,
 // deferrals, step durations, the pending backlog — and the Temporal SDK's
-// own metrics, on one registry served at /metrics.
+// own metrics, on one registry served at /metrics (with other routes, such
+// as app's health endpoints, on the same server).
 package metrics
 
 import (
@@ -117,20 +118,30 @@ func (m *Metrics) Started() {
 	m.starts.Inc()
 }
 
-// Serve serves /metrics on addr until ctx is done. It returns at once with
-// an error when addr cannot be listened on.
-func (m *Metrics) Serve(ctx context.Context, addr string) error {
+// Route is an endpoint served next to /metrics (app's /healthz and
+// /readyz): a pattern of http.ServeMux and its handler.
+type Route struct {
+	Pattern string
+	Handler http.Handler
+}
+
+// Serve serves /metrics and routes on addr until ctx is done. It returns at
+// once with an error when addr cannot be listened on.
+func (m *Metrics) Serve(ctx context.Context, addr string, routes ...Route) error {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return fmt.Errorf("metrics: listen on %s: %w", addr, err)
 	}
-	return m.ServeListener(ctx, ln)
+	return m.ServeListener(ctx, ln, routes...)
 }
 
-// ServeListener serves /metrics on ln until ctx is done.
-func (m *Metrics) ServeListener(ctx context.Context, ln net.Listener) error {
+// ServeListener serves /metrics and routes on ln until ctx is done.
+func (m *Metrics) ServeListener(ctx context.Context, ln net.Listener, routes ...Route) error {
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", promhttp.HandlerFor(m.Registry, promhttp.HandlerOpts{Registry: m.Registry}))
+	for _, r := range routes {
+		mux.Handle(r.Pattern, r.Handler)
+	}
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	go func() {
 		<-ctx.Done()

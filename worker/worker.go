@@ -27,7 +27,13 @@ type Options struct {
 	// Pollers is the number of pollers of each kind (workflow and activity
 	// tasks); more pollers pick up bursts of work faster. 0 means 8.
 	Pollers int
-	// StopTimeout is how long a stopping worker lets running steps finish.
+	// StopTimeout is how long a stopping worker lets running steps finish
+	// (the SDK's WorkerStopTimeout): Stop stops polling at once, waits for
+	// the running activities up to StopTimeout, then cancels their
+	// contexts (with cause sdkworker.ErrWorkerShutdown) and returns. A step
+	// done in time has its outcome recorded and reported; one cancelled
+	// runs again, on a worker still running or the next one started, once
+	// its attempt fails or misses its heartbeat. 0 cancels them at once.
 	StopTimeout time.Duration
 	// Watchers, when set, are the watcher activities: the worker then runs
 	// the watcher workflows too (a hybrid synchronizer runs steps and
@@ -36,6 +42,11 @@ type Options struct {
 	// OnFatalError is called when the worker stops by itself on an error
 	// the SDK deems fatal (see sdkworker.Options.OnFatalError).
 	OnFatalError func(error)
+	// Polling, when set, is told by Run whether its worker polls the task
+	// queue: true once a worker has started, false as soon as Run stops it
+	// (ctx done, or a fatal error), before the running steps are waited
+	// for. Readiness probes use it (see app.Health).
+	Polling func(polling bool)
 	// Logger receives Run's logs; nil discards them.
 	Logger *slog.Logger
 }
@@ -90,6 +101,11 @@ func Run(ctx context.Context, c client.Client, opts Options, acts *activities.Ac
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
+	polling := func(p bool) {
+		if opts.Polling != nil {
+			opts.Polling(p)
+		}
+	}
 	for attempt := 1; ; attempt++ {
 		fatal := make(chan error, 1)
 		wopts := opts
@@ -125,11 +141,17 @@ func Run(ctx context.Context, c client.Client, opts Options, acts *activities.Ac
 		if attempt > 1 {
 			log.Info("worker started", "task_queue", opts.TaskQueue, "attempts", attempt)
 		}
+		polling(true)
 		select {
 		case <-ctx.Done():
+			polling(false)
+			log.Info("worker stopping: no new tasks; running steps may finish", "task_queue", opts.TaskQueue, "stop_timeout", opts.StopTimeout)
+			begin := time.Now()
 			w.Stop()
+			log.Info("worker stopped", "task_queue", opts.TaskQueue, "took", time.Since(begin).Round(time.Millisecond))
 			return nil
 		case err := <-fatal:
+			polling(false)
 			w.Stop()
 			return fmt.Errorf("worker on %s stopped: %w", opts.TaskQueue, err)
 		}

@@ -10,6 +10,7 @@
 //	tsync resync | deps        force a sync / the model dependency graph
 //	tsync new                  scaffold a synchronizer of your own
 //	tsync dev start|up|stop|status  a local Temporal dev server (with Web UI)
+//	tsync health [--live]      ask this host's worker/starter/dispatcher whether it is ready
 //
 // Configuration comes from --config FILE, else ./config.yaml when it exists,
 // else the sample config built into the binary; TSYNC_* environment

@@ -10,11 +10,13 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	enumspb "go.temporal.io/api/enums/v1"
+	"go.temporal.io/api/serviceerror"
 	"go.temporal.io/sdk/client"
 	"golang.org/x/sync/errgroup"
 
@@ -167,7 +169,38 @@ func (s *Starter) Run(ctx context.Context) error {
 // errStart marks a scan's failure to start a workflow. Unlike a failure of
 // one model's FetchPending, it concerns every model (the Temporal server is
 // down, say): the scan stops there.
-var errStart = errors.New("starting workflows failed (is the Temporal server up?)")
+var errStart = errors.New("starting workflows failed")
+
+// startError is errStart with err, the failed start, and what it means.
+func startError(err error) error {
+	if SearchAttributesNotServed(err) {
+		return fmt.Errorf("%w: the namespace does not serve the Tsync* search attributes yet "+
+			"(a real Temporal server serves newly registered ones only a few seconds later; the next scan tries again): %w", errStart, err)
+	}
+	return fmt.Errorf("%w (is the Temporal server up?): %w", errStart, err)
+}
+
+// SearchAttributesNotServed reports whether err is the Temporal server's
+// refusal of a Tsync* search attribute that the namespace does not map, or
+// not yet: a real server serves search attributes only after each of its
+// services has refreshed its namespace cache, a few seconds after they
+// were added. A workflow start gets "Namespace default has no mapping
+// defined for search attribute TsyncObjectID"; a visibility query "column
+// name 'TsyncObjectID' is not a valid search attribute".
+func SearchAttributesNotServed(err error) bool {
+	var ia *serviceerror.InvalidArgument
+	if !errors.As(err, &ia) {
+		return false
+	}
+	msg := ia.Error()
+	for name := range workflows.SearchAttributes() {
+		if strings.Contains(msg, "no mapping defined for search attribute "+name) ||
+			strings.Contains(msg, "'"+name+"' is not a valid search attribute") {
+			return true
+		}
+	}
+	return false
+}
 
 // Scan starts a workflow for every pending object of every synchronized
 // model (sync first, then deletion), batch by batch, and returns how many it
@@ -227,7 +260,7 @@ func (s *Starter) scanModel(ctx context.Context, model string, deletion bool) (i
 			g.Go(func() error { return s.start(gctx, ref, deletion, updated[id]) })
 		}
 		if err := g.Wait(); err != nil {
-			return total, fmt.Errorf("%w: %w", errStart, err)
+			return total, startError(err)
 		}
 		total += len(ids)
 		backlog += len(ids)

@@ -1,0 +1,45 @@
+package starter
+
+import (
+	"errors"
+	"fmt"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+	"go.temporal.io/api/serviceerror"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/tsync/tsync/models"
+)
+
+// A start refused because the namespace does not serve the search
+// attributes yet says so, rather than blaming the server being down; the
+// texts are the real server's (v1.29.1), as the SDK returns them.
+func TestStartError(t *testing.T) {
+	ref := models.Ref{Model: "Site", ID: 2}
+	start := func(err error) error { return fmt.Errorf("start workflow of %s: %w", ref, err) }
+
+	notServed := serviceerror.FromStatus(status.New(codes.InvalidArgument, "Namespace default has no mapping defined for search attribute TsyncObjectID"))
+	require.True(t, SearchAttributesNotServed(notServed))
+	err := startError(start(notServed))
+	require.EqualError(t, err, "starting workflows failed: the namespace does not serve the Tsync* search attributes yet "+
+		"(a real Temporal server serves newly registered ones only a few seconds later; the next scan tries again): "+
+		"start workflow of model Site id 2: Namespace default has no mapping defined for search attribute TsyncObjectID")
+	require.ErrorIs(t, err, errStart, "the scan stops there, as for any failed start")
+
+	query := serviceerror.NewInvalidArgument("invalid query: invalid expression: column name 'TsyncState' is not a valid search attribute")
+	require.True(t, SearchAttributesNotServed(query))
+
+	for _, other := range []error{
+		serviceerror.NewUnavailable("connection refused"),
+		serviceerror.NewInvalidArgument("Namespace default has no mapping defined for search attribute CustomerID"),
+		serviceerror.NewInvalidArgument("WorkflowId is not set on request."),
+		errors.New("no mapping defined for search attribute TsyncObjectID"), // not the server's
+	} {
+		require.False(t, SearchAttributesNotServed(other), "%v", other)
+	}
+	err = startError(start(serviceerror.NewUnavailable("connection refused")))
+	require.EqualError(t, err, "starting workflows failed (is the Temporal server up?): start workflow of model Site id 2: connection refused")
+	require.ErrorIs(t, err, errStart)
+}
