@@ -72,7 +72,7 @@ type attributeWait struct {
 // refresh interval (2 s in v1.29), as the server's own tests wait after a
 // namespace change.
 func defaultAttributeWait() attributeWait {
-	return attributeWait{max: time.Minute, settle: 0}
+	return attributeWait{max: time.Minute, settle: 4 * time.Second}
 }
 
 // probeInterval is the pause between two probes of the search attributes.
