@@ -4,12 +4,15 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/url"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
+	"github.com/tsync/tsync/internal/cluster"
 	"github.com/tsync/tsync/internal/devstack"
 )
 
@@ -66,18 +69,33 @@ func (c *CLI) startTemporal(ctx context.Context, f devFlags) (devstack.StartResu
 	return res, nil
 }
 
-// uiLine says where the Web UI is, or why there is none.
-func uiLine(st devstack.Status) string {
+// uiLine says where the Web UI of the server at st.HostPort is, or why
+// none is shown: temporal.ui_url when set; else the dev server's or the
+// cluster's when tsync started the one at that address; else it is unknown
+// (a server tsync did not start may have its UI anywhere, or none: a guess
+// would send the reader to another server's UI).
+func (c *CLI) uiLine(st devstack.Status) string {
+	ns := c.cfg.Temporal.Namespace
+	if u := c.cfg.Temporal.UIURL; u != "" {
+		return "Temporal Web UI: " + strings.TrimSuffix(u, "/") + "/namespaces/" + url.PathEscape(ns) + "/workflows"
+	}
+	if !st.Owned() {
+		if cs, err := cluster.ReadStatus(clusterStateDir); err == nil && cs.State != nil && cs.Running() > 0 && cs.State.HostPort == st.HostPort {
+			if cs.State.UIURL == "" {
+				return "Temporal Web UI: off (the cluster of `" + c.def.Name + " dev cluster` runs without it)"
+			}
+			return "Temporal Web UI: " + cs.State.UIURL
+		}
+		return fmt.Sprintf("Temporal Web UI: unknown for the server at %s, which %s did not start (set temporal.ui_url to show it)",
+			st.HostPort, c.def.Name)
+	}
 	switch {
 	case st.UIURL == "":
 		return "Temporal Web UI: off"
 	case st.UIServed:
 		return "Temporal Web UI: " + st.UIURL
-	case st.Owned():
-		return "Temporal Web UI: not answering yet at " + st.UIURL
 	default:
-		return fmt.Sprintf("Temporal Web UI: none at %s (the server at %s runs without it, e.g. --headless; stop it and run `dev start` to get one)",
-			st.UIURL, st.HostPort)
+		return "Temporal Web UI: not answering yet at " + st.UIURL
 	}
 }
 
@@ -103,7 +121,7 @@ reused, never replaced.`,
 			if err != nil {
 				return err
 			}
-			c.Printf("%s", uiLine(res.Status))
+			c.Printf("%s", c.uiLine(res.Status))
 			return nil
 		},
 	}
@@ -166,7 +184,7 @@ sync.`,
 				down++
 			}
 			if st.Healthy {
-				c.Printf("%s", uiLine(st))
+				c.Printf("%s", c.uiLine(st))
 			}
 			if err := (devstack.Services{NoStart: true}).Ensure(cmd.Context(), c.cfg); err != nil {
 				c.Printf("Services: %v", err)

@@ -241,7 +241,7 @@ func (c *CLI) printSummary(final, before tally, wall time.Duration, st devstack.
 	if c.def.Summary != nil {
 		c.def.Summary(c)
 	}
-	c.Printf("%s", uiLine(st))
+	c.Printf("%s", c.uiLine(st))
 	bin := c.temporalBinHint(opts.dev)
 	query := fmt.Sprintf("'TaskQueue=%q'", c.cfg.Temporal.TaskQueue)
 	ns := ""

@@ -88,6 +88,11 @@ type TemporalConfig struct {
 	Namespace string `mapstructure:"namespace"`
 	// TaskQueue is the Temporal task queue.
 	TaskQueue string `mapstructure:"task_queue"`
+	// UIURL is the base URL of the Temporal Web UI of this server
+	// ("https://temporal.example.com"), for the links tsync prints; "" when
+	// unknown (then only a dev server or cluster that tsync started has
+	// its Web UI shown).
+	UIURL string `mapstructure:"ui_url"`
 
 	// TLS turns TLS on with the system's root CAs and no client
 	// certificate (a server with a public certificate, Temporal Cloud

@@ -54,6 +54,8 @@
 //	temporal.host_port          "127.0.0.1:7233"  Temporal frontend "host:port"
 //	temporal.namespace          "default"  Temporal namespace
 //	temporal.task_queue         "tsync"    Temporal task queue
+//	temporal.ui_url             ""         base URL of the server's Web UI, for printed links
+//	                                       ("" unknown: only a server tsync started shows one)
 //	temporal.tls                false      TLS with the system's root CAs (also on when any key
 //	                                       below is set)
 //	temporal.tls_ca_file        ""         PEM CAs the server's certificate is checked against

@@ -22,6 +22,7 @@ var badValues = map[string][]string{
 	"temporal.host_port":          {"x", "'host:'", "':7233x'"},
 	"temporal.namespace":          {"''"},
 	"temporal.task_queue":         {"''"},
+	"temporal.ui_url":             {"ftp://x", "'http://'", "localhost:8233"},
 	"temporal.tls":                {"maybe"},
 	"temporal.tls_ca_file":        {"/nonexistent/ca.pem", ".", "config.yaml"}, // config.yaml: not PEM
 	"temporal.tls_cert_file":      {"/nonexistent/cert.pem"},                   // and no key

@@ -84,6 +84,11 @@ func (c Config) problem() *problem {
 	if c.Temporal.TaskQueue == "" {
 		return bad("temporal.task_queue", "must not be empty")
 	}
+	if c.Temporal.UIURL != "" {
+		if msg := checkURL(c.Temporal.UIURL, true, "http", "https"); msg != "" {
+			return bad("temporal.ui_url", "%s", msg)
+		}
+	}
 	if p := c.Temporal.problem(); p != nil {
 		return p // TLS files and API key: see temporal.go
 	}
