@@ -58,4 +58,6 @@ MSG
 	fi
 fi
 
-echo "Tools: $(ansible-playbook --version | head -n1), $(ssh -V 2>&1), $(redis-server --version | cut -d' ' -f1-3)"
+# sed reads to the end: head would close the pipe early, and ansible-playbook
+# then prints a Python "Broken pipe" traceback about one run in four.
+echo "Tools: $(ansible-playbook --version | sed -n 1p), $(ssh -V 2>&1), $(redis-server --version | cut -d' ' -f1-3)"

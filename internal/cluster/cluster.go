@@ -20,47 +20,6 @@
 // log (sql-tool.log) and cluster.json, which says where it listens.
 package cluster
 
-// API CONTRACT (agreed between the helpers building this package and its
-// tests; the implementation fills in the bodies, keeping these signatures):
-//
-//	// Services are the Temporal server's services, in start order.
-//	var Services = []string{"history", "matching", "frontend", "worker"}
-//
-//	type Options struct {
-//		BinDir      string // holds temporal-server, temporal-sql-tool, temporal-ui-server ("" = bin/ next to go.mod)
-//		Dir         string // generated configs, logs, pid files
-//		DatabaseURL string // PostgreSQL URL whose role may CREATE DATABASE
-//		Database    string // persistence database; visibility is Database+"_visibility"
-//		Host        string // listen host, "" = 127.0.0.1
-//		Port        int    // frontend gRPC port; 0 = free ports for everything (tests)
-//		UIPort      int    // Web UI port; 0 = free port; -1 = no UI
-//		Namespace   string // registered at start ("" = "default")
-//		TLS         *TLS   // when set, the frontend requires mTLS
-//		Detached    bool   // processes outlive the caller (make cluster); else they die with it
-//		Log         *slog.Logger
-//	}
-//
-//	// TLS are the PEM files of the frontend's mTLS.
-//	type TLS struct {
-//		CAFile   string // CA that signed the server and client certificates
-//		CertFile string // server certificate (SANs must cover Host / ServerName)
-//		KeyFile  string
-//		// ClientCertFile/ClientKeyFile: the certificate the cluster's own
-//		// services present to the frontend.
-//		ClientCertFile, ClientKeyFile string
-//		ServerName string
-//	}
-//
-//	func Start(ctx context.Context, opts Options) (*Cluster, error) // creates/migrates DBs, starts all, waits until the namespace serves
-//	func (c *Cluster) HostPort() string          // frontend gRPC host:port
-//	func (c *Cluster) UIURL() string             // "" without UI
-//	func (c *Cluster) Namespace() string
-//	func (c *Cluster) Kill(service string) error // SIGKILL one service process
-//	func (c *Cluster) Restart(ctx context.Context, service string) error // start it again, wait until it serves
-//	func (c *Cluster) Stop() error               // stop every process it started
-//	func (c *Cluster) Drop(ctx context.Context) error // after Stop: drop its two databases (tests)
-//	func StopDir(dir string) error               // stop a detached cluster by the pid files in dir (make cluster-stop)
-
 import (
 	"context"
 	"errors"
