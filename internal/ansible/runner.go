@@ -297,6 +297,9 @@ func (r *Runner) execute(ctx context.Context, job Job, dir string, res *Result) 
 		}
 		// Its forks and modules may outlive it: the group goes too.
 		_ = syscall.Kill(-pgid, syscall.SIGKILL)
+		if !groupGone(context.WithoutCancel(ctx), pgid, 10*time.Second) {
+			r.opts.Logger.Warn("ansible: processes of the killed playbook still run after 10s", "object", fmt.Sprintf("%s/%d", job.Model, job.ID), "pgid", pgid)
+		}
 		res.Duration = time.Since(start)
 		fmt.Fprintf(logFile, "\n# tsync: killed after %s: %v\n", res.Duration.Round(time.Millisecond), context.Cause(ctx))
 		r.opts.Logger.Warn("ansible: killed", "object", fmt.Sprintf("%s/%d", job.Model, job.ID), "operation", job.Operation,
