@@ -84,11 +84,10 @@ func static(s tsync.Synchronizer) Build {
 // handshake, credentials) fails it at once, saying which key to set. opts
 // change how it connects (WithClientOptions).
 func OpenWithStore(ctx context.Context, cfg config.Config, reg *models.Registry, build Build, log *slog.Logger, opts ...Option) (*App, error) {
-	a, err := openStore(ctx, cfg, reg, build, log)
+	a, err := openStore(ctx, cfg, reg, build, log, collect(opts))
 	if err != nil {
 		return nil, err
 	}
-	a.opts = collect(opts)
 	if err := a.Store.Migrate(ctx); err != nil {
 		a.Close()
 		return nil, err
@@ -102,9 +101,10 @@ func OpenWithStore(ctx context.Context, cfg config.Config, reg *models.Registry,
 
 // OpenStore opens only the synchronizer's model store, as OpenWithStore
 // does but without Temporal, Redis or metrics, migrating the schema when
-// migrate is set: for commands that read or write the data model.
-func OpenStore(ctx context.Context, cfg config.Config, reg *models.Registry, build Build, migrate bool, log *slog.Logger) (*App, error) {
-	a, err := openStore(ctx, cfg, reg, build, log)
+// migrate is set: for commands that read or write the data model. Of
+// opts, only WithName matters.
+func OpenStore(ctx context.Context, cfg config.Config, reg *models.Registry, build Build, migrate bool, log *slog.Logger, opts ...Option) (*App, error) {
+	a, err := openStore(ctx, cfg, reg, build, log, collect(opts))
 	if err != nil {
 		return nil, err
 	}
@@ -134,14 +134,14 @@ func Graph(cfg config.Config, reg *models.Registry, build Build) (*models.Graph,
 
 // openStore validates cfg, connects to PostgreSQL and builds the
 // synchronizer over the store.
-func openStore(ctx context.Context, cfg config.Config, reg *models.Registry, build Build, log *slog.Logger) (*App, error) {
+func openStore(ctx context.Context, cfg config.Config, reg *models.Registry, build Build, log *slog.Logger, o options) (*App, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	a := &App{Config: cfg, Log: log}
+	a := &App{Config: cfg, Log: log, opts: o}
 	var err error
 	// The pool connects on first use: the synchronizer is built and
 	// validated first, so that a mistake in it is reported even while the
@@ -153,7 +153,7 @@ func openStore(ctx context.Context, cfg config.Config, reg *models.Registry, bui
 		a.Close()
 		return nil, err
 	}
-	if err := checkDepsFile(cfg.ObserverDependencyGraph, a.sync.Graph); err != nil {
+	if err := checkDepsFile(cfg.ObserverDependencyGraph, a.sync.Graph, o.binary()); err != nil {
 		a.Close()
 		return nil, err
 	}
@@ -222,20 +222,22 @@ func (a *App) Synchronizes(model string) bool {
 }
 
 // checkDepsFile refuses a model-deps file (observer_dependency_graph) that
-// disagrees with the code's links. A file that does not exist is fine.
-func checkDepsFile(file string, g *models.Graph) error {
+// disagrees with the code's links, or that does not exist: a key naming a
+// file is a promise that the file is there (a typo would otherwise turn the
+// check off silently).
+func checkDepsFile(file string, g *models.Graph, binary string) error {
 	if file == "" {
 		return nil
 	}
 	data, err := os.ReadFile(file)
 	if errors.Is(err, fs.ErrNotExist) {
-		return nil
+		return fmt.Errorf("observer_dependency_graph %s does not exist (run `%s deps` to write it, or unset the key)", file, binary)
 	}
 	if err != nil {
 		return fmt.Errorf("observer_dependency_graph: %w", err)
 	}
 	if err := g.CheckDepsFile(data); err != nil {
-		return fmt.Errorf("observer_dependency_graph %s: %w (regenerate it with `tsync deps`)", file, err)
+		return fmt.Errorf("observer_dependency_graph %s: %w (regenerate it with `%s deps`)", file, err, binary)
 	}
 	return nil
 }

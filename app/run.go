@@ -44,6 +44,7 @@ func Params(cfg config.Config) workflows.Params {
 func (a *App) Activities() *activities.Activities {
 	acts := activities.New(a.sync, a.Store)
 	acts.Metrics = a.Metrics
+	acts.Log = a.Log.With("component", "activities")
 	acts.Ansible = ansible.NewRunner(ansible.FromConfig(a.Config, a.Log.With("component", "ansible")))
 	return acts
 }

@@ -16,13 +16,14 @@ import (
 	"go.temporal.io/api/operatorservice/v1"
 	"go.temporal.io/api/workflowservice/v1"
 	"go.temporal.io/sdk/client"
-	sdklog "go.temporal.io/sdk/log"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
 	"github.com/tsync/tsync/config"
+	"github.com/tsync/tsync/internal/activities"
 	"github.com/tsync/tsync/internal/starter"
 	"github.com/tsync/tsync/internal/workflows"
+	"github.com/tsync/tsync/logging"
 )
 
 // Option changes how Open, OpenWithStore and DialTemporal connect.
@@ -31,6 +32,23 @@ type Option func(*options)
 // options are the Options given to Open, OpenWithStore or DialTemporal.
 type options struct {
 	clientOptions []func(*client.Options)
+	name          string
+}
+
+// binary is the name of the running synchronizer's command, for hints
+// such as "run `NAME dev start`" (WithName); default "tsync".
+func (o options) binary() string {
+	if o.name == "" {
+		return "tsync"
+	}
+	return o.name
+}
+
+// WithName names the synchronizer's command (cli.Definition.Name), so that
+// the hints of errors and logs say what to run: "run `mysync dev start`".
+// Without it they say tsync.
+func WithName(name string) Option {
+	return func(o *options) { o.name = name }
 }
 
 func collect(opts []Option) options {
@@ -244,7 +262,7 @@ func waitForTemporal(ctx context.Context, cfg config.Config, log *slog.Logger, m
 		if ctx.Err() != nil || errors.As(err, &refused) {
 			return nil, err
 		}
-		log.Warn("waiting for temporal: unreachable, trying again (run `tsync dev start` or set temporal.host_port / TSYNC_TEMPORAL_HOST_PORT)",
+		log.Warn("waiting for temporal: unreachable, trying again (run `"+o.binary()+" dev start` or set temporal.host_port / TSYNC_TEMPORAL_HOST_PORT)",
 			"host_port", cfg.Temporal.HostPort, "attempt", attempt, "retry_in", wait, "error", err)
 		select {
 		case <-ctx.Done():
@@ -270,7 +288,7 @@ func dialTemporal(ctx context.Context, cfg config.Config, log *slog.Logger, mh c
 	defer cancel()
 	c, err := client.DialContext(dctx, copts)
 	if err != nil {
-		return nil, dialError(ctx, cfg, copts, err)
+		return nil, dialError(ctx, cfg, copts, o, err)
 	}
 	return c, nil
 }
@@ -278,10 +296,12 @@ func dialTemporal(ctx context.Context, cfg config.Config, log *slog.Logger, mh c
 // clientOptions are the Temporal client's options from cfg (its files read
 // now), changed by the hooks of o.
 func clientOptions(cfg config.Config, log *slog.Logger, mh client.MetricsHandler, o options) (client.Options, error) {
+	// The SDK's per-attempt error line of a step that failed or deferred
+	// is at debug: the activity logs the outcome itself.
 	copts := client.Options{
 		HostPort:       cfg.Temporal.HostPort,
 		Namespace:      cfg.Temporal.Namespace,
-		Logger:         sdklog.NewStructuredLogger(log.With("component", "temporal")),
+		Logger:         logging.NewSDKLogger(log.With("component", "temporal"), activities.ErrTypeStep, activities.ErrTypeDeferred),
 		MetricsHandler: mh,
 	}
 	tlsConfig, err := cfg.Temporal.ClientTLS()
@@ -319,7 +339,7 @@ func (e *refusedError) Unwrap() error { return e.err }
 // (the client then sends none), shows only after the handshake, as the
 // server's "certificate required" alert, which gRPC may miss (its first
 // write fails first: "broken pipe"): hence tlsVerdict, which asks again.
-func dialError(ctx context.Context, cfg config.Config, copts client.Options, err error) error {
+func dialError(ctx context.Context, cfg config.Config, copts client.Options, o options, err error) error {
 	hp := cfg.Temporal.HostPort
 	tc := copts.ConnectionOptions.TLS
 	if tc != nil {
@@ -375,7 +395,7 @@ func dialError(ctx context.Context, cfg config.Config, copts client.Options, err
 		return refused("the server requires TLS (set temporal.tls_ca_file to the CA of its certificate, or temporal.tls when a CA of this system signed it; " +
 			"for mTLS also temporal.tls_cert_file and temporal.tls_key_file)")
 	}
-	return fmt.Errorf("temporal at %s is unreachable (run `tsync dev start` or set temporal.host_port / TSYNC_TEMPORAL_HOST_PORT): %w", hp, err)
+	return fmt.Errorf("temporal at %s is unreachable (run `%s dev start` or set temporal.host_port / TSYNC_TEMPORAL_HOST_PORT): %w", hp, o.binary(), err)
 }
 
 // speaksTLS reports whether the server at hostPort answers a TLS handshake

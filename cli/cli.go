@@ -6,13 +6,15 @@
 //	NAME run                   worker, starter (and dispatcher) in one process
 //	NAME dispatcher            run the watcher dispatcher (observer_enable_watchers)
 //	NAME migrate               create or upgrade the schema
-//	NAME status [MODEL [ID]]   the sync state of objects (and their running workflow)
-//	NAME errors                the objects in error
+//	NAME status [MODEL [ID]]   the sync state of objects (--state, --watch, --fail-on-error)
+//	NAME errors [MODEL]        the objects in error (exit 1 when there are any)
+//	NAME describe MODEL ID     one object: state, attempts, dependencies, workflow, workers
 //	NAME resync MODEL ID       force a sync of one object
 //	NAME deps                  the model-deps file and the dependency graph
 //	NAME dev start|up|stop|status  a local Temporal dev server (with Web UI), or the whole stack
 //	NAME health [--live]       ask this host's worker/starter/dispatcher whether it is ready (alive)
 //	NAME seed | demo           sample objects, and a run until they are in sync (with Seed)
+//	NAME version | completion  build versions; shell completion scripts
 //
 // Configuration comes from --config FILE, else ./config.yaml when it exists,
 // else the Definition's DefaultConfig; TSYNC_* environment variables
@@ -65,6 +67,26 @@ type Definition struct {
 	// use the store before it returns (see app.Build). The synchronizer's
 	// own Models may be left nil: they are Models.
 	Synchronizer func(cfg config.Config, store *models.Store) (tsync.Synchronizer, error)
+	// Config, when set, points to a struct of the synchronizer's own
+	// settings, holding their defaults: a section of the same config file
+	// and environment (config.Section), named ConfigSection. Main fills it
+	// when it loads the config, before it calls Synchronizer, which reads
+	// it through the pointer:
+	//
+	//	opts := mysync.Options{TargetDir: "var/mysync"}
+	//	def := cli.Definition{Name: "mysync", Config: &opts,
+	//		Synchronizer: func(config.Config, *models.Store) (tsync.Synchronizer, error) {
+	//			return mysync.New(opts.TargetDir), nil
+	//		}}
+	//
+	// reads "mysync:\n  target_dir: /srv/x" or TSYNC_MYSYNC_TARGET_DIR.
+	// A load that fails leaves it as it was; a command annotated noconfig
+	// leaves it alone. Unknown TSYNC_* variables, this section's too, are
+	// logged as warnings with the closest variable (config.UnknownEnv).
+	Config any
+	// ConfigSection names Config's section; default Name, lower case, with
+	// '-' and '.' as '_'.
+	ConfigSection string
 	// DefaultConfig is the YAML config used when there is neither --config
 	// nor ./config.yaml; nil: one of them is required.
 	DefaultConfig []byte
@@ -117,6 +139,11 @@ func Main(ctx context.Context, def Definition, args []string, stdout, stderr io.
 	root.SetErr(stderr)
 	err := root.ExecuteContext(ctx)
 	c.closeLog()
+	var exit exitError
+	if errors.As(err, &exit) {
+		// The command said what it had to: only the exit code is left.
+		return exit.code
+	}
 	if err != nil {
 		fmt.Fprintln(stderr, strings.TrimSpace(err.Error()))
 		return 1
@@ -153,14 +180,13 @@ func (c *CLI) rootCommand() *cobra.Command {
 
 Configuration: --config FILE, else ./config.yaml when it exists, else ` + defaults + `.
 TSYNC_* environment variables override any key, e.g.
-TSYNC_TEMPORAL_HOST_PORT=127.0.0.1:7233 or TSYNC_LOOP_INTERVAL=250ms.`),
+TSYNC_TEMPORAL_HOST_PORT=127.0.0.1:7233 or TSYNC_LOOP_INTERVAL=250ms.` + c.sectionHelp()),
 		SilenceUsage:      true,
 		SilenceErrors:     true,
 		PersistentPreRunE: c.setup,
 		// A bare `tsync` shows the help.
 		Run: func(cmd *cobra.Command, _ []string) { _ = cmd.Help() },
 	}
-	root.CompletionOptions.DisableDefaultCmd = true
 	pf := root.PersistentFlags()
 	pf.StringVar(&c.configFile, "config", "", "config file (default: ./config.yaml if it exists, else the built-in default)")
 	pf.StringVar(&c.logLevel, "log-level", "info", "log level: debug, info, warn or error")
@@ -177,6 +203,9 @@ TSYNC_TEMPORAL_HOST_PORT=127.0.0.1:7233 or TSYNC_LOOP_INTERVAL=250ms.`),
 		c.depsCommand(),
 		c.devCommand(),
 		c.healthCommand(),
+		c.describeCommand(),
+		c.versionCommand(),
+		c.uiCommand(),
 	)
 	if c.def.Seed != nil {
 		root.AddCommand(c.seedCommand(), c.demoCommand())
@@ -200,7 +229,7 @@ pending object's sync is a durable Temporal workflow (tsync).`
 // A command annotated noconfig="true" loads no config: its logging is set up
 // from the flags with the zero Config.
 func (c *CLI) setup(cmd *cobra.Command, _ []string) error {
-	if cmd.Name() == "help" || !cmd.Runnable() || cmd == cmd.Root() {
+	if cmd.Name() == "help" || !cmd.Runnable() || cmd == cmd.Root() || isCompletion(cmd) {
 		return nil
 	}
 	loaded := cmd.Annotations["noconfig"] != "true"
@@ -224,6 +253,9 @@ func (c *CLI) setup(cmd *cobra.Command, _ []string) error {
 	slog.SetDefault(log)
 	if loaded {
 		log.Debug("config loaded", "source", c.cfgSource, "config", c.cfg)
+		for _, w := range config.UnknownEnv(c.environ, c.sections()...) {
+			log.Warn(w)
+		}
 	}
 	return nil
 }
@@ -232,12 +264,12 @@ func (c *CLI) setup(cmd *cobra.Command, _ []string) error {
 // with the environment's overrides.
 func (c *CLI) loadConfig() (config.Config, string, error) {
 	if c.configFile != "" {
-		cfg, err := config.Load(c.configFile, c.environ)
+		cfg, err := config.Load(c.configFile, c.environ, c.sections()...)
 		return cfg, c.configFile, err
 	}
 	const local = "config.yaml"
 	if _, err := os.Stat(local); err == nil {
-		cfg, err := config.Load(local, c.environ)
+		cfg, err := config.Load(local, c.environ, c.sections()...)
 		return cfg, local, err
 	} else if !errors.Is(err, fs.ErrNotExist) {
 		return config.Config{}, "", fmt.Errorf("config: %v", err)
@@ -245,8 +277,31 @@ func (c *CLI) loadConfig() (config.Config, string, error) {
 	if c.def.DefaultConfig == nil {
 		return config.Config{}, "", fmt.Errorf("config: no config file: pass --config FILE or create ./config.yaml")
 	}
-	cfg, err := config.Parse(c.def.DefaultConfig, c.environ)
+	cfg, err := config.Parse(c.def.DefaultConfig, c.environ, c.sections()...)
 	return cfg, "the built-in default config", err
+}
+
+// sectionHelp says where the Definition's own keys go, if it has any.
+func (c *CLI) sectionHelp() string {
+	secs := c.sections()
+	if len(secs) == 0 {
+		return ""
+	}
+	name := secs[0].Name
+	return "\n" + c.def.Name + "'s own keys are in the section " + name + ": of the same file, each\noverridden by TSYNC_" +
+		strings.ToUpper(name) + "_<KEY>."
+}
+
+// sections is the Definition's own config section, if it has one.
+func (c *CLI) sections() []config.Section {
+	if c.def.Config == nil {
+		return nil
+	}
+	name := c.def.ConfigSection
+	if name == "" {
+		name = strings.NewReplacer("-", "_", ".", "_").Replace(strings.ToLower(c.def.Name))
+	}
+	return []config.Section{{Name: name, Ptr: c.def.Config}}
 }
 
 // newLogger logs to stderr, or to observer_log_file when it is set, and

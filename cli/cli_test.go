@@ -93,7 +93,7 @@ func TestUserSynchronizer(t *testing.T) {
 	code, stdout, stderr := runCLI(t, def, nil, "--help")
 	require.Equal(t, 0, code, stderr)
 	require.Contains(t, stdout, "gizmos keeps the gizmo inventory in step.")
-	for _, cmd := range []string{"worker", "starter", "run", "dispatcher", "migrate", "status", "errors", "resync", "deps", "dev"} {
+	for _, cmd := range []string{"worker", "starter", "run", "dispatcher", "migrate", "status", "errors", "resync", "deps", "dev", "describe", "version", "completion"} {
 		require.Contains(t, stdout, "\n  "+cmd+" ", "command %s", cmd)
 	}
 	require.NotContains(t, stdout, "\n  seed ")
@@ -118,7 +118,7 @@ func TestUserSynchronizer(t *testing.T) {
 
 	code, stdout, stderr = runCLI(t, def, nil, "migrate")
 	require.Equal(t, 0, code, stderr)
-	require.Equal(t, "schema "+schema+" is up to date: tables widget, gadget\n", stdout)
+	require.Equal(t, "schema "+schema+": created tables widget, gadget\nschema "+schema+" is up to date: tables widget, gadget\n", stdout)
 
 	code, stdout, stderr = runCLI(t, def, nil, "errors")
 	require.Equal(t, 0, code, stderr)

@@ -44,6 +44,7 @@ func (c *CLI) clusterOptions(f clusterFlags) cluster.Options {
 		Port:        f.port,
 		UIPort:      f.uiPort,
 		Namespace:   c.cfg.Temporal.Namespace,
+		Command:     c.def.Name,
 		Detached:    true,
 		Log:         c.log,
 	}

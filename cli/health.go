@@ -24,7 +24,7 @@ func (c *CLI) healthCommand() *cobra.Command {
 		Long: `Ask the process serving the configured metrics_address on this host whether
 it is ready: GET /readyz (with --live, /healthz). It prints the answer and
 exits 0 when it is 200, 1 otherwise (not ready, or no answer). The health
-check of a container whose image has no curl: HEALTHCHECK CMD ["tsync", "health"].`,
+check of a container whose image has no curl: HEALTHCHECK CMD ["` + c.def.Name + `", "health"].`,
 		Args:        cobra.NoArgs,
 		Annotations: map[string]string{"quiet": "true"},
 		RunE: func(cmd *cobra.Command, _ []string) error {

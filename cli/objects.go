@@ -9,6 +9,7 @@ import (
 
 	"github.com/tsync/tsync"
 	"github.com/tsync/tsync/app"
+	"github.com/tsync/tsync/internal/inspect"
 	"github.com/tsync/tsync/internal/syncstate"
 	"github.com/tsync/tsync/internal/text"
 	"github.com/tsync/tsync/models"
@@ -17,7 +18,13 @@ import (
 // OpenApp opens the synchronizer's app (PostgreSQL, migrated, and Temporal,
 // waiting for it) and builds the synchronizer over it. Close it when done.
 func (c *CLI) OpenApp(ctx context.Context) (*app.App, error) {
-	return app.OpenWithStore(ctx, c.cfg, c.def.Models, c.build(), c.log, app.WithClientOptions(c.def.ClientOptions))
+	return app.OpenWithStore(ctx, c.cfg, c.def.Models, c.build(), c.log, c.appOptions()...)
+}
+
+// appOptions are the app's options for the Definition: its client options
+// and its name, which the app's hints name ("run `mysync dev start`").
+func (c *CLI) appOptions() []app.Option {
+	return []app.Option{app.WithClientOptions(c.def.ClientOptions), app.WithName(c.def.Name)}
 }
 
 // build builds the Definition's synchronizer for the loaded config.
@@ -29,7 +36,7 @@ func (c *CLI) build() app.Build {
 // migrating the schema when migrate is set. Call the returned func to close
 // it.
 func (c *CLI) openStore(ctx context.Context, migrate bool) (*models.Store, func(), error) {
-	a, err := app.OpenStore(ctx, c.cfg, c.def.Models, c.build(), migrate, c.log)
+	a, err := app.OpenStore(ctx, c.cfg, c.def.Models, c.build(), migrate, c.log, c.appOptions()...)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -37,22 +44,34 @@ func (c *CLI) openStore(ctx context.Context, migrate bool) (*models.Store, func(
 }
 
 // ObjectState is the sync state of one object, as the status command shows
-// it (and writes it with -o json).
+// it (and writes it with -o json, with these snake_case keys).
 type ObjectState struct {
-	Model   string
-	ID      int64
-	Code    int
-	Status  string
-	Deleted bool
+	Model string `json:"model"`
+	ID    int64  `json:"id"`
+	// State is the object's state as operators see it (in-sync, pending,
+	// deferred, held, error: see package inspect), from its columns; ""
+	// when not classified.
+	State   inspect.State `json:"state,omitempty"`
+	Code    int           `json:"code"`
+	Status  string        `json:"status"`
+	Deleted bool          `json:"deleted"`
 	// Current reports enacted == updated: the last successful sync saw the
 	// object's current content.
-	Current bool
-	Updated time.Time
-	Enacted *time.Time
+	Current bool       `json:"current"`
+	Updated time.Time  `json:"updated"`
+	Enacted *time.Time `json:"enacted"`
 	// Workflow is the ID of the object's running workflow and its state
 	// (TsyncState), when asked for and running.
-	Workflow      string `json:",omitempty"`
-	WorkflowState string `json:",omitempty"`
+	Workflow      string `json:"workflow,omitempty"`
+	WorkflowState string `json:"workflow_state,omitempty"`
+}
+
+// objectState is the ObjectState of an inspected row.
+func objectState(r inspect.Row) ObjectState {
+	return ObjectState{
+		Model: r.Model, ID: r.ID, State: r.State, Code: r.Code, Status: r.Status, Deleted: r.Deleted,
+		Current: r.Enacted != nil && r.Enacted.Equal(r.Updated), Updated: r.Updated, Enacted: r.Enacted,
+	}
 }
 
 // InSync reports whether the object is in sync: code 1 and enacted ==
@@ -100,6 +119,16 @@ func count(objs []ObjectState) tally {
 	return t
 }
 
+// stateCounts counts objects by State, as status's summary line.
+func stateCounts(objs []ObjectState) string {
+	n := map[inspect.State]int{}
+	for _, o := range objs {
+		n[o.State]++
+	}
+	return fmt.Sprintf("%d objects, %d in sync, %d pending, %d deferred, %d held, %d in error", len(objs),
+		n[inspect.StateInSync], n[inspect.StatePending], n[inspect.StateDeferred], n[inspect.StateHeld], n[inspect.StateError])
+}
+
 func (t tally) String() string {
 	return fmt.Sprintf("%d objects, %d in sync, %d pending, %d in error", t.total, t.inSync, t.pending, t.inError)
 }
@@ -114,7 +143,7 @@ func printTable(w io.Writer, objs []ObjectState) error {
 		}
 	}
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	header := "MODEL\tID\tCODE\tENACTED=UPDATED"
+	header := "MODEL\tID\tSTATE\tCODE\tENACTED=UPDATED"
 	if withWorkflow {
 		header += "\tWORKFLOW"
 	}
@@ -128,7 +157,11 @@ func printTable(w io.Writer, objs []ObjectState) error {
 		if o.Current {
 			current = "yes"
 		}
-		fmt.Fprintf(tw, "%s\t%d\t%d\t%s\t", o.Model, o.ID, o.Code, current)
+		state := string(o.State)
+		if state == "" {
+			state = "-"
+		}
+		fmt.Fprintf(tw, "%s\t%d\t%s\t%d\t%s\t", o.Model, o.ID, state, o.Code, current)
 		if withWorkflow {
 			state := o.WorkflowState
 			if state == "" {

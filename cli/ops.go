@@ -3,17 +3,13 @@ package cli
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"time"
 
 	"github.com/spf13/cobra"
-	"go.temporal.io/api/workflowservice/v1"
-	"go.temporal.io/sdk/converter"
 
 	"github.com/tsync/tsync/app"
 	"github.com/tsync/tsync/internal/workflows"
@@ -23,174 +19,6 @@ import (
 // addOutputFlag adds -o table|json.
 func addOutputFlag(cmd *cobra.Command, out *string) {
 	cmd.Flags().StringVarP(out, "output", "o", "table", "output format: table or json")
-}
-
-func (c *CLI) writeObjects(format string, objs []ObjectState, summary bool) error {
-	switch format {
-	case "json":
-		if objs == nil {
-			objs = []ObjectState{}
-		}
-		enc := json.NewEncoder(c.stdout)
-		enc.SetIndent("", "  ")
-		return enc.Encode(objs)
-	case "table":
-		if len(objs) > 0 {
-			if err := printTable(c.stdout, objs); err != nil {
-				return err
-			}
-		}
-		if summary {
-			c.Printf("%s", count(objs).String())
-		}
-		return nil
-	}
-	return fmt.Errorf("--output: %q is not one of table, json", format)
-}
-
-// filterObjects keeps the objects of model (and id), when given.
-func filterObjects(objs []ObjectState, args []string) ([]ObjectState, error) {
-	if len(args) == 0 {
-		return objs, nil
-	}
-	var id int64
-	if len(args) == 2 {
-		var err error
-		if id, err = strconv.ParseInt(args[1], 10, 64); err != nil || id <= 0 {
-			return nil, fmt.Errorf("id %q is not a positive integer", args[1])
-		}
-	}
-	var out []ObjectState
-	for _, o := range objs {
-		if o.Model == args[0] && (id == 0 || o.ID == id) {
-			out = append(out, o)
-		}
-	}
-	return out, nil
-}
-
-// addWorkflows fills in the running workflow of each object, from a
-// visibility query; it says so and goes on when Temporal cannot answer.
-func (c *CLI) addWorkflows(ctx context.Context, objs []ObjectState) {
-	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-	defer cancel()
-	cl, err := app.DialTemporal(ctx, c.cfg, c.log, app.WithClientOptions(c.def.ClientOptions))
-	if err != nil {
-		c.log.Warn("running workflows not shown: Temporal is unreachable", "host_port", c.cfg.Temporal.HostPort)
-		c.log.Debug("dial temporal", "error", err)
-		return
-	}
-	defer cl.Close()
-	running := map[string]string{}
-	var token []byte
-	for {
-		resp, err := cl.ListWorkflow(ctx, &workflowservice.ListWorkflowExecutionsRequest{
-			Query:         fmt.Sprintf("TsyncSynchronizer = %q AND ExecutionStatus = 'Running'", c.cfg.ObserverName),
-			NextPageToken: token,
-		})
-		if err != nil {
-			c.log.Warn("running workflows not shown", "error", err)
-			return
-		}
-		for _, x := range resp.Executions {
-			state := ""
-			if p := x.GetSearchAttributes().GetIndexedFields()[workflows.AttrState.GetName()]; p != nil {
-				_ = converter.GetDefaultDataConverter().FromPayload(p, &state)
-			}
-			running[x.Execution.WorkflowId] = state
-		}
-		if token = resp.NextPageToken; len(token) == 0 {
-			break
-		}
-	}
-	for i, o := range objs {
-		id := workflows.WorkflowID(c.cfg.ObserverName, models.Ref{Model: o.Model, ID: o.ID})
-		if state, ok := running[id]; ok {
-			objs[i].Workflow, objs[i].WorkflowState = id, state
-		}
-	}
-}
-
-func (c *CLI) statusCommand() *cobra.Command {
-	var output string
-	cmd := &cobra.Command{
-		Use:   "status [MODEL [ID]]",
-		Short: "Show the sync state of every object, of a model's, or of one",
-		Long: `Show objects with their model, id, backend code (0 pending, 1 OK, 2 error),
-whether the last successful sync saw their current content (enacted =
-updated), their backend status, and the state of their running workflow (from
-Temporal, when it answers); then a summary line. -o json prints every field,
-enacted and updated included.`,
-		Args:        cobra.MaximumNArgs(2),
-		Annotations: map[string]string{"quiet": "true"},
-		RunE: func(cmd *cobra.Command, args []string) error {
-			store, closeStore, err := c.openStore(cmd.Context(), false)
-			if err != nil {
-				return err
-			}
-			defer closeStore()
-			if len(args) > 0 {
-				if _, ok := store.Graph().Model(args[0]); !ok {
-					return fmt.Errorf("unknown model %q (models: %v)", args[0], store.Graph().Order())
-				}
-			}
-			objs, err := listObjects(cmd.Context(), store)
-			if err != nil {
-				return err
-			}
-			if objs, err = filterObjects(objs, args); err != nil {
-				return err
-			}
-			if len(args) == 2 && len(objs) == 0 {
-				return fmt.Errorf("%s %s: %w", args[0], args[1], models.ErrNotFound)
-			}
-			c.addWorkflows(cmd.Context(), objs)
-			if len(objs) == 0 && output == "table" {
-				c.Printf("0 objects, 0 in sync, 0 pending, 0 in error in schema %s (%s)", store.Schema(), c.seedHint())
-				return nil
-			}
-			return c.writeObjects(output, objs, true)
-		},
-	}
-	addOutputFlag(cmd, &output)
-	return cmd
-}
-
-func (c *CLI) errorsCommand() *cobra.Command {
-	var output string
-	cmd := &cobra.Command{
-		Use:         "errors",
-		Short:       "List every object in error (code 2) with its error",
-		Args:        cobra.NoArgs,
-		Annotations: map[string]string{"quiet": "true"},
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			store, closeStore, err := c.openStore(cmd.Context(), false)
-			if err != nil {
-				return err
-			}
-			defer closeStore()
-			objs, err := listObjects(cmd.Context(), store)
-			if err != nil {
-				return err
-			}
-			var bad []ObjectState
-			for _, o := range objs {
-				if o.InError() {
-					bad = append(bad, o)
-				}
-			}
-			if output == "table" {
-				for _, o := range bad {
-					c.Printf("%s %d: %s", o.Model, o.ID, o.Status)
-				}
-				c.Printf("%d objects in error", len(bad))
-				return nil
-			}
-			return c.writeObjects(output, bad, false)
-		},
-	}
-	addOutputFlag(cmd, &output)
-	return cmd
 }
 
 // resyncDialWait is how long resync waits for an unreachable Temporal
@@ -207,9 +35,9 @@ and syncs it again).`,
 		Args:        cobra.ExactArgs(2),
 		Annotations: map[string]string{"quiet": "true"},
 		RunE: func(cmd *cobra.Command, args []string) error {
-			id, err := strconv.ParseInt(args[1], 10, 64)
-			if err != nil || id <= 0 {
-				return fmt.Errorf("id %q is not a positive integer", args[1])
+			id, err := parseID(args[1])
+			if err != nil {
+				return err
 			}
 			// A one-shot command: it waits for an unreachable Temporal
 			// server (app.Open logs why) only so long.
@@ -220,7 +48,11 @@ and syncs it again).`,
 				return err
 			}
 			defer a.Close()
-			ref := models.Ref{Model: args[0], ID: id}
+			model, err := resolveModel(a.Store.Graph(), args[0])
+			if err != nil {
+				return err
+			}
+			ref := models.Ref{Model: model, ID: id}
 			if !a.Synchronizes(ref.Model) {
 				return fmt.Errorf("no step synchronizes model %q (models with steps: %v)", ref.Model, a.Synchronized())
 			}
@@ -231,6 +63,7 @@ and syncs it again).`,
 				return err
 			}
 			c.Printf("%s %d: pending again; workflow %s started", ref.Model, ref.ID, workflows.WorkflowID(c.cfg.ObserverName, ref))
+			c.warnNoWorker(cmd.Context(), a.Client)
 			return nil
 		},
 	}

@@ -78,9 +78,10 @@ stops polling, lets the running steps finish for up to shutdown_timeout
 (cancelling those still running: they run again on another worker) and exits
 0; a second signal kills it at once. Run more workers to scale out; run a
 starter too, or nothing gets started. With metrics_address set it serves
-/metrics, /healthz and /readyz there.`,
+/metrics, /healthz and /readyz there; with ui_address set, the object view
+(see the ui command).`,
 		Args: cobra.NoArgs,
-		RunE: c.runApp((*app.App).RunWorker),
+		RunE: c.runApp(c.withUI((*app.App).RunWorker)),
 	}
 }
 
@@ -103,9 +104,10 @@ func (c *CLI) runCommand() *cobra.Command {
 		Long: `Run the synchronizer's worker and starter, and its watcher dispatcher when
 observer_enable_watchers is set, in this process until SIGINT or SIGTERM: a
 small deployment in one process. Larger ones run them as separate processes
-(worker, starter, dispatcher), with as many workers as needed.`,
+(worker, starter, dispatcher), with as many workers as needed. With
+ui_address set it serves the object view there (see the ui command).`,
 		Args: cobra.NoArgs,
-		RunE: c.runApp((*app.App).Run),
+		RunE: c.runApp(c.withUI((*app.App).Run)),
 	}
 }
 
@@ -116,15 +118,25 @@ func (c *CLI) migrateCommand() *cobra.Command {
 		Args:        cobra.NoArgs,
 		Annotations: map[string]string{"quiet": "true"},
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			store, closeStore, err := c.openStore(cmd.Context(), true)
+			store, closeStore, err := c.openStore(cmd.Context(), false)
 			if err != nil {
 				return err
 			}
 			defer closeStore()
+			missing, err := missingTables(cmd.Context(), store)
+			if err != nil {
+				return err
+			}
+			if err := store.Migrate(cmd.Context()); err != nil {
+				return err
+			}
 			var tables []string
 			for _, name := range store.Graph().Order() {
 				m, _ := store.Graph().Model(name)
 				tables = append(tables, m.Table)
+			}
+			if len(missing) > 0 {
+				c.Printf("schema %s: created tables %s", store.Schema(), strings.Join(missing, ", "))
 			}
 			c.Printf("schema %s is up to date: tables %s", store.Schema(), strings.Join(tables, ", "))
 			return nil

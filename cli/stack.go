@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"time"
 
@@ -266,11 +267,20 @@ func (c *CLI) temporalBinHint(f devFlags) string {
 // name, for one `go run` built in a temporary directory).
 func (c *CLI) selfHint() string {
 	exe, err := os.Executable()
-	if err != nil || strings.HasPrefix(exe, os.TempDir()) {
+	if err != nil || isGoRunBinary(exe) {
 		return c.def.Name
 	}
 	return relHint(exe)
 }
+
+// isGoRunBinary tells whether exe was built by `go run` (or `go test`): it
+// is in a go-build temporary directory, ".../go-build123/b001/exe/tsync".
+// A binary of a checkout that happens to be under /tmp is not.
+func isGoRunBinary(exe string) bool {
+	return goRunDir.MatchString(filepath.ToSlash(filepath.Dir(exe)))
+}
+
+var goRunDir = regexp.MustCompile(`/go-build[0-9]+/b[0-9]+(/exe)?$`)
 
 // relHint shortens path to one relative to the working directory, when it
 // is below it.

@@ -76,6 +76,16 @@ type Config struct {
 	// /healthz and readiness at /readyz, or "" for none.
 	MetricsAddress string `mapstructure:"metrics_address"`
 
+	// UIAddress is the "host:port" of the object view (package
+	// objectview): `tsync ui` serves it there (at 127.0.0.1:8480 when
+	// ""), and so do `run` and the worker when it is set; "" for none in
+	// them.
+	UIAddress string `mapstructure:"ui_address"`
+	// UITokenFile is a file holding the bearer token the object view
+	// requires on every request (surrounding white space ignored); "" for
+	// none.
+	UITokenFile string `mapstructure:"ui_token_file"`
+
 	// DemoDir is where the demo synchronizer's backend writes.
 	DemoDir string `mapstructure:"demo_dir"`
 }

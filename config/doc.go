@@ -46,7 +46,9 @@
 //	observer_name               (required) name of this synchronizer, ^[A-Za-z][A-Za-z0-9_.-]*$
 //	observer_applist            ["core"]   apps whose models are synchronized
 //	observer_dependency_graph   ""         model dependency graph file
-//	observer_backoff_disabled   true       disable backoff of failing objects
+//	observer_backoff_disabled   true       no backoff: a failing step is retried every
+//	                                       retry.initial_interval, forever (false: the delay
+//	                                       grows by retry.backoff_coefficient to retry.max_interval)
 //	observer_logstash_hostport  ""         logstash "host:port" to ship logs to
 //	observer_log_file           ""         log file ("" logs to stderr)
 //	observer_model_policies_dir ""         directory of model policies
@@ -76,13 +78,24 @@
 //	concurrency.workflows       200        concurrent workflow executions, > 0
 //	concurrency.activities      100        concurrent activity executions, > 0
 //	concurrency.starts          16         concurrent workflow starts, > 0
-//	retry.initial_interval      1s         first retry delay, > 0
-//	retry.max_interval          1m         largest retry delay, >= retry.initial_interval
-//	retry.backoff_coefficient   2.0        retry delay multiplier, >= 1
+//	retry.initial_interval      1s         first retry delay (every retry's, backoff disabled), > 0
+//	retry.max_interval          1m         largest retry delay (with backoff), >= retry.initial_interval
+//	retry.backoff_coefficient   2.0        retry delay multiplier (with backoff), >= 1
 //	step_timeout                10m        timeout of one step, > 0
 //	heartbeat_timeout           30s        activity heartbeat timeout, > 0
 //	shutdown_timeout            30s        on SIGTERM/SIGINT, how long running steps may finish, > 0
 //	metrics_address             ""         metrics and health: "host:port" serving /metrics,
 //	                                       /healthz and /readyz ("" for none)
+//	ui_address                  ""         object view: "host:port" where `run` and the worker serve
+//	                                       it too ("" for none; `ui` then serves at 127.0.0.1:8480)
+//	ui_token_file               ""         file holding the bearer token the object view requires
+//	                                       ("" for none), trimmed
 //	demo_dir                    "var/demo" where the demo synchronizer's backend writes
+//
+// A synchronizer's own keys are a Section of the same file: a top-level
+// mapping named after it, decoded into a struct of its own, each key
+// overridden by TSYNC_<SECTION>_<KEY>, checked as tsync's keys are
+// (cli.Definition.Config). A TSYNC_* variable that overrides no key is
+// ignored; UnknownEnv names each, with the closest variable (the cli logs
+// them as warnings).
 package config

@@ -93,6 +93,8 @@ func TestEnvOverridesEveryKey(t *testing.T) {
 		{"TSYNC_SHUTDOWN_TIMEOUT", "2m", func(c *Config) { c.ShutdownTimeout = 2 * time.Minute }},
 		{"TSYNC_DEMO_DIR", "d", func(c *Config) { c.DemoDir = "d" }},
 		{"TSYNC_METRICS_ADDRESS", ":9464", func(c *Config) { c.MetricsAddress = ":9464" }},
+		{"TSYNC_UI_ADDRESS", "127.0.0.1:8481", func(c *Config) { c.UIAddress = "127.0.0.1:8481" }},
+		{"TSYNC_UI_TOKEN_FILE", keyFile, func(c *Config) { c.UITokenFile = keyFile }},
 		{"DATABASE_URL", "postgresql://conv/db", func(c *Config) { c.DatabaseURL = "postgresql://conv/db" }},
 		{"REDIS_URL", "rediss://conv:6380", func(c *Config) { c.RedisURL = "rediss://conv:6380" }},
 	}

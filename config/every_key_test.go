@@ -45,6 +45,8 @@ var badValues = map[string][]string{
 	"heartbeat_timeout":           {"-5s"},
 	"shutdown_timeout":            {"0s", "-1s", "30"},
 	"metrics_address":             {"nope", "host:port"},
+	"ui_address":                  {"nope", "host:port"},
+	"ui_token_file":               {"/nonexistent/token", ".", "config.yaml"}, // config.yaml: has spaces
 	"observer_steps_dir":          nil,
 	"observer_sys_dir":            nil,
 	"observer_dependency_graph":   nil,

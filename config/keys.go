@@ -9,6 +9,8 @@ import (
 	"strings"
 
 	"github.com/spf13/viper"
+
+	"github.com/tsync/tsync/internal/text"
 )
 
 // field is one configuration key and the Config field holding it.
@@ -96,30 +98,9 @@ func suggest(unknown string, flds []field) string {
 		if strings.HasSuffix(f.key, "."+unknown) {
 			return f.key // a nested key given at the top level
 		}
-		if d := editDistance(unknown, f.key); d < bestDist && d < len(unknown)/2 {
+		if d := text.EditDistance(unknown, f.key); d < bestDist && d < len(unknown)/2 {
 			best, bestDist = f.key, d
 		}
 	}
 	return best
-}
-
-// editDistance is the Levenshtein distance between a and b.
-func editDistance(a, b string) int {
-	prev := make([]int, len(b)+1)
-	cur := make([]int, len(b)+1)
-	for j := range prev {
-		prev[j] = j
-	}
-	for i := 1; i <= len(a); i++ {
-		cur[0] = i
-		for j := 1; j <= len(b); j++ {
-			cost := 1
-			if a[i-1] == b[j-1] {
-				cost = 0
-			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
-		}
-		prev, cur = cur, prev
-	}
-	return prev[len(b)]
 }

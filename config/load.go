@@ -16,10 +16,12 @@ import (
 // Load reads the YAML configuration file named file over the defaults, then
 // applies the overrides found in environ (in os.Environ form, "KEY=VALUE"),
 // then validates the result. If file is "", no file is read. A file that
-// does not exist is an error.
-func Load(file string, environ []string) (Config, error) {
+// does not exist is an error. The synchronizer's own sections, if any, are
+// decoded too (see Section): their structs are filled only when Load
+// succeeds.
+func Load(file string, environ []string, sections ...Section) (Config, error) {
 	if file == "" {
-		return load(source{hint: "a config file"}, nil, environ)
+		return load(source{hint: "a config file"}, nil, environ, sections)
 	}
 	data, err := os.ReadFile(file)
 	if err != nil {
@@ -32,18 +34,18 @@ func Load(file string, environ []string) (Config, error) {
 		}
 		return Config{}, fmt.Errorf("config: reading %s: %v", file, err)
 	}
-	return load(source{where: file, hint: file}, data, environ)
+	return load(source{where: file, hint: file}, data, environ, sections)
 }
 
 // Parse is Load with the YAML given as bytes rather than a file name, for
 // example an embedded default configuration. Errors refer to it as "the
 // YAML config".
-func Parse(yaml []byte, environ []string) (Config, error) {
+func Parse(yaml []byte, environ []string, sections ...Section) (Config, error) {
 	if yaml == nil {
 		yaml = []byte{}
 	}
 	const name = "the YAML config"
-	return load(source{where: name, hint: name}, yaml, environ)
+	return load(source{where: name, hint: name}, yaml, environ, sections)
 }
 
 // source describes where the YAML came from, for error messages.
@@ -52,9 +54,29 @@ type source struct {
 	hint  string // where to set a required key: "set it in <hint> or TSYNC_..."
 }
 
-func load(src source, data []byte, environ []string) (Config, error) {
+// target is a key and a pointer to where its value goes.
+type target struct {
+	field
+	ptr any
+}
+
+func load(src source, data []byte, environ []string, sections []Section) (Config, error) {
 	c := Default()
 	flds := fields()
+	bound, err := bindSections(sections, flds)
+	if err != nil {
+		return Config{}, err
+	}
+	var targets []target
+	for _, f := range flds {
+		targets = append(targets, target{f, f.value(&c).Interface()})
+	}
+	for _, b := range bound {
+		for _, f := range b.fields {
+			targets = append(targets, target{f, b.ptr(f)})
+			flds = append(flds, f)
+		}
+	}
 
 	var v *viper.Viper
 	if data != nil {
@@ -74,8 +96,8 @@ func load(src source, data []byte, environ []string) (Config, error) {
 
 	env := envMap(environ)
 	from := make(map[string]string) // key -> where its value came from
-	for _, f := range flds {
-		ptr := f.value(&c).Interface()
+	for _, t := range targets {
+		f, ptr := t.field, t.ptr
 		if v != nil {
 			if raw := v.Get(f.key); raw != nil {
 				if err := decode(ptr, raw); err != nil {
@@ -101,6 +123,14 @@ func load(src source, data []byte, environ []string) (Config, error) {
 
 	if p := c.problem(); p != nil {
 		return Config{}, p.err(src, from[p.key])
+	}
+	for _, b := range bound {
+		if err := b.validate(); err != nil {
+			return Config{}, err
+		}
+	}
+	for _, b := range bound {
+		b.commit()
 	}
 	return c, nil
 }

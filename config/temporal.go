@@ -123,23 +123,30 @@ func (t TemporalConfig) apiKey() (string, *problem) {
 		if t.APIKey != "" {
 			return "", bad("temporal.api_key_file", "set either temporal.api_key_file or %s, not both", envName(apiKeyKey))
 		}
-		data, p := readKeyFile("temporal.api_key_file", t.APIKeyFile)
-		if p != nil {
-			return "", p
-		}
-		k := strings.TrimSpace(string(data))
-		if k == "" {
-			return "", bad("temporal.api_key_file", "%s is empty, want the API key", t.APIKeyFile)
-		}
-		if !validAPIKey(k) {
-			return "", bad("temporal.api_key_file", "the API key in %s must be one line of printable ASCII without spaces", t.APIKeyFile)
-		}
-		return k, nil
+		return readSecretFile("temporal.api_key_file", t.APIKeyFile, "the API key")
 	}
 	if t.APIKey != "" && !validAPIKey(t.APIKey) {
 		return "", bad(apiKeyKey, "the API key must be printable ASCII without spaces")
 	}
 	return t.APIKey, nil
+}
+
+// readSecretFile reads the secret (what: "the API key") held by file, the
+// value of key: one line of printable ASCII without spaces, surrounding
+// white space ignored.
+func readSecretFile(key, file, what string) (string, *problem) {
+	data, p := readKeyFile(key, file)
+	if p != nil {
+		return "", p
+	}
+	k := strings.TrimSpace(string(data))
+	if k == "" {
+		return "", bad(key, "%s is empty, want %s", file, what)
+	}
+	if !validAPIKey(k) {
+		return "", bad(key, "%s in %s must be one line of printable ASCII without spaces", what, file)
+	}
+	return k, nil
 }
 
 // validAPIKey reports whether k can be sent as a bearer token in a gRPC

@@ -72,6 +72,14 @@ func (c Config) problem() *problem {
 	if c.MetricsAddress != "" && !validListenAddress(c.MetricsAddress) {
 		return bad("metrics_address", "invalid address %q, want [host]:port", c.MetricsAddress)
 	}
+	if c.UIAddress != "" && !validListenAddress(c.UIAddress) {
+		return bad("ui_address", "invalid address %q, want [host]:port", c.UIAddress)
+	}
+	if c.UITokenFile != "" {
+		if _, p := c.uiToken(); p != nil {
+			return p
+		}
+	}
 	if c.ObserverLogstashHostport != "" && !validHostPort(c.ObserverLogstashHostport) {
 		return bad("observer_logstash_hostport", "invalid address %q, want host:port", c.ObserverLogstashHostport)
 	}

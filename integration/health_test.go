@@ -61,7 +61,7 @@ func TestReadinessFollowsTemporal(t *testing.T) {
 	startServer(t, srv)
 	_, schema := testenv.Schema(t)
 	cfg := testenv.Config(t, srv.HostPort(), schema)
-	cfg.MetricsAddress = freeAddress(t)
+	cfg.MetricsAddress = testenv.FreeAddress(t)
 	rec := newRecorder()
 	logs := &testenv.SyncBuffer{}
 	log := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelInfo}))

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"io"
-	"net"
 	"net/http"
 	"strings"
 	"sync/atomic"
@@ -15,18 +14,10 @@ import (
 
 	"github.com/tsync/tsync"
 	"github.com/tsync/tsync/config"
+	"github.com/tsync/tsync/internal/testenv"
 	"github.com/tsync/tsync/internal/testmodels"
 	"github.com/tsync/tsync/models"
 )
-
-func freeAddress(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	addr := ln.Addr().String()
-	require.NoError(t, ln.Close())
-	return addr
-}
 
 func scrape(t *testing.T, url string) string {
 	t.Helper()
@@ -43,7 +34,7 @@ func scrape(t *testing.T, url string) string {
 // metrics.
 func TestMetricsEndpoint(t *testing.T) {
 	t.Parallel()
-	addr := freeAddress(t)
+	addr := testenv.FreeAddress(t)
 	e := newEnv(t, func(c *config.Config) { c.MetricsAddress = addr })
 	require.Equal(t, "http://"+addr+"/metrics", e.app.MetricsURL)
 	var calls atomic.Int32

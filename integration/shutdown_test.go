@@ -111,7 +111,7 @@ func newShutdownEnv(t *testing.T) *shutdownEnv {
 func (s *shutdownEnv) start(gen int, step, shutdown time.Duration) *workerProc {
 	t := s.t
 	t.Helper()
-	addr := freeAddress(t)
+	addr := testenv.FreeAddress(t)
 	cmd := exec.Command(os.Args[0], "-test.run=^TestHelperWorkerCommand$")
 	// Later entries win: the process's own shutdown_timeout and address.
 	cmd.Env = append(append(os.Environ(), s.cfg.Environ()...),

@@ -5,7 +5,7 @@
 # private sshd on 127.0.0.1 to test the ssh connection and the jump host),
 # dot (Debian's graphviz) for `tsync deps --format svg|png`, and
 # redis-server (the watchers' tests start private ones, to kill and restart
-# them).
+# them), and chromium (the object view's browser test drives it headless).
 #
 # What is missing is installed with apt-get when this is a Debian-style
 # machine and we are root; otherwise the script says what to install and
@@ -20,6 +20,7 @@ declare -A want=(
 	[sshd]=openssh-server
 	[dot]=graphviz
 	[redis-server]=redis-server
+	[chromium]=chromium
 )
 
 have() {
@@ -52,7 +53,7 @@ if ((${#missing[@]} > 0)); then
 		cat >&2 <<MSG
 Tools: missing ${missing[*]}. Install them, e.g. (Debian, as root):
     apt-get install -y --no-install-recommends ${missing[*]}
-ansible-playbook runs the Ansible steps; the tests also use ssh, ssh-keygen, sshd and redis-server.
+ansible-playbook runs the Ansible steps; the tests also use ssh, ssh-keygen, sshd, redis-server and chromium.
 MSG
 		exit 1
 	fi

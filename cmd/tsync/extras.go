@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io/fs"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 
@@ -19,12 +20,17 @@ func newCommand(c *cli.CLI) *cobra.Command {
 	var opts generate.Options
 	cmd := &cobra.Command{
 		Use:   "new workbased|watcher NAME",
-		Short: "Scaffold a synchronizer: a model, a step or watcher, a test and a main",
-		Long: `Scaffold a synchronizer package NAME in --dir: a model, a step (workbased) or
-a watcher (watcher), a test, a main under cmd/NAME and a config.yaml. It builds
-and passes its test as generated: cd NAME && go mod tidy && go test ./...
-Outside a Go module, it writes a go.mod (module --module, default NAME); until
-tsync is published, point it at a checkout with --tsync-path.`,
+		Short: "Scaffold a synchronizer: models, steps or watchers, tests, a main, a Makefile and a Dockerfile",
+		Long: `Scaffold a synchronizer package NAME in --dir: its models (--model, default one
+named after NAME), a step each (workbased) or a watcher each (watcher), its own
+config section (config.go: the section NAME of config.yaml), a Seed, tests
+written with tsynctest, a main under cmd/NAME, a config.yaml, a Makefile
+(tools, test, build, run, seed, image) and a Dockerfile. It builds and passes
+its tests as generated: cd NAME && go mod tidy && make test
+Outside a Go module, it writes a go.mod (module --module, default NAME) whose
+replace directive points at --tsync-path: by default the tsync checkout this
+binary was built from (none for a binary built elsewhere: then tsync must be
+published, or --tsync-path given).`,
 		Args:        cobra.ExactArgs(2),
 		Annotations: map[string]string{"quiet": "true", "noconfig": "true"},
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -36,13 +42,17 @@ tsync is published, point it at a checkout with --tsync-path.`,
 			for _, f := range files {
 				c.Printf("wrote %s", f)
 			}
-			c.Printf("next: cd %s && go mod tidy && go test ./...", filepath.Join(opts.Dir, opts.Name))
+			if opts.TsyncPath == "" && slices.Contains(files, filepath.Join(opts.Dir, opts.Name, "go.mod")) {
+				c.Printf("note: no --tsync-path: go mod tidy fetches %s, which must be published", generate.TsyncModule)
+			}
+			c.Printf("next: cd %s && go mod tidy && make test", filepath.Join(opts.Dir, opts.Name))
 			return nil
 		},
 	}
 	cmd.Flags().StringVar(&opts.Dir, "dir", ".", "directory to create the synchronizer in")
 	cmd.Flags().StringVar(&opts.Module, "module", "", "module path of a new go.mod (default: NAME)")
-	cmd.Flags().StringVar(&opts.TsyncPath, "tsync-path", "", "local tsync checkout for a replace directive in a new go.mod")
+	cmd.Flags().StringVar(&opts.TsyncPath, "tsync-path", generate.Checkout(), "local tsync checkout for a replace directive in a new go.mod (\"\": none)")
+	cmd.Flags().StringSliceVar(&opts.Models, "model", nil, "model names, Go types (repeat or comma-separate; default: one named after NAME)")
 	return cmd
 }
 

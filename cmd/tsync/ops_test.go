@@ -11,6 +11,7 @@ import (
 
 	"github.com/tsync/tsync/cli"
 	"github.com/tsync/tsync/demo"
+	"github.com/tsync/tsync/internal/testenv"
 )
 
 // tsync deps writes the model-deps file and a DOT graph that match the
@@ -71,9 +72,10 @@ func TestErrorsResyncStatusJSON(t *testing.T) {
 	require.Equal(t, 0, code, stderr)
 	require.Equal(t, "0 objects in error\n", stdout)
 
-	code, stdout, stderr = tsyncRun(t, env, "resync", "Site", "1")
+	code, stdout, stderr = tsyncRun(t, env, "resync", "site", "1")
 	require.Equal(t, 0, code, stderr)
 	require.Regexp(t, `^Site 1: pending again; workflow cmdtest-[0-9a-f]+/Site/1 started\n$`, stdout)
+	require.Regexp(t, "warning: no worker polls task queue cmdtest-[0-9a-f]+: start `tsync worker` \\(or `tsync run`\\)\n$", stderr)
 	code, _, stderr = tsyncRun(t, env, "resync", "Site", "x")
 	require.Equal(t, 1, code)
 	require.Equal(t, "id \"x\" is not a positive integer\n", stderr)
@@ -83,6 +85,8 @@ func TestErrorsResyncStatusJSON(t *testing.T) {
 
 	code, stdout, stderr = tsyncRun(t, env, "status", "Site", "1", "-o", "json")
 	require.Equal(t, 0, code, stderr)
+	require.Contains(t, stdout, `"model": "Site",`)
+	require.Contains(t, stdout, `"workflow_state": "pending"`)
 	var objs []cli.ObjectState
 	require.NoError(t, json.Unmarshal([]byte(stdout), &objs))
 	require.Len(t, objs, 1)
@@ -92,7 +96,44 @@ func TestErrorsResyncStatusJSON(t *testing.T) {
 	require.Contains(t, objs[0].Workflow, "/Site/1")
 	require.Equal(t, "pending", objs[0].WorkflowState)
 
+	g, err := demo.Models().Graph()
+	require.NoError(t, err)
+	names := strings.Join(g.Order(), ", ")
 	code, _, stderr = tsyncRun(t, env, "status", "Nope")
 	require.Equal(t, 1, code)
-	require.Contains(t, stderr, `unknown model "Nope"`)
+	require.Equal(t, "unknown model \"Nope\"; models: "+names+"\n", stderr)
+	code, _, stderr = tsyncRun(t, env, "resync", "Instanse", "1")
+	require.Equal(t, 1, code)
+	require.Equal(t, "unknown model \"Instanse\" (did you mean Instance?); models: "+names+"\n", stderr)
+
+	// describe: the workflow runs, waiting for a worker, and none polls.
+	code, stdout, stderr = tsyncRun(t, env, "describe", "SITE", "1")
+	require.Equal(t, 0, code, stderr)
+	require.Regexp(t, `^Site 1\nState:\s+pending\nCode:\s+0\n`, stdout)
+	require.Regexp(t, `(?m)^Workflow:\s+cmdtest-[0-9a-f]+/Site/1 \(Running`, stdout)
+	require.Regexp(t, `(?m)^Retries:\s+(every|after) 100ms`, stdout)
+	require.Contains(t, stdout, "  workflow tasks: no poller\n  activity tasks: no poller\n")
+	require.Regexp(t, "(?m)^WARNING: no worker polls task queue cmdtest-[0-9a-f]+: start `tsync worker` \\(or `tsync run`\\)$", stdout)
+	require.Regexp(t, `(?m)^Holds \(depending on it, not in sync\):\n  Network \d+\s+via site_id\s+pending`, stdout)
+}
+
+// A model-deps file named by observer_dependency_graph must exist: deps
+// writes it, and then the commands that open the store accept it.
+func TestMissingDepsFile(t *testing.T) {
+	_, schema := testenv.Schema(t)
+	file := filepath.Join(t.TempDir(), "model-deps.json")
+	env := []string{"TSYNC_DATABASE_URL=" + testenv.DatabaseURL(), "TSYNC_DATABASE_SCHEMA=" + schema,
+		"TSYNC_OBSERVER_DEPENDENCY_GRAPH=" + file}
+	code, stdout, stderr := tsyncRun(t, env, "migrate")
+	require.Equal(t, 1, code, stdout)
+	require.Equal(t, "observer_dependency_graph "+file+" does not exist (run `tsync deps` to write it, or unset the key)\n", stderr)
+	code, _, stderr = tsyncRun(t, env, "deps")
+	require.Equal(t, 0, code, stderr)
+	code, stdout, stderr = tsyncRun(t, env, "migrate")
+	require.Equal(t, 0, code, stderr)
+	require.Contains(t, stdout, "created tables site, network, slice, instance")
+	require.NoError(t, os.Remove(file))
+	code, _, stderr = tsyncRun(t, env, "status")
+	require.Equal(t, 1, code)
+	require.Contains(t, stderr, "observer_dependency_graph "+file+" does not exist")
 }

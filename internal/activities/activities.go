@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"runtime/debug"
 	"time"
 
@@ -37,6 +38,10 @@ type Activities struct {
 	Store *models.Store
 	// Metrics records step calls; nil records nothing.
 	Metrics *metrics.Metrics
+	// Log receives one line per step call's outcome (StepLogMessage: model,
+	// id, operation, outcome, attempt, duration, error, workflow_id): at
+	// warn for a failure, at info otherwise. Nil logs nothing.
+	Log *slog.Logger
 	// Ansible runs the playbooks of steps that are tsync.AnsibleSteps (see
 	// ansible.go); nil uses a runner with zero ansible.Options.
 	Ansible *ansible.Runner
@@ -296,8 +301,10 @@ func (a *Activities) call(ctx context.Context, ref models.Ref, op string, fn fun
 	if err != nil && ctx.Err() == nil && errors.Is(stepCtx.Err(), context.DeadlineExceeded) {
 		err = fmt.Errorf("step timed out (step_timeout): %w", err)
 	}
+	took := time.Since(start)
+	class := engine.Classify(err)
 	outcome := metrics.OutcomeOK
-	switch engine.Classify(err) {
+	switch class {
 	case engine.Deferred:
 		outcome = metrics.OutcomeDeferred
 	case engine.Noted:
@@ -305,8 +312,69 @@ func (a *Activities) call(ctx context.Context, ref models.Ref, op string, fn fun
 	case engine.Failed:
 		outcome = metrics.OutcomeError
 	}
-	a.Metrics.Step(ref.Model, op, outcome, time.Since(start))
+	a.Metrics.Step(ref.Model, op, outcome, took)
+	a.logOutcome(ctx, ref, op, class, outcome, took, err)
 	return err
+}
+
+// StepLogMessage is the message of the line logged for every step call's
+// outcome (see Activities.Log).
+const StepLogMessage = "step"
+
+// logOutcome logs the outcome of one step call: at warn for a failure,
+// with the error's text; at info for a success, a deferral or an
+// innocuous error (with its text).
+func (a *Activities) logOutcome(ctx context.Context, ref models.Ref, op string, class engine.Outcome, outcome string, took time.Duration, err error) {
+	log := a.logger()
+	level := slog.LevelInfo
+	if class == engine.Failed {
+		level = slog.LevelWarn
+	}
+	if !log.Enabled(ctx, level) {
+		return
+	}
+	attrs := []slog.Attr{
+		slog.String("model", ref.Model),
+		slog.Int64("id", ref.ID),
+		slog.String("operation", op),
+		slog.String("outcome", outcome),
+		slog.Int("attempt", int(attempt(ctx))),
+		slog.Duration("duration", took),
+	}
+	if err != nil {
+		attrs = append(attrs, slog.String("error", syncstate.StatusText(err.Error())))
+	}
+	if activity.IsActivity(ctx) {
+		attrs = append(attrs, slog.String("workflow_id", activity.GetInfo(ctx).WorkflowExecution.ID))
+	}
+	log.LogAttrs(ctx, level, StepLogMessage, attrs...)
+}
+
+// logger is a.Log, or when nil, a discarding logger.
+func (a *Activities) logger() *slog.Logger {
+	if a.Log == nil {
+		return slog.New(slog.DiscardHandler)
+	}
+	return a.Log
+}
+
+// attempt is the number of the step call running in ctx for the
+// workflow's current step: 1 for its first attempt, n+1 for its nth
+// retry. The workflow runs a step's first attempt as an activity of its
+// own, limited to one attempt, and its retries as another, whose attempts
+// count from 1 again (see internal/workflows runStep): the attempts of an
+// activity that may retry are one more than the activity's own count. A
+// call outside an activity is attempt 1.
+func attempt(ctx context.Context) int32 {
+	if !activity.IsActivity(ctx) {
+		return 1
+	}
+	info := activity.GetInfo(ctx)
+	n := max(info.Attempt, 1)
+	if rp := info.RetryPolicy; rp != nil && rp.MaximumAttempts != 1 {
+		n++
+	}
+	return n
 }
 
 // RunStep runs fn (a step, a playbook, a watcher's handler) in an activity,

@@ -75,6 +75,9 @@ type Options struct {
 	UIPort int
 	// Namespace is registered at start. "": "default".
 	Namespace string
+	// Command is the command that manages the cluster, for hints such as
+	// "`tsync dev cluster stop`". "": tsync.
+	Command string
 	// TLS, when set, makes the frontend require mTLS.
 	TLS *TLS
 	// Detached processes outlive the caller (make cluster; StopDir stops
@@ -202,7 +205,7 @@ func newCluster(opts Options) (*Cluster, error) {
 	if c.bins, err = findBinaries(opts.BinDir, opts.UIPort >= 0); err != nil {
 		return nil, err
 	}
-	if c.ports, err = pickPorts(opts.Host, opts.Port, opts.UIPort); err != nil {
+	if c.ports, err = pickPorts(opts.Host, opts.Port, opts.UIPort, opts.Command); err != nil {
 		return nil, err
 	}
 	c.hostPort = net.JoinHostPort(dialHost(opts.Host), strconv.Itoa(c.ports.grpc["frontend"]))

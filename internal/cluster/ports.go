@@ -22,8 +22,11 @@ const membershipOffset = 100
 
 // pickPorts returns the ports for a frontend port (0: free ports for
 // everything) and a UI port (0: a free one; -1: none), and fails when one
-// of them is in use.
-func pickPorts(host string, port, uiPort int) (ports, error) {
+// of them is in use, naming command in its hint.
+func pickPorts(host string, port, uiPort int, command string) (ports, error) {
+	if command == "" {
+		command = "tsync"
+	}
 	p := ports{grpc: map[string]int{}, membership: map[string]int{}, ui: uiPort}
 	taken := map[int]bool{}
 	pick := func(fixed int, what string) (int, error) {
@@ -31,7 +34,7 @@ func pickPorts(host string, port, uiPort int) (ports, error) {
 			return freePort(host, taken)
 		}
 		if !free(host, fixed) {
-			return 0, fmt.Errorf("cluster: port %d (%s) is in use on %s: stop what listens there (a cluster started before: `tsync dev cluster stop`) or choose other ports", fixed, what, host)
+			return 0, fmt.Errorf("cluster: port %d (%s) is in use on %s: stop what listens there (a cluster started before: `%s dev cluster stop`) or choose other ports", fixed, what, host, command)
 		}
 		taken[fixed] = true
 		return fixed, nil

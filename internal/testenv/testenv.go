@@ -195,6 +195,15 @@ func FreePort() (int, error) {
 	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
+// FreeAddress is FreePort as a "127.0.0.1:port" address, failing t when
+// none is found.
+func FreeAddress(t testing.TB) string {
+	t.Helper()
+	port, err := FreePort()
+	require.NoError(t, err)
+	return net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
+}
+
 // ephemeralLow returns the lowest ephemeral port of Linux
 // (net.ipv4.ip_local_port_range), or 0 when it is not known.
 func ephemeralLow() int {

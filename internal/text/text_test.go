@@ -37,3 +37,16 @@ func ExampleOneLine() {
 	fmt.Println(text.OneLine("TASK [write]:\n  permission denied\n\n", " / "))
 	// Output: TASK [write]: / permission denied
 }
+
+func TestEditDistance(t *testing.T) {
+	for _, c := range []struct {
+		a, b string
+		want int
+	}{
+		{"", "", 0}, {"abc", "", 3}, {"", "ab", 2}, {"kitten", "sitting", 3},
+		{"database_url", "database_urll", 1}, {"Slise", "Slice", 1}, {"same", "same", 0},
+	} {
+		require.Equal(t, c.want, text.EditDistance(c.a, c.b), "%q %q", c.a, c.b)
+		require.Equal(t, c.want, text.EditDistance(c.b, c.a), "%q %q", c.b, c.a)
+	}
+}
