@@ -22,6 +22,7 @@ import (
 	"github.com/tsync/tsync/config"
 	"github.com/tsync/tsync/internal/activities"
 	"github.com/tsync/tsync/internal/starter"
+	"github.com/tsync/tsync/internal/watchers"
 	"github.com/tsync/tsync/internal/workflows"
 	"github.com/tsync/tsync/logging"
 )
@@ -301,7 +302,7 @@ func clientOptions(cfg config.Config, log *slog.Logger, mh client.MetricsHandler
 	copts := client.Options{
 		HostPort:       cfg.Temporal.HostPort,
 		Namespace:      cfg.Temporal.Namespace,
-		Logger:         logging.NewSDKLogger(log.With("component", "temporal"), activities.ErrTypeStep, activities.ErrTypeDeferred),
+		Logger:         logging.NewSDKLogger(log.With("component", "temporal"), activities.ErrTypeStep, activities.ErrTypeDeferred, watchers.ErrTypeWatcher),
 		MetricsHandler: mh,
 	}
 	tlsConfig, err := cfg.Temporal.ClientTLS()

@@ -17,7 +17,9 @@ func (a *App) watcherActivities() *watchers.Activities {
 	if len(a.sync.Watchers()) == 0 {
 		return nil
 	}
-	return watchers.NewActivities(a.sync, a.Store)
+	acts := watchers.NewActivities(a.sync, a.Store)
+	acts.Log = a.Log.With("component", "watchers")
+	return acts
 }
 
 // Stream returns the Redis stream of the changes of the app's schema.

@@ -94,7 +94,7 @@ func (c *CLI) printDescribe(w io.Writer, obj *inspect.Object, pollers *Pollers, 
 	wf := obj.Workflow
 	switch {
 	case wf.Activity != "":
-		line("Attempt", "%d of %s%s", trueAttempt(wf), wf.Activity, nextRetry(wf, now))
+		line("Attempt", "%d of %s%s", wf.StepAttempt(), wf.Activity, nextRetry(wf, now))
 		if wf.LastFailure != "" {
 			line("Last failure", "%s", oneLine(wf.LastFailure))
 		}
@@ -188,18 +188,6 @@ func writePollers(w io.Writer, kind string, ps []*taskqueuepb.PollerInfo, now ti
 		}
 		fmt.Fprintf(w, "    %s (last poll %s)\n", p.GetIdentity(), seen)
 	}
-}
-
-// trueAttempt is the number of the step call under way: the workflow runs
-// a step's first attempt as an activity limited to one attempt, and its
-// retries as another activity whose attempts count from 1 again (as
-// internal/activities does for its log lines).
-func trueAttempt(wf inspect.Workflow) int32 {
-	n := max(wf.Attempt, 1)
-	if wf.MaximumAttempts != 1 {
-		n++
-	}
-	return n
 }
 
 // nextRetry says when the pending activity's next attempt is due.

@@ -79,7 +79,7 @@ func (c *CLI) serveUI(ctx context.Context, addr string, store *models.Store, cl 
 		Namespace:    c.cfg.Temporal.Namespace,
 		UIURL:        c.webUIBase(ctx),
 	})
-	view, err := objectview.New(in, objectview.Options{Token: token, Title: c.cfg.ObserverName, Log: c.log})
+	view, err := objectview.New(in, objectview.Options{Token: token, Title: c.cfg.ObserverName, Retries: app.Params(c.cfg).Retry.Describe(), Log: c.log})
 	if err != nil {
 		return err
 	}

@@ -45,7 +45,7 @@
 //	observer_proxy_ssh          ""         SSH jump host, "[user@]host[:port]"
 //	observer_name               (required) name of this synchronizer, ^[A-Za-z][A-Za-z0-9_.-]*$
 //	observer_applist            ["core"]   apps whose models are synchronized
-//	observer_dependency_graph   ""         model dependency graph file
+//	observer_dependency_graph   ""         model dependency graph file (must exist when set)
 //	observer_backoff_disabled   true       no backoff: a failing step is retried every
 //	                                       retry.initial_interval, forever (false: the delay
 //	                                       grows by retry.backoff_coefficient to retry.max_interval)

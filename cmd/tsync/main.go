@@ -8,8 +8,12 @@
 //	tsync migrate | seed       create the schema / insert demo objects
 //	tsync status | errors      every demo object and its sync state / those in error
 //	tsync resync | deps        force a sync / the model dependency graph
+//	tsync describe MODEL ID    one object: state, retries, dependencies, workflow, pollers
+//	tsync ui                   the object view, a read-only web page of the objects
+//	tsync version | completion the versions built in / a shell completion script
 //	tsync new                  scaffold a synchronizer of your own
 //	tsync dev start|up|stop|status  a local Temporal dev server (with Web UI)
+//	tsync dev cluster start|stop|status  a production-shaped Temporal cluster on PostgreSQL
 //	tsync health [--live]      ask this host's worker/starter/dispatcher whether it is ready
 //
 // Configuration comes from --config FILE, else ./config.yaml when it exists,

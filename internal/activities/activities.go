@@ -303,18 +303,24 @@ func (a *Activities) call(ctx context.Context, ref models.Ref, op string, fn fun
 	}
 	took := time.Since(start)
 	class := engine.Classify(err)
-	outcome := metrics.OutcomeOK
-	switch class {
-	case engine.Deferred:
-		outcome = metrics.OutcomeDeferred
-	case engine.Noted:
-		outcome = metrics.OutcomeInnocuous
-	case engine.Failed:
-		outcome = metrics.OutcomeError
-	}
+	outcome := OutcomeLabel(class)
 	a.Metrics.Step(ref.Model, op, outcome, took)
 	a.logOutcome(ctx, ref, op, class, outcome, took, err)
 	return err
+}
+
+// OutcomeLabel is the word for class in metrics and log lines: ok,
+// deferred, innocuous or error (the metrics.Outcome* labels).
+func OutcomeLabel(class engine.Outcome) string {
+	switch class {
+	case engine.Deferred:
+		return metrics.OutcomeDeferred
+	case engine.Noted:
+		return metrics.OutcomeInnocuous
+	case engine.Failed:
+		return metrics.OutcomeError
+	}
+	return metrics.OutcomeOK
 }
 
 // StepLogMessage is the message of the line logged for every step call's

@@ -125,3 +125,15 @@ func statusName(s string) string {
 	}
 	return string(b)
 }
+
+// StepAttempt is the number of the step call under way (1 for the first):
+// the workflow runs a step's first attempt as an activity limited to one
+// attempt, and its retries as another activity whose attempts count from 1
+// again (as internal/activities does for its log lines).
+func (w Workflow) StepAttempt() int32 {
+	n := max(w.Attempt, 1)
+	if w.MaximumAttempts != 1 {
+		n++
+	}
+	return n
+}

@@ -49,6 +49,10 @@ type Options struct {
 	Refresh time.Duration
 	// Title names the synchronizer in the pages.
 	Title string
+	// Retries describes the retry schedule of failing steps (from the
+	// config: workflows.RetryParams.Describe), shown with an object's
+	// attempts; "" shows none.
+	Retries string
 	// Log logs failed requests (nil: not logged).
 	Log *slog.Logger
 }
@@ -154,13 +158,15 @@ type page struct {
 	Refresh int
 	Now     time.Time
 	Nav     string
+	// Retries is Options.Retries.
+	Retries string
 	Data    any
 }
 
 // render writes template name with data, or a 500.
 func (v *View) render(w http.ResponseWriter, r *http.Request, name, nav string, data any) {
 	var buf bytes.Buffer
-	p := page{Title: v.opts.Title, Refresh: int(v.opts.Refresh / time.Second), Now: time.Now(), Nav: nav, Data: data}
+	p := page{Title: v.opts.Title, Refresh: int(v.opts.Refresh / time.Second), Now: time.Now(), Nav: nav, Retries: v.opts.Retries, Data: data}
 	if p.Refresh < 1 {
 		p.Refresh = 1
 	}

@@ -21,7 +21,7 @@ func newServer(t *testing.T, token string) (*httptest.Server, *inspecttest.Fixtu
 	t.Helper()
 	f := inspecttest.New(t)
 	in := inspect.New(f.Store, nil, inspect.Options{Synchronizer: "demo", Namespace: "default", UIURL: "http://127.0.0.1:8233"})
-	v, err := objectview.New(in, objectview.Options{Token: token, Title: "demo"})
+	v, err := objectview.New(in, objectview.Options{Token: token, Title: "demo", Retries: "every 1s, forever"})
 	require.NoError(t, err)
 	srv := httptest.NewServer(v)
 	t.Cleanup(srv.Close)
@@ -123,6 +123,7 @@ func TestObjectPage(t *testing.T) {
 	require.Contains(t, body, `<td id="status" class="status">`+
 		fmt.Sprintf("Failed due to error in model Site id %d: ", f.Failed.ID)+escapedError+`</td>`)
 	require.Contains(t, body, `<td id="code">2</td>`)
+	require.Contains(t, body, `<td id="retries">a failing step is retried every 1s, forever</td>`)
 	require.Contains(t, body, `<span class="state state-held">`)
 	// The chain: its Slice (held), then the Slice's Site (error, marked red).
 	chain := body[strings.Index(body, `<ul class="chain" id="dependencies">`):]

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
+	"time"
 
 	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/temporal"
@@ -45,7 +47,15 @@ type Activities struct {
 	Sync *engine.Synchronizer
 	// Store is the model store.
 	Store *models.Store
+	// Log receives one line per handler call's outcome (WatchLogMessage:
+	// watcher, model, id, outcome, attempt, duration, error): at warn for
+	// a failure, at info otherwise. Nil logs nothing.
+	Log *slog.Logger
 }
+
+// WatchLogMessage is the message of the line logged for every watcher
+// handler call's outcome (see Activities.Log).
+const WatchLogMessage = "watch"
 
 // NewActivities returns the watcher activities of sync over store.
 func NewActivities(sync *engine.Synchronizer, store *models.Store) *Activities {
@@ -73,12 +83,12 @@ func (a *Activities) HandleWatchedObject(ctx context.Context, req Request) (Outc
 	if b := obj.SyncState(); b.Deleted || b.NoSync || b.LazyBlocked {
 		return OutcomeSkipped, nil
 	}
+	start := time.Now()
 	err = activities.RunStep(ctx, func(ctx context.Context) error { return w.Watcher.HandleWatchedObject(ctx, obj, req.Event) })
-	switch engine.Classify(err) {
-	case engine.Succeeded:
-		return OutcomeHandled, nil
-	case engine.Noted:
-		activity.GetLogger(ctx).Info("watcher note", "watcher", req.Watcher, "object", req.Object.String(), "note", err.Error())
+	class := engine.Classify(err)
+	a.logOutcome(ctx, req, class, time.Since(start), err)
+	switch class {
+	case engine.Succeeded, engine.Noted:
 		return OutcomeHandled, nil
 	case engine.Deferred:
 		return "", temporal.NewNonRetryableApplicationError(syncstate.StatusText(err.Error()), activities.ErrTypeDeferred, nil)
@@ -92,4 +102,36 @@ func (a *Activities) HandleWatchedObject(ctx context.Context, req Request) (Outc
 func Register(r sdkworker.Registry, acts *Activities) {
 	r.RegisterWorkflow(WatchWorkflow)
 	r.RegisterActivity(acts)
+}
+
+// logOutcome logs the outcome of one handler call: at warn for a failure,
+// with the error's text; at info for a success, a deferral or an innocuous
+// error (with its text). The attempt is the SDK's: the watcher workflow
+// runs all attempts of a change's handler as one activity.
+func (a *Activities) logOutcome(ctx context.Context, req Request, class engine.Outcome, took time.Duration, err error) {
+	if a.Log == nil {
+		return
+	}
+	level := slog.LevelInfo
+	if class == engine.Failed {
+		level = slog.LevelWarn
+	}
+	if !a.Log.Enabled(ctx, level) {
+		return
+	}
+	attrs := []slog.Attr{
+		slog.String("watcher", req.Watcher),
+		slog.String("model", req.Object.Model),
+		slog.Int64("id", req.Object.ID),
+		slog.String("outcome", activities.OutcomeLabel(class)),
+		slog.Duration("duration", took),
+	}
+	if activity.IsActivity(ctx) {
+		info := activity.GetInfo(ctx)
+		attrs = append(attrs, slog.Int("attempt", int(info.Attempt)), slog.String("workflow_id", info.WorkflowExecution.ID))
+	}
+	if err != nil {
+		attrs = append(attrs, slog.String("error", syncstate.StatusText(err.Error())))
+	}
+	a.Log.LogAttrs(ctx, level, WatchLogMessage, attrs...)
 }
