@@ -20,13 +20,13 @@ STATICCHECK_VERSION  := v0.8.2
 # Extra flags for `bin/tsync demo`, e.g. make demo DEMO_FLAGS='--sites 5 --stay'.
 DEMO_FLAGS ?=
 
-.PHONY: all tools dev-tools system-tools cluster-tools build demo dev dev-stop cluster cluster-stop services lint test bench clean fuzz fuzz-corpus soak
+.PHONY: all tools dev-tools system-tools test-system-tools cluster-tools build demo dev dev-stop cluster cluster-stop services lint test bench clean fuzz fuzz-corpus soak
 
 all: build
 
 ## tools: everything the tests need: dev-tools, staticcheck and the cluster's binaries (see
 ##        cluster-tools), built into bin/ when missing
-tools: dev-tools bin/staticcheck cluster-tools
+tools: dev-tools bin/staticcheck cluster-tools test-system-tools
 
 ## dev-tools: what the demo and the dev stack need: the temporal CLI (dev server + Web UI) and the
 ##            system tools (see system-tools)
@@ -36,6 +36,10 @@ dev-tools: bin/temporal system-tools
 ##               with apt-get when missing and root; otherwise says what to install
 system-tools:
 	bash scripts/ensure-tools.sh
+
+## test-system-tools: the system tools and, for the tests only, chromium (the object view's browser test)
+test-system-tools:
+	bash scripts/ensure-tools.sh --test
 
 # Building the temporal CLI takes minutes the first time; it is never rebuilt
 # while bin/temporal exists.

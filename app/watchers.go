@@ -18,7 +18,9 @@ func (a *App) watcherActivities() *watchers.Activities {
 		return nil
 	}
 	acts := watchers.NewActivities(a.sync, a.Store)
-	acts.Log = a.Log.With("component", "watchers")
+	if a.Log != nil {
+		acts.Log = a.Log.With("component", "watchers")
+	}
 	return acts
 }
 

@@ -5,7 +5,8 @@
 # private sshd on 127.0.0.1 to test the ssh connection and the jump host),
 # dot (Debian's graphviz) for `tsync deps --format svg|png`, and
 # redis-server (the watchers' tests start private ones, to kill and restart
-# them), and chromium (the object view's browser test drives it headless).
+# them), and, with --test, chromium (the object view's browser test drives
+# it headless; the demo does not need it).
 #
 # What is missing is installed with apt-get when this is a Debian-style
 # machine and we are root; otherwise the script says what to install and
@@ -20,8 +21,10 @@ declare -A want=(
 	[sshd]=openssh-server
 	[dot]=graphviz
 	[redis-server]=redis-server
-	[chromium]=chromium
 )
+if [[ ${1-} == --test ]]; then
+	want[chromium]=chromium
+fi
 
 have() {
 	case "$1" in
