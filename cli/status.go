@@ -6,21 +6,12 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"strconv"
 	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
-	enumspb "go.temporal.io/api/enums/v1"
-	taskqueuepb "go.temporal.io/api/taskqueue/v1"
-	"go.temporal.io/api/workflowservice/v1"
-	"go.temporal.io/sdk/client"
-	"go.temporal.io/sdk/converter"
 
-	"github.com/tsync/tsync/app"
 	"github.com/tsync/tsync/internal/inspect"
-	"github.com/tsync/tsync/internal/text"
-	"github.com/tsync/tsync/internal/workflows"
 	"github.com/tsync/tsync/models"
 )
 
@@ -62,101 +53,6 @@ func checkOutput(format string) error {
 		return fmt.Errorf("--output: %q is not one of table, json", format)
 	}
 	return nil
-}
-
-// resolveModel returns the model of g named name, ignoring case; an
-// unknown name gets one error listing the models, with the closest one.
-func resolveModel(g *models.Graph, name string) (string, error) {
-	if _, ok := g.Model(name); ok {
-		return name, nil
-	}
-	order := g.Order()
-	for _, m := range order {
-		if strings.EqualFold(m, name) {
-			return m, nil
-		}
-	}
-	hint := ""
-	best, bestD := "", -1
-	for _, m := range order {
-		if d := text.EditDistance(strings.ToLower(name), strings.ToLower(m)); bestD < 0 || d < bestD {
-			best, bestD = m, d
-		}
-	}
-	if bestD >= 0 && bestD <= max(2, len(name)/3) {
-		hint = fmt.Sprintf(" (did you mean %s?)", best)
-	}
-	return "", fmt.Errorf("unknown model %q%s; models: %s", name, hint, strings.Join(order, ", "))
-}
-
-// parseID parses an object id argument.
-func parseID(s string) (int64, error) {
-	id, err := strconv.ParseInt(s, 10, 64)
-	if err != nil || id <= 0 {
-		return 0, fmt.Errorf("id %q is not a positive integer", s)
-	}
-	return id, nil
-}
-
-// checkSchema fails when the store's schema, or every table of its
-// models, is missing: status would otherwise say "0 objects".
-func (c *CLI) checkSchema(ctx context.Context, store *models.Store) error {
-	var schema bool
-	if err := store.Pool().QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $1)`, store.Schema()).Scan(&schema); err != nil {
-		return fmt.Errorf("schema %s: %w", store.Schema(), err)
-	}
-	if !schema {
-		return fmt.Errorf("schema %s does not exist: run `%s migrate` to create it (or set database_schema)", store.Schema(), c.def.Name)
-	}
-	missing, err := missingTables(ctx, store)
-	if err != nil {
-		return err
-	}
-	if len(missing) == len(store.Graph().Order()) {
-		return fmt.Errorf("schema %s has none of %s's tables: run `%s migrate` to create them", store.Schema(), c.def.Name, c.def.Name)
-	}
-	return nil
-}
-
-// missingTables returns the tables of the store's models that do not
-// exist, in graph order.
-func missingTables(ctx context.Context, store *models.Store) ([]string, error) {
-	var out []string
-	for _, name := range store.Graph().Order() {
-		m, _ := store.Graph().Model(name)
-		var exists bool
-		if err := store.Pool().QueryRow(ctx, `SELECT to_regclass($1) IS NOT NULL`, store.Table(m)).Scan(&exists); err != nil {
-			return nil, fmt.Errorf("table of %s: %w", name, err)
-		}
-		if !exists {
-			out = append(out, m.Table)
-		}
-	}
-	return out, nil
-}
-
-// inspector is an Inspector of store (and cl's workflows, when not nil)
-// for this config.
-func (c *CLI) inspector(ctx context.Context, store *models.Store, cl client.Client) *inspect.Inspector {
-	return inspect.New(store, cl, inspect.Options{
-		Synchronizer: c.cfg.ObserverName,
-		Namespace:    c.cfg.Temporal.Namespace,
-		UIURL:        c.webUIBase(ctx),
-	})
-}
-
-// dialTemporal dials Temporal for a one-shot command, waiting at most
-// statusDialWait; it logs why and returns nil when it cannot.
-func (c *CLI) dialTemporal(ctx context.Context, what string) client.Client {
-	ctx, cancel := context.WithTimeout(ctx, statusDialWait)
-	defer cancel()
-	cl, err := app.DialTemporal(ctx, c.cfg, c.log, c.appOptions()...)
-	if err != nil {
-		c.log.Warn(what+" not shown: Temporal is unreachable", "host_port", c.cfg.Temporal.HostPort)
-		c.log.Debug("dial temporal", "error", err)
-		return nil
-	}
-	return cl
 }
 
 // statusQuery is what one status run shows.
@@ -328,89 +224,6 @@ func anyInError(objs []ObjectState) bool {
 		}
 	}
 	return false
-}
-
-// addWorkflows fills in the running workflow of each object, from a
-// visibility query; it says so and goes on when Temporal cannot answer.
-func (c *CLI) addWorkflows(ctx context.Context, cl client.Client, objs []ObjectState) {
-	ctx, cancel := context.WithTimeout(ctx, statusDialWait)
-	defer cancel()
-	running := map[string]string{}
-	var token []byte
-	for {
-		resp, err := cl.ListWorkflow(ctx, &workflowservice.ListWorkflowExecutionsRequest{
-			Query:         fmt.Sprintf("TsyncSynchronizer = %q AND ExecutionStatus = 'Running'", c.cfg.ObserverName),
-			NextPageToken: token,
-		})
-		if err != nil {
-			c.log.Warn("running workflows not shown", "error", err)
-			return
-		}
-		for _, x := range resp.Executions {
-			state := ""
-			if p := x.GetSearchAttributes().GetIndexedFields()[workflows.AttrState.GetName()]; p != nil {
-				_ = converter.GetDefaultDataConverter().FromPayload(p, &state)
-			}
-			running[x.Execution.WorkflowId] = state
-		}
-		if token = resp.NextPageToken; len(token) == 0 {
-			break
-		}
-	}
-	for i, o := range objs {
-		id := workflows.WorkflowID(c.cfg.ObserverName, models.Ref{Model: o.Model, ID: o.ID})
-		if state, ok := running[id]; ok {
-			objs[i].Workflow, objs[i].WorkflowState = id, state
-		}
-	}
-}
-
-// Pollers are the workers polling a task queue, by task type.
-type Pollers struct {
-	// Queue is the task queue's name.
-	Queue string
-	// Workflow and Activity poll its workflow and activity tasks.
-	Workflow, Activity []*taskqueuepb.PollerInfo
-}
-
-// pollers asks Temporal who polls the configured task queue.
-func (c *CLI) pollers(ctx context.Context, cl client.Client) (Pollers, error) {
-	ctx, cancel := context.WithTimeout(ctx, statusDialWait)
-	defer cancel()
-	p := Pollers{Queue: c.cfg.Temporal.TaskQueue}
-	for _, t := range []enumspb.TaskQueueType{enumspb.TASK_QUEUE_TYPE_WORKFLOW, enumspb.TASK_QUEUE_TYPE_ACTIVITY} {
-		resp, err := cl.DescribeTaskQueue(ctx, p.Queue, t)
-		if err != nil {
-			return p, fmt.Errorf("describe task queue %s: %w", p.Queue, err)
-		}
-		if t == enumspb.TASK_QUEUE_TYPE_WORKFLOW {
-			p.Workflow = resp.GetPollers()
-		} else {
-			p.Activity = resp.GetPollers()
-		}
-	}
-	return p, nil
-}
-
-// noWorker is the warning when a task type of the queue has no poller, ""
-// when both have one.
-func (c *CLI) noWorker(p Pollers) string {
-	if len(p.Workflow) > 0 && len(p.Activity) > 0 {
-		return ""
-	}
-	return fmt.Sprintf("no worker polls task queue %s: start `%s worker` (or `%s run`)", p.Queue, c.def.Name, c.def.Name)
-}
-
-// warnNoWorker writes the no-worker warning to stderr, when it applies.
-func (c *CLI) warnNoWorker(ctx context.Context, cl client.Client) {
-	p, err := c.pollers(ctx, cl)
-	if err != nil {
-		c.log.Warn("task queue pollers not shown", "error", err)
-		return
-	}
-	if w := c.noWorker(p); w != "" {
-		fmt.Fprintln(c.stderr, "warning: "+w)
-	}
 }
 
 func (c *CLI) errorsCommand() *cobra.Command {

@@ -12,12 +12,10 @@ package cluster_test
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
@@ -33,124 +31,17 @@ import (
 	"github.com/tsync/tsync/app"
 	"github.com/tsync/tsync/config"
 	"github.com/tsync/tsync/internal/cluster"
+	"github.com/tsync/tsync/internal/cluster/clustertest"
 	"github.com/tsync/tsync/internal/testenv"
 	"github.com/tsync/tsync/internal/testmodels"
 	"github.com/tsync/tsync/models"
 )
 
-// binDirEnv names the directory of the cluster's binaries, when not bin/
-// at the module root.
-const binDirEnv = "TSYNC_CLUSTER_BIN"
-
-// clusterBinaries are the binaries the tests' clusters need (no Web UI).
-var clusterBinaries = []string{cluster.ServerBin, cluster.SQLToolBin}
-
-// binDir returns the directory of the cluster's binaries. When one is
-// missing, the test is skipped with what to do, or fails under CI: CI must
-// run this suite.
-func binDir(t *testing.T) string {
-	t.Helper()
-	dir := os.Getenv(binDirEnv)
-	if dir == "" {
-		root, err := moduleRoot()
-		require.NoError(t, err)
-		dir = filepath.Join(root, "bin")
-	}
-	var missing []string
-	for _, name := range clusterBinaries {
-		if _, err := os.Stat(filepath.Join(dir, name)); err != nil {
-			missing = append(missing, name)
-		}
-	}
-	if len(missing) > 0 {
-		msg := fmt.Sprintf("the Temporal cluster's binaries %s are not in %s: build them with `make cluster-tools`, or set %s to where they are",
-			strings.Join(missing, ", "), dir, binDirEnv)
-		if ci, _ := strconv.ParseBool(os.Getenv("CI")); ci {
-			t.Fatal(msg + " (CI must run the cluster suite)")
-		}
-		t.Skip(msg)
-	}
-	return dir
-}
-
-// moduleRoot is the directory of go.mod, above the working directory.
-func moduleRoot() (string, error) {
-	dir, err := os.Getwd()
-	if err != nil {
-		return "", err
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return dir, nil
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return "", errors.New("no go.mod above the working directory")
-		}
-		dir = parent
-	}
-}
-
 // startCluster starts a cluster of the test's own (its databases named at
-// random, every port free), stopped and its databases dropped when the test
-// ends. When the test fails, the ends of the services' logs are logged.
+// random, every port free), gone when the test ends.
 func startCluster(t *testing.T) *cluster.Cluster {
 	t.Helper()
-	bins := binDir(t)
-	dir := t.TempDir()
-	logs := &testenv.SyncBuffer{}
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	begin := time.Now()
-	c, err := cluster.Start(ctx, cluster.Options{
-		BinDir:      bins,
-		Dir:         dir,
-		DatabaseURL: testenv.DatabaseURL(),
-		Database:    "tsync_ct_" + testenv.Random(4),
-		Port:        0,
-		UIPort:      -1,
-		AsyncCommit: true, // the test kills Temporal's services, never PostgreSQL
-		Log:         slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelInfo})),
-	})
-	require.NoError(t, err, "cluster log: %s", logs)
-	t.Cleanup(func() {
-		if t.Failed() {
-			t.Logf("cluster log:\n%s", logs)
-			logTails(t, dir)
-		}
-		// Killed, not stopped: a graceful stop takes seconds per service.
-		for _, s := range cluster.Services {
-			if err := c.Kill(s); err != nil {
-				t.Errorf("kill the cluster's %s: %v", s, err)
-			}
-		}
-		if err := c.Stop(); err != nil {
-			t.Errorf("stop the cluster: %v", err)
-		}
-		dctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-		defer cancel()
-		if err := c.Drop(dctx); err != nil {
-			t.Errorf("drop the cluster's databases: %v", err)
-		}
-	})
-	t.Logf("cluster serving at %s (namespace %s) after %s", c.HostPort(), c.Namespace(), time.Since(begin).Round(time.Millisecond))
-	return c
-}
-
-// logTails logs the last lines of every log file under dir.
-func logTails(t *testing.T, dir string) {
-	_ = filepath.WalkDir(dir, func(path string, d os.DirEntry, err error) error {
-		if err != nil || d.IsDir() || !strings.HasSuffix(path, ".log") {
-			return nil
-		}
-		data, err := os.ReadFile(path)
-		if err != nil {
-			return nil
-		}
-		lines := strings.Split(strings.TrimRight(string(data), "\n"), "\n")
-		t.Logf("last lines of %s:\n%s", path, strings.Join(lines[max(0, len(lines)-30):], "\n"))
-		return nil
-	})
+	return clustertest.Start(t, "tsync_ct_", cluster.Options{})
 }
 
 // synchronizer is the models Site <- Slice <- Instance, each synced by

@@ -15,10 +15,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"os"
-	"path/filepath"
 	"regexp"
-	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -35,6 +32,7 @@ import (
 	"github.com/tsync/tsync/app"
 	"github.com/tsync/tsync/config"
 	"github.com/tsync/tsync/internal/cluster"
+	"github.com/tsync/tsync/internal/cluster/clustertest"
 	"github.com/tsync/tsync/internal/engine"
 	"github.com/tsync/tsync/internal/starter"
 	"github.com/tsync/tsync/internal/testenv"
@@ -45,50 +43,12 @@ import (
 	"github.com/tsync/tsync/worker"
 )
 
-// binDirEnv names the directory of the cluster's binaries, when not bin/
-// at the module root.
-const binDirEnv = "TSYNC_CLUSTER_BIN"
-
-// binDir returns the directory of the cluster's binaries. When one is
-// missing, the test is skipped with what to do, or fails under CI.
-func binDir(t *testing.T) string {
-	t.Helper()
-	dir := os.Getenv(binDirEnv)
-	if dir == "" {
-		wd, err := os.Getwd()
-		require.NoError(t, err)
-		dir = filepath.Join(wd, "..", "..", "bin")
-	}
-	for _, name := range []string{cluster.ServerBin, cluster.SQLToolBin} {
-		if _, err := os.Stat(filepath.Join(dir, name)); err != nil {
-			msg := fmt.Sprintf("the Temporal cluster's binary %s is not in %s: build it with `make cluster-tools`, or set %s to where it is", name, dir, binDirEnv)
-			if ci, _ := strconv.ParseBool(os.Getenv("CI")); ci {
-				t.Fatal(msg + " (CI must run the cluster suites)")
-			}
-			t.Skip(msg)
-		}
-	}
-	return dir
-}
-
 // startTLSCluster starts a cluster whose frontend requires a client
 // certificate signed by pki's CA, stopped and its databases dropped when
 // the test ends.
 func startTLSCluster(t *testing.T, pki certs.Files) *cluster.Cluster {
 	t.Helper()
-	bins := binDir(t)
-	dir := t.TempDir()
-	logs := &testenv.SyncBuffer{}
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	begin := time.Now()
-	c, err := cluster.Start(ctx, cluster.Options{
-		BinDir:      bins,
-		Dir:         dir,
-		DatabaseURL: testenv.DatabaseURL(),
-		Database:    "tsync_tls_" + testenv.Random(4),
-		UIPort:      -1,
-		AsyncCommit: true, // tests kill Temporal's services, never PostgreSQL
+	return clustertest.Start(t, "tsync_tls_", cluster.Options{
 		TLS: &cluster.TLS{
 			CAFile:   pki.CAFile,
 			CertFile: pki.ServerCertFile, KeyFile: pki.ServerKeyFile,
@@ -99,29 +59,7 @@ func startTLSCluster(t *testing.T, pki certs.Files) *cluster.Cluster {
 			// needs a name to check.
 			ServerName: certs.ServerName,
 		},
-		Log: slog.New(slog.NewTextHandler(logs, nil)),
 	})
-	require.NoError(t, err, "cluster log: %s", logs)
-	t.Cleanup(func() {
-		if t.Failed() {
-			t.Logf("cluster log:\n%s", logs)
-		}
-		for _, s := range cluster.Services {
-			if err := c.Kill(s); err != nil {
-				t.Errorf("kill the cluster's %s: %v", s, err)
-			}
-		}
-		if err := c.Stop(); err != nil {
-			t.Errorf("stop the cluster: %v", err)
-		}
-		dctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-		defer cancel()
-		if err := c.Drop(dctx); err != nil {
-			t.Errorf("drop the cluster's databases: %v", err)
-		}
-	})
-	t.Logf("TLS cluster serving at %s (namespace %s) after %s", c.HostPort(), c.Namespace(), time.Since(begin).Round(time.Millisecond))
-	return c
 }
 
 func registry() *models.Registry { return testmodels.Registry(testmodels.ChainDiamond()...) }

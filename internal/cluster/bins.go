@@ -36,7 +36,7 @@ func CheckBinaries(binDir string) error {
 // findBinaries finds the binaries in binDir; the UI server's only when ui.
 func findBinaries(binDir string, ui bool) (binaries, error) {
 	if binDir == "" {
-		root, err := moduleRoot()
+		root, err := ModuleRoot()
 		if err != nil {
 			return binaries{}, fmt.Errorf("cluster: no BinDir given and %w", err)
 		}
@@ -68,9 +68,9 @@ func findBinaries(binDir string, ui bool) (binaries, error) {
 	return b, nil
 }
 
-// moduleRoot is the directory of the go.mod at or above the working
+// ModuleRoot is the directory of the go.mod at or above the working
 // directory.
-func moduleRoot() (string, error) {
+func ModuleRoot() (string, error) {
 	dir, err := os.Getwd()
 	if err != nil {
 		return "", err
