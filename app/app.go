@@ -88,7 +88,7 @@ func OpenWithStore(ctx context.Context, cfg config.Config, reg *models.Registry,
 	if err != nil {
 		return nil, err
 	}
-	if err := a.Store.Migrate(ctx); err != nil {
+	if err := a.migrate(ctx); err != nil {
 		a.Close()
 		return nil, err
 	}
@@ -109,7 +109,7 @@ func OpenStore(ctx context.Context, cfg config.Config, reg *models.Registry, bui
 		return nil, err
 	}
 	if migrate {
-		if err := a.Store.Migrate(ctx); err != nil {
+		if err := a.migrate(ctx); err != nil {
 			a.Close()
 			return nil, err
 		}
@@ -130,6 +130,28 @@ func Graph(cfg config.Config, reg *models.Registry, build Build) (*models.Graph,
 		return nil, err
 	}
 	return c.Graph, nil
+}
+
+// migrate migrates the schema (Store.Migrate) or, with
+// database_auto_migrate off, checks that it needs no migration. Drift stops
+// it either way.
+func (a *App) migrate(ctx context.Context) error {
+	if a.Config.DatabaseAutoMigrate {
+		return a.Store.Migrate(ctx)
+	}
+	plan, err := a.Store.Plan(ctx)
+	if err != nil {
+		return err
+	}
+	if err := plan.Err(); err != nil {
+		return err
+	}
+	if n := len(plan.Statements); n > 0 {
+		bin := a.opts.binary()
+		return fmt.Errorf("schema %s is not up to date with the models (%d DDL statements to run) and database_auto_migrate is off: "+
+			"run `%s migrate`, or the DDL that `%s migrate --dry-run` prints", a.Store.Schema(), n, bin, bin)
+	}
+	return nil
 }
 
 // openStore validates cfg, connects to PostgreSQL and builds the

@@ -11,6 +11,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/tsync/tsync/app"
+	"github.com/tsync/tsync/models"
 )
 
 // runApp is the RunE of a command that opens the synchronizer's app and
@@ -112,9 +113,18 @@ ui_address set it serves the object view there (see the ui command).`,
 }
 
 func (c *CLI) migrateCommand() *cobra.Command {
-	return &cobra.Command{
-		Use:         "migrate",
-		Short:       "Create or upgrade the synchronizer's tables in the configured schema",
+	var dryRun bool
+	cmd := &cobra.Command{
+		Use:   "migrate",
+		Short: "Create or upgrade the synchronizer's tables in the configured schema",
+		Long: `Create or upgrade the synchronizer's tables in the configured schema: the
+schema, each model's table, columns added to a model, the indexes, and the
+triggers through which tsync sees every writer's changes. A table that
+drifted from its model (a changed type, a column no longer in the struct, a
+renamed column or table) is not touched: migrate stops with an error naming
+each difference and the SQL to run. With --dry-run it prints the DDL it would
+run and changes nothing (for operators who run their own migrations, with
+database_auto_migrate off).`,
 		Args:        cobra.NoArgs,
 		Annotations: map[string]string{"quiet": "true"},
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -123,6 +133,9 @@ func (c *CLI) migrateCommand() *cobra.Command {
 				return err
 			}
 			defer closeStore()
+			if dryRun {
+				return c.printPlan(cmd.Context(), store)
+			}
 			missing, err := missingTables(cmd.Context(), store)
 			if err != nil {
 				return err
@@ -142,6 +155,29 @@ func (c *CLI) migrateCommand() *cobra.Command {
 			return nil
 		},
 	}
+	cmd.Flags().BoolVar(&dryRun, "dry-run", false, "print the DDL migrate would run, and change nothing")
+	return cmd
+}
+
+// printPlan prints the DDL of store's migration, each statement ending
+// with ";", and fails on drift.
+func (c *CLI) printPlan(ctx context.Context, store *models.Store) error {
+	plan, err := store.Plan(ctx)
+	if err != nil {
+		return err
+	}
+	if err := plan.Err(); err != nil {
+		return err
+	}
+	if len(plan.Statements) == 0 {
+		c.Printf("-- schema %s is up to date: nothing to run", store.Schema())
+		return nil
+	}
+	c.Printf("-- schema %s: %d statements to run", store.Schema(), len(plan.Statements))
+	for _, stmt := range plan.Statements {
+		c.Printf("%s;", stmt)
+	}
+	return nil
 }
 
 func (c *CLI) seedCommand() *cobra.Command {

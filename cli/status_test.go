@@ -216,11 +216,11 @@ func TestStatusWatch(t *testing.T) {
 	require.Regexp(t, regexp.MustCompile(`^Every 50ms: fixsync status \(Ctrl-C to stop\)  \d\d:\d\d:\d\d\n`), out.buf.String())
 }
 
-// status and errors on a schema that does not exist say so; migrate says
-// which tables it created, then that they are up to date.
-func TestMissingSchemaAndMigrate(t *testing.T) {
+// missingSchema writes, in a new working directory, the config of a schema
+// that does not exist yet, and drops it after the test.
+func missingSchema(t *testing.T) string {
+	t.Helper()
 	t.Chdir(t.TempDir())
-	def := userDefinition()
 	schema := "t_missing_" + testenv.Random(6)
 	require.NoError(t, os.WriteFile("config.yaml", []byte("observer_name: gizmos\ndatabase_url: "+testenv.DatabaseURL()+"\ndatabase_schema: "+schema+"\n"), 0o644))
 	t.Cleanup(func() {
@@ -230,12 +230,54 @@ func TestMissingSchemaAndMigrate(t *testing.T) {
 		_, err = pool.Exec(context.Background(), "DROP SCHEMA IF EXISTS "+pgx.Identifier{schema}.Sanitize()+" CASCADE")
 		require.NoError(t, err)
 	})
+	return schema
+}
+
+// status and errors on a schema that does not exist say so; with
+// database_auto_migrate off a worker stops; migrate --dry-run prints DDL
+// that creates it.
+func TestMissingSchemaAndMigrate(t *testing.T) {
+	def := userDefinition()
+	schema := missingSchema(t)
 	for _, args := range [][]string{{"status"}, {"errors"}, {"describe", "widget", "1"}} {
 		code, stdout, stderr := runCLI(t, def, nil, args...)
 		require.Equal(t, 1, code, args)
 		require.Empty(t, stdout)
 		require.Equal(t, "schema "+schema+" does not exist: run `gizmos migrate` to create it (or set database_schema)\n", stderr, args)
 	}
+	// With database_auto_migrate off, a process does not migrate: it stops.
+	code, stdout, stderr := runCLI(t, def, []string{"TSYNC_DATABASE_AUTO_MIGRATE=false"}, "worker")
+	require.Equal(t, 1, code)
+	require.Empty(t, stdout)
+	require.Regexp(t, `^schema `+schema+` is not up to date with the models \(\d+ DDL statements to run\) and database_auto_migrate is off: `+
+		"run `gizmos migrate`, or the DDL that `gizmos migrate --dry-run` prints\n$", stderr)
+
+	// --dry-run prints the DDL and changes nothing; an operator may run it.
+	code, ddl, stderr := runCLI(t, def, nil, "migrate", "--dry-run")
+	require.Equal(t, 0, code, stderr)
+	require.Regexp(t, `^-- schema `+schema+`: \d+ statements to run\nCREATE SCHEMA IF NOT EXISTS "`+schema+`";\nCREATE TABLE IF NOT EXISTS "`+schema+`"."widget" \(`, ddl)
+	require.Contains(t, ddl, `CREATE TRIGGER "_tsync_before_gadget" BEFORE UPDATE OR DELETE ON "`+schema+`"."gadget" FOR EACH ROW`)
+	code, _, stderr = runCLI(t, def, nil, "status")
+	require.Equal(t, 1, code)
+	require.Contains(t, stderr, "does not exist")
+	pool, err := pgxpool.New(context.Background(), testenv.DatabaseURL())
+	require.NoError(t, err)
+	defer pool.Close()
+	_, err = pool.Exec(context.Background(), ddl)
+	require.NoError(t, err)
+	code, stdout, stderr = runCLI(t, def, nil, "migrate", "--dry-run")
+	require.Equal(t, 0, code, stderr)
+	require.Equal(t, "-- schema "+schema+" is up to date: nothing to run\n", stdout)
+	code, stdout, stderr = runCLI(t, def, nil, "migrate")
+	require.Equal(t, 0, code, stderr)
+	require.Equal(t, "schema "+schema+" is up to date: tables widget, gadget\n", stdout)
+}
+
+// migrate creates the tables it finds missing, then says they are up to
+// date.
+func TestMigrateCreates(t *testing.T) {
+	def := userDefinition()
+	schema := missingSchema(t)
 	code, stdout, stderr := runCLI(t, def, nil, "migrate")
 	require.Equal(t, 0, code, stderr)
 	require.Equal(t, "schema "+schema+": created tables widget, gadget\nschema "+schema+" is up to date: tables widget, gadget\n", stdout)

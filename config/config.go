@@ -47,6 +47,12 @@ type Config struct {
 	DatabaseURL string `mapstructure:"database_url"`
 	// DatabaseSchema is the PostgreSQL schema holding the models.
 	DatabaseSchema string `mapstructure:"database_schema"`
+	// DatabaseAutoMigrate lets every process migrate the schema at start
+	// (tables, added columns, indexes, triggers). Off, for operators who
+	// run their own migrations (`tsync migrate`, or the DDL of `tsync
+	// migrate --dry-run`), a process whose schema is not up to date stops
+	// at start saying what is missing.
+	DatabaseAutoMigrate bool `mapstructure:"database_auto_migrate"`
 	// RedisURL is the redis:// or rediss:// URL of Redis. It may carry a
 	// password: log Redacted() rather than this field.
 	RedisURL string `mapstructure:"redis_url"`

@@ -15,6 +15,7 @@ func TestDefault(t *testing.T) {
 		Temporal:                TemporalConfig{HostPort: "127.0.0.1:7233", Namespace: "default", TaskQueue: "tsync"},
 		DatabaseURL:             "postgres://postgres@127.0.0.1:5432/test?sslmode=disable",
 		DatabaseSchema:          "public",
+		DatabaseAutoMigrate:     true,
 		RedisURL:                "redis://127.0.0.1:6379/0",
 		LoopInterval:            time.Second,
 		FetchBatch:              500,

@@ -72,6 +72,8 @@
 //	database_url                "postgres://postgres@127.0.0.1:5432/test?sslmode=disable"
 //	                                       PostgreSQL URL (postgres:// or postgresql://)
 //	database_schema             "public"   PostgreSQL schema, ^[a-z_][a-z0-9_]*$, at most 63 bytes
+//	database_auto_migrate       true       migrate the schema at start (false: check it only, and
+//	                                       stop when it is not up to date; run `tsync migrate`)
 //	redis_url                   "redis://127.0.0.1:6379/0"  Redis URL (redis:// or rediss://)
 //	loop_interval               1s         pause between observer passes, > 0
 //	fetch_batch                 500        rows fetched per query, > 0

@@ -79,6 +79,7 @@ func TestEnvOverridesEveryKey(t *testing.T) {
 		{"TSYNC_TEMPORAL_API_KEY", "k3y.x-Y_z=", func(c *Config) { c.Temporal.APIKey = "k3y.x-Y_z=" }},
 		{"TSYNC_DATABASE_URL", "postgres://db/x", func(c *Config) { c.DatabaseURL = "postgres://db/x" }},
 		{"TSYNC_DATABASE_SCHEMA", "_s1", func(c *Config) { c.DatabaseSchema = "_s1" }},
+		{"TSYNC_DATABASE_AUTO_MIGRATE", "false", func(c *Config) { c.DatabaseAutoMigrate = false }},
 		{"TSYNC_REDIS_URL", "redis://r:1/2", func(c *Config) { c.RedisURL = "redis://r:1/2" }},
 		{"TSYNC_LOOP_INTERVAL", "250ms", func(c *Config) { c.LoopInterval = 250 * time.Millisecond }},
 		{"TSYNC_FETCH_BATCH", " 42 ", func(c *Config) { c.FetchBatch = 42 }},

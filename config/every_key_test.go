@@ -32,6 +32,7 @@ var badValues = map[string][]string{
 	"temporal.api_key":            {"'a b'", "'clé'"},                       // and never in a file
 	"database_url":                {"mysql://x/db", "''", "'postgres://%zz'"},
 	"database_schema":             {"Bad-Name", "1abc", strings.Repeat("a", 64)},
+	"database_auto_migrate":       {"maybe"},
 	"redis_url":                   {"http://x:6379", "'redis://'"},
 	"loop_interval":               {"0s", "-1s", "10"},
 	"fetch_batch":                 {"0", "-3", "many"},

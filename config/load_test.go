@@ -72,6 +72,7 @@ temporal:
   task_queue: q
 database_url: postgresql://u:p@db/tsync
 database_schema: tsync_1
+database_auto_migrate: false
 redis_url: rediss://cache:6380/2
 loop_interval: 250ms
 fetch_batch: 50

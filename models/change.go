@@ -11,10 +11,17 @@ import (
 // it.
 const OpPoliced Op = "policed"
 
+// OpMany is the operation announced, with the model, the row count and
+// no id, for a statement that changed more than ManyChanges rows of one
+// model's table: listeners scan the model rather than look at each object
+// (the outbox still holds one change per row).
+const OpMany Op = "many"
+
 // ParseChange decodes a change announcement, as the store makes them on its
 // channel and in its outbox: a JSON Change with a model name (as Register
 // takes them), an id > 0 and an operation the store announces (OpCreate,
-// OpUpdate, OpDelete, OpPoliced). It returns the zero Change and an error
+// OpUpdate, OpDelete, OpPoliced), or an OpMany announcement with a count
+// and no id. It returns the zero Change and an error
 // saying what is wrong otherwise. Whether the model is one of a graph's is
 // the caller's to check.
 func ParseChange(payload string) (Change, error) {
@@ -27,6 +34,11 @@ func ParseChange(payload string) (Change, error) {
 		return Change{}, fmt.Errorf("no model")
 	case !identifier.MatchString(c.Model):
 		return Change{}, fmt.Errorf("bad model name %q", c.Model)
+	case c.Op == OpMany:
+		if c.ID != 0 || c.Count <= 0 {
+			return Change{}, fmt.Errorf("bad %q announcement (id %d, count %d)", OpMany, c.ID, c.Count)
+		}
+		return c, nil
 	case c.ID <= 0:
 		return Change{}, fmt.Errorf("missing or bad id (%d)", c.ID)
 	}

@@ -33,6 +33,8 @@ func withOutbox(t testing.TB, s *models.Store) *models.Store {
 	o, err := models.NewStore(s.Pool(), s.Schema(), s.Graph(), models.WithOutbox(true))
 	require.NoError(t, err)
 	require.True(t, o.OutboxEnabled())
+	// The triggers write the outbox as the last migration said.
+	require.NoError(t, o.Migrate(ctx(t)))
 	return o
 }
 

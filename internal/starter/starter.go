@@ -326,6 +326,16 @@ func (s *Starter) listen(ctx context.Context, wake chan<- struct{}) {
 		if _, ok := s.sync.Step(c.Model); !ok {
 			return
 		}
+		if c.Op == models.OpMany {
+			// One statement changed many rows: a scan starts them in
+			// batches, rather than one start per announcement.
+			s.log.Debug("many changes announced; scanning", "model", c.Model, "count", c.Count)
+			select {
+			case wake <- struct{}{}:
+			default:
+			}
+			return
+		}
 		if err := s.Start(ctx, models.Ref{Model: c.Model, ID: c.ID}, c.Op == models.OpDelete); err != nil && !errors.Is(err, context.Canceled) {
 			s.log.Error("start on change failed", "object", c.Model, "id", c.ID, "error", err)
 		}

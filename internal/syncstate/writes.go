@@ -150,7 +150,16 @@ func (s *Store) Purge(ctx context.Context, ref models.Ref) error {
 	if err != nil {
 		return err
 	}
-	if _, err := s.Pool().Exec(ctx, `DELETE FROM `+s.Table(m)+` WHERE id = $1 AND deleted`, ref.ID); err != nil {
+	// The table's triggers keep rows the backend has from being deleted
+	// by anyone else, and announce other deletes; a purge passes unseen.
+	err = pgx.BeginFunc(ctx, s.Pool(), func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, `SELECT set_config($1, 'on', true)`, models.SettingPurge); err != nil {
+			return err
+		}
+		_, err := tx.Exec(ctx, `DELETE FROM `+s.Table(m)+` WHERE id = $1 AND deleted`, ref.ID)
+		return err
+	})
+	if err != nil {
 		return fmt.Errorf("purge %s %d: %w", ref.Model, ref.ID, err)
 	}
 	return nil
@@ -196,6 +205,11 @@ func (s *Store) SavePolicied(ctx context.Context, ref models.Ref, seen time.Time
 			}
 			vals = newVals
 			if len(changed) > 0 {
+				// The table's triggers announce the policies' changes
+				// as models.OpPoliced, with the columns they changed.
+				if _, err := tx.Exec(ctx, `SELECT set_config($1, $2, true)`, models.SettingChangeOp, string(models.OpPoliced)); err != nil {
+					return err
+				}
 				var sets []string
 				for i, c := range cols {
 					sets = append(sets, fmt.Sprintf("%s = $%d", pgx.Identifier{c}.Sanitize(), i+2))
@@ -211,7 +225,10 @@ func (s *Store) SavePolicied(ctx context.Context, ref models.Ref, seen time.Time
 		if _, err := tx.Exec(ctx, `UPDATE `+s.Table(m)+` SET policed = $2 WHERE id = $1`, ref.ID, seen); err != nil {
 			return err
 		}
-		return s.Announce(ctx, tx, models.Change{Model: m.Name, ID: ref.ID, Op: models.OpPoliced, Fields: changed})
+		if len(changed) > 0 {
+			return nil
+		}
+		return s.Announce(ctx, tx, models.Change{Model: m.Name, ID: ref.ID, Op: models.OpPoliced})
 	})
 	if errors.Is(err, pgx.ErrNoRows) {
 		return false, fmt.Errorf("policed %s %d: %w", ref.Model, ref.ID, models.ErrNotFound)
