@@ -256,7 +256,7 @@ func TestMissingSchemaAndMigrate(t *testing.T) {
 	code, ddl, stderr := runCLI(t, def, nil, "migrate", "--dry-run")
 	require.Equal(t, 0, code, stderr)
 	require.Regexp(t, `^-- schema `+schema+`: \d+ statements to run\nCREATE SCHEMA IF NOT EXISTS "`+schema+`";\nCREATE TABLE IF NOT EXISTS "`+schema+`"."widget" \(`, ddl)
-	require.Contains(t, ddl, `CREATE TRIGGER "_tsync_before_gadget" BEFORE UPDATE OR DELETE ON "`+schema+`"."gadget" FOR EACH ROW`)
+	require.Contains(t, ddl, `CREATE TRIGGER "_tsync_before_delete_gadget" BEFORE DELETE ON "`+schema+`"."gadget" FOR EACH ROW`)
 	code, _, stderr = runCLI(t, def, nil, "status")
 	require.Equal(t, 1, code)
 	require.Contains(t, stderr, "does not exist")

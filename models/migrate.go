@@ -318,7 +318,7 @@ func (s *Store) planModel(p *Plan, cat catalog, m *Model, claimed map[string]boo
 		for _, d := range tr.triggers {
 			missing[d.name] = !cat.triggers[m.Table][d.name]
 		}
-		p.Statements = append(p.Statements, s.triggerDDL(m, tr, !ok || src != tr.body, missing)...)
+		p.Statements = append(p.Statements, s.triggerDDL(m, tr, !ok || src != tr.source(), missing)...)
 	}
 }
 

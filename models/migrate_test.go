@@ -97,6 +97,23 @@ func TestPlanFreshAndUpToDate(t *testing.T) {
 	require.Empty(t, plan.Statements, "nothing to do after Migrate")
 	require.Empty(t, plan.Drift)
 	require.NoError(t, s.Migrate(ctx(t)), "again")
+
+	// A trigger dropped, a function of an older version: both restored.
+	table := pgx.Identifier{schema, "tenant"}.Sanitize()
+	_, err = pool.Exec(ctx(t), `DROP TRIGGER "_tsync_inserted_tenant" ON `+table)
+	require.NoError(t, err)
+	fn := pgx.Identifier{schema, "_tsync_truncate_tenant"}.Sanitize()
+	_, err = pool.Exec(ctx(t), `CREATE OR REPLACE FUNCTION `+fn+`() RETURNS trigger LANGUAGE plpgsql AS 'BEGIN RETURN NULL; END'`)
+	require.NoError(t, err)
+	plan, err = s.Plan(ctx(t))
+	require.NoError(t, err)
+	require.Len(t, plan.Statements, 5, strings.Join(plan.Statements, "\n"))
+	require.Equal(t, `DROP TRIGGER IF EXISTS "_tsync_inserted_tenant" ON `+table, plan.Statements[0])
+	require.True(t, strings.HasPrefix(plan.Statements[2], `CREATE OR REPLACE FUNCTION `+fn+`()`), plan.Statements[2])
+	require.Equal(t, `DROP TRIGGER IF EXISTS "_tsync_truncate_tenant" ON `+table, plan.Statements[3])
+	require.NoError(t, s.Migrate(ctx(t)))
+	_, err = pool.Exec(ctx(t), `TRUNCATE `+table)
+	require.ErrorContains(t, err, "TRUNCATE of Tenant's table is refused")
 }
 
 // Each kind of drift stops Migrate with one error naming the model, the

@@ -185,7 +185,10 @@ END`
 	truncateFn := pgx.Identifier{s.schema, routineName("truncate", m.Table)}.Sanitize()
 	return []trigger{
 		{function: routineName("before", m.Table), body: before, triggers: []triggerDef{
-			{routineName("before", m.Table), `BEFORE UPDATE OR DELETE ON ` + t + ` FOR EACH ROW EXECUTE FUNCTION ` + beforeFn + `()`},
+			// Sync-state writes (most of tsync's own) skip the call.
+			{routineName("before", m.Table), `BEFORE UPDATE ON ` + t + ` FOR EACH ROW WHEN (NEW.id IS DISTINCT FROM OLD.id OR ` +
+				rowOf("NEW", watched) + ` IS DISTINCT FROM ` + rowOf("OLD", watched) + `) EXECUTE FUNCTION ` + beforeFn + `()`},
+			{routineName("before_delete", m.Table), `BEFORE DELETE ON ` + t + ` FOR EACH ROW EXECUTE FUNCTION ` + beforeFn + `()`},
 		}},
 		{function: routineName("changed", m.Table), body: changed, triggers: []triggerDef{
 			{routineName("inserted", m.Table), `AFTER INSERT ON ` + t + ` REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION ` + changedFn + `()`},
@@ -198,14 +201,26 @@ END`
 	}
 }
 
-// ddl returns the statements that install tr (function and triggers).
-func (s *Store) triggerDDL(m *Model, tr trigger, function bool, missing map[string]bool) []string {
+// source is tr's function source as installed: its body, then a comment
+// naming a hash of its triggers' definitions, so that a change of either
+// shows as a change of the source.
+func (tr trigger) source() string {
+	h := fnv.New64a()
+	for _, d := range tr.triggers {
+		h.Write([]byte(d.name + " " + d.def + "\n"))
+	}
+	return tr.body + fmt.Sprintf("\n-- triggers %016x\n", h.Sum64())
+}
+
+// triggerDDL returns the statements that install tr: its function when
+// replace is set, and then all its triggers, else only those missing.
+func (s *Store) triggerDDL(m *Model, tr trigger, replace bool, missing map[string]bool) []string {
 	var stmts []string
-	if function {
-		stmts = append(stmts, `CREATE OR REPLACE FUNCTION `+pgx.Identifier{s.schema, tr.function}.Sanitize()+`() RETURNS trigger LANGUAGE plpgsql AS $tsync$`+tr.body+`$tsync$`)
+	if replace {
+		stmts = append(stmts, `CREATE OR REPLACE FUNCTION `+pgx.Identifier{s.schema, tr.function}.Sanitize()+`() RETURNS trigger LANGUAGE plpgsql AS $tsync$`+tr.source()+`$tsync$`)
 	}
 	for _, d := range tr.triggers {
-		if !missing[d.name] {
+		if !replace && !missing[d.name] {
 			continue
 		}
 		name := pgx.Identifier{d.name}.Sanitize()
