@@ -120,7 +120,7 @@ func OpenStore(ctx context.Context, cfg config.Config, reg *models.Registry, bui
 // Graph builds and validates the synchronizer of reg without reaching any
 // service, and returns its dependency graph.
 func Graph(cfg config.Config, reg *models.Registry, build Build) (*models.Graph, error) {
-	pool, err := newPool(context.Background(), cfg)
+	pool, err := newPool(context.Background(), cfg, false)
 	if err != nil {
 		return nil, err
 	}
@@ -168,7 +168,7 @@ func openStore(ctx context.Context, cfg config.Config, reg *models.Registry, bui
 	// The pool connects on first use: the synchronizer is built and
 	// validated first, so that a mistake in it is reported even while the
 	// database is down.
-	if a.Pool, err = newPool(ctx, cfg); err != nil {
+	if a.Pool, err = newPool(ctx, cfg, o.readOnly); err != nil {
 		return nil, err
 	}
 	if a.sync, err = engine.Build(a.Pool, cfg.DatabaseSchema, reg, build); err != nil {

@@ -14,7 +14,7 @@ import (
 // OpenDatabase connects to cfg's database, failing with a clear message
 // when it cannot be reached.
 func OpenDatabase(ctx context.Context, cfg config.Config) (*pgxpool.Pool, error) {
-	pool, err := newPool(ctx, cfg)
+	pool, err := newPool(ctx, cfg, false)
 	if err != nil {
 		return nil, err
 	}
@@ -26,8 +26,15 @@ func OpenDatabase(ctx context.Context, cfg config.Config) (*pgxpool.Pool, error)
 }
 
 // newPool returns a pool of cfg's database, not connected yet.
-func newPool(ctx context.Context, cfg config.Config) (*pgxpool.Pool, error) {
-	pool, err := pgxpool.New(ctx, cfg.DatabaseURL)
+func newPool(ctx context.Context, cfg config.Config, readOnly bool) (*pgxpool.Pool, error) {
+	pcfg, err := pgxpool.ParseConfig(cfg.DatabaseURL)
+	if err != nil {
+		return nil, fmt.Errorf("database %s: %w", cfg.Redacted().DatabaseURL, err)
+	}
+	if readOnly {
+		pcfg.ConnConfig.RuntimeParams["default_transaction_read_only"] = "on"
+	}
+	pool, err := pgxpool.NewWithConfig(ctx, pcfg)
 	if err != nil {
 		return nil, fmt.Errorf("database %s: %w", cfg.Redacted().DatabaseURL, err)
 	}

@@ -34,6 +34,7 @@ type Option func(*options)
 type options struct {
 	clientOptions []func(*client.Options)
 	name          string
+	readOnly      bool
 }
 
 // binary is the name of the running synchronizer's command, for hints
@@ -43,6 +44,14 @@ func (o options) binary() string {
 		return "tsync"
 	}
 	return o.name
+}
+
+// WithReadOnlyDatabase opens every PostgreSQL session read-only
+// (default_transaction_read_only), so that nothing the process does can
+// write a row: for readers such as the object view (`tsync ui`). Only
+// OpenStore without migration can use it.
+func WithReadOnlyDatabase() Option {
+	return func(o *options) { o.readOnly = true }
 }
 
 // WithName names the synchronizer's command (cli.Definition.Name), so that

@@ -44,7 +44,8 @@ it too when ui_address is set.`,
 			if addr == "" {
 				addr = objectview.DefaultAddress
 			}
-			a, err := app.OpenStore(ctx, c.cfg, c.def.Models, c.build(), false, c.log, c.appOptions()...)
+			// The view never writes; its sessions cannot.
+			a, err := app.OpenStore(ctx, c.cfg, c.def.Models, c.build(), false, c.log, append(c.appOptions(), app.WithReadOnlyDatabase())...)
 			if err != nil {
 				return err
 			}
