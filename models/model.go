@@ -145,7 +145,10 @@ type Field struct {
 	SQLType string
 	// Integer reports whether the column holds an integer (links need one).
 	Integer bool
-	index   []int
+	// Secret is set by the struct tag `tsync:"secret"`: the value is never
+	// shown by tsync (describe, the object view), only that it is set.
+	Secret bool
+	index  []int
 }
 
 // Model is one registered model: a Go struct type stored in one table.
@@ -262,7 +265,16 @@ func newModel(name string, t reflect.Type, links []Link) (*Model, error) {
 		if err != nil {
 			return nil, fmt.Errorf("model %s field %s: %w", name, sf.Name, err)
 		}
-		m.Fields = append(m.Fields, Field{Column: col, GoName: sf.Name, SQLType: sqlType, Integer: integer, index: sf.Index})
+		secret := false
+		if opts, ok := sf.Tag.Lookup("tsync"); ok {
+			for _, o := range strings.Split(opts, ",") {
+				if o != "secret" {
+					return nil, fmt.Errorf("model %s field %s: unknown tsync tag option %q (known: secret)", name, sf.Name, o)
+				}
+				secret = true
+			}
+		}
+		m.Fields = append(m.Fields, Field{Column: col, GoName: sf.Name, SQLType: sqlType, Integer: integer, Secret: secret, index: sf.Index})
 	}
 	return m, nil
 }

@@ -307,9 +307,24 @@ func fields(m *models.Model, obj models.Object, g *models.Graph) []Field {
 	v := reflect.ValueOf(obj).Elem()
 	out := make([]Field, 0, len(m.Fields))
 	for _, f := range m.Fields {
-		out = append(out, Field{Column: f.Column, Value: text(v.FieldByName(f.GoName)), Link: links[f.Column]})
+		value := text(v.FieldByName(f.GoName))
+		if f.Secret {
+			value = secretText(v.FieldByName(f.GoName))
+		}
+		out = append(out, Field{Column: f.Column, Value: value, Link: links[f.Column]})
 	}
 	return out
+}
+
+// secretText says whether a secret field is set, never what it holds.
+func secretText(v reflect.Value) string {
+	if v.Kind() == reflect.Pointer && v.IsNil() {
+		return "null"
+	}
+	if v.IsZero() {
+		return "(secret, empty)"
+	}
+	return "(secret, set)"
 }
 
 // text formats a field's value.
