@@ -25,7 +25,7 @@ func benchModels() []models.Object {
 }
 
 // synchronizer is the benchmark synchronizer: step on every model.
-func synchronizer(step noop) tsync.Synchronizer {
+func synchronizer(step tsync.Step) tsync.Synchronizer {
 	return tsync.Synchronizer{Models: testmodels.Registry(benchModels()...), Steps: []tsync.Step{step}}
 }
 
@@ -66,7 +66,7 @@ func (b *bench) config(schema string) config.Config {
 	return cfg
 }
 
-func (b *bench) open(ctx context.Context, step noop) (*env, func(), error) {
+func (b *bench) open(ctx context.Context, step tsync.Step) (*env, func(), error) {
 	pool, err := pgxpool.New(ctx, b.dbURL)
 	if err != nil {
 		return nil, nil, err

@@ -26,6 +26,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -52,6 +53,13 @@ type Result struct {
 	RSSPending        int     `json:"rss_pending"`
 	WorkerPeakRSSMiB  float64 `json:"worker_peak_rss_mib"`
 	StarterPeakRSSMiB float64 `json:"starter_peak_rss_mib"`
+	// BaselineCost and Costs are the history events and billable actions
+	// per object: the raw workflow's, and tsync's by kind of sync.
+	BaselineCost Cost            `json:"baseline_cost"`
+	Costs        map[string]Cost `json:"costs,omitempty"`
+	// IndependentActionsRatio is an independent object's actions over
+	// the raw workflow's.
+	IndependentActionsRatio float64 `json:"independent_actions_ratio,omitempty"`
 }
 
 type bench struct {
@@ -72,8 +80,9 @@ func main() {
 	rows := flag.Int("rows", 1_000_000, "FetchPending: rows in the table")
 	pending := flag.Int("pending", 1000, "FetchPending: pending rows among them")
 	rssPending := flag.Int("rss-pending", 10_000, "RSS: objects pending")
-	skip := flag.String("skip", "", "comma-separated parts to skip: baseline,independent,dag,pickup,fetch,rss")
-	asJSON := flag.Bool("json", false, "print the result as JSON too")
+	costN := flag.Int("cost-n", 100, "cost: objects per kind of sync whose histories are counted")
+	skip := flag.String("skip", "", "comma-separated parts to skip: baseline,independent,dag,pickup,cost,fetch,rss")
+	asJSON := flag.Bool("json", false, "print the result as one JSON record on stdout (the lines go to stderr)")
 	temporalAddr := flag.String("temporal", "", "host:port of a Temporal server to use (default: start a dev server from bin/temporal, in memory)")
 	flag.Parse()
 
@@ -86,8 +95,21 @@ func main() {
 	}
 	ctx := context.Background()
 	b := &bench{dbURL: testenv.DatabaseURL(), quiet: slog.New(slog.DiscardHandler), out: os.Stdout}
+	if *asJSON {
+		// stdout holds the JSON record only; the lines go to stderr.
+		b.out = os.Stderr
+	}
+	serverLog := ""
 	if *temporalAddr == "" {
-		srv, err := testenv.StartTemporal(ctx)
+		// The dev server's own log lines go to a file, so that the
+		// output holds only the bench's figures.
+		serverLog = filepath.Join("var", "bench", "temporal.log")
+		if err := os.MkdirAll(filepath.Dir(serverLog), 0o755); err != nil {
+			fail(err)
+		}
+		logFile := must(os.Create(serverLog))
+		defer logFile.Close()
+		srv, err := testenv.StartTemporalLogging(ctx, logFile)
 		if err != nil {
 			fail(err)
 		}
@@ -102,9 +124,12 @@ func main() {
 	}
 	var r Result
 	fmt.Fprintf(b.out, "tsync bench: temporal %s, database %s, GOMAXPROCS default\n", b.temporal, b.dbURL)
+	if serverLog != "" {
+		fmt.Fprintf(b.out, "dev server log: %s\n", serverLog)
+	}
 	if !skipped["baseline"] {
 		r.BaselineN = *n
-		r.BaselineRate = must(b.baseline(ctx, *n))
+		r.BaselineRate, r.BaselineCost = must2(b.baseline(ctx, *n))
 		fmt.Fprintf(b.out, "baseline: %d workflows with one no-op activity: %.1f workflows/s\n", *n, r.BaselineRate)
 	}
 	if !skipped["independent"] {
@@ -132,6 +157,10 @@ func main() {
 		r.PickupP50Ms, r.PickupP99Ms = ms(p50), ms(p99)
 		fmt.Fprintf(b.out, "pickup latency at idle (save -> SyncRecord starts, %d samples): p50 %.1f ms, p99 %.1f ms\n", *samples, r.PickupP50Ms, r.PickupP99Ms)
 	}
+	if !skipped["cost"] {
+		r.Costs = must(b.costs(ctx, *costN))
+		b.printCosts(&r)
+	}
 	if !skipped["fetch"] {
 		p50, plan := must2(b.fetch(ctx, *rows, *pending))
 		r.FetchRows, r.FetchPending, r.FetchP50Ms, r.FetchPlan = *rows, *pending, ms(p50), plan
@@ -144,7 +173,28 @@ func main() {
 	}
 	if *asJSON {
 		data, _ := json.MarshalIndent(r, "", "  ")
-		fmt.Fprintln(b.out, string(data))
+		fmt.Println(string(data))
+	}
+}
+
+// costOrder is the order in which the kinds of sync are printed.
+var costOrder = []string{"independent", "dag object, dependency in sync", "failure with one retry", "deferral"}
+
+// printCosts prints the "events per object:" and "actions per object:"
+// lines, the raw workflow's first.
+func (b *bench) printCosts(r *Result) {
+	events := []string{fmt.Sprintf("raw %.1f", r.BaselineCost.Events)}
+	acts := []string{fmt.Sprintf("raw %s", r.BaselineCost)}
+	for _, k := range costOrder {
+		c := r.Costs[k]
+		events = append(events, fmt.Sprintf("%s %.1f", k, c.Events))
+		acts = append(acts, fmt.Sprintf("%s %s", k, c))
+	}
+	fmt.Fprintf(b.out, "events per object: %s\n", strings.Join(events, "; "))
+	fmt.Fprintf(b.out, "actions per object: %s\n", strings.Join(acts, "; "))
+	if r.BaselineCost.Actions > 0 {
+		r.IndependentActionsRatio = r.Costs["independent"].Actions / r.BaselineCost.Actions
+		fmt.Fprintf(b.out, "actions ratio (independent / raw): %.2f\n", r.IndependentActionsRatio)
 	}
 }
 

@@ -28,10 +28,12 @@ func Noop(context.Context) error { return nil }
 // workerOptions are the options both the baseline and tsync's workers use.
 const pollers = 8
 
-func (b *bench) baseline(ctx context.Context, n int) (float64, error) {
+// baseline runs n Baseline workflows and returns their rate, and what one
+// costs.
+func (b *bench) baseline(ctx context.Context, n int) (float64, Cost, error) {
 	c, err := client.DialContext(ctx, client.Options{HostPort: b.temporal, Logger: quietSDK()})
 	if err != nil {
-		return 0, err
+		return 0, Cost{}, err
 	}
 	defer c.Close()
 	queue := "bench-baseline-" + testenv.Random(4)
@@ -42,7 +44,7 @@ func (b *bench) baseline(ctx context.Context, n int) (float64, error) {
 	w.RegisterWorkflow(Baseline)
 	w.RegisterActivity(Noop)
 	if err := w.Start(); err != nil {
-		return 0, err
+		return 0, Cost{}, err
 	}
 	defer w.Stop()
 	start := time.Now()
@@ -57,7 +59,7 @@ func (b *bench) baseline(ctx context.Context, n int) (float64, error) {
 		})
 	}
 	if err := g.Wait(); err != nil {
-		return 0, err
+		return 0, Cost{}, err
 	}
 	g, gctx = errgroup.WithContext(ctx)
 	g.SetLimit(64)
@@ -65,9 +67,11 @@ func (b *bench) baseline(ctx context.Context, n int) (float64, error) {
 		g.Go(func() error { return run.Get(gctx, nil) })
 	}
 	if err := g.Wait(); err != nil {
-		return 0, err
+		return 0, Cost{}, err
 	}
-	return float64(n) / time.Since(start).Seconds(), nil
+	rate := float64(n) / time.Since(start).Seconds()
+	cost, err := costOf(ctx, c, queue, "", n)
+	return rate, cost, err
 }
 
 func quietSDK() *sdkLogger { return &sdkLogger{} }

@@ -78,6 +78,13 @@ type Temporal struct {
 // host:port, the tests use that server instead (handy to inspect workflows
 // with the temporal CLI or Web UI after a test).
 func StartTemporal(ctx context.Context, extraArgs ...string) (*Temporal, error) {
+	return StartTemporalLogging(ctx, os.Stderr, extraArgs...)
+}
+
+// StartTemporalLogging is StartTemporal with the server's log (errors
+// only) and the SDK's lines about starting it written to log rather than
+// stderr.
+func StartTemporalLogging(ctx context.Context, log io.Writer, extraArgs ...string) (*Temporal, error) {
 	if hp := os.Getenv("TSYNC_TEST_TEMPORAL"); hp != "" {
 		return &Temporal{hostPort: hp}, nil
 	}
@@ -90,7 +97,10 @@ func StartTemporal(ctx context.Context, extraArgs ...string) (*Temporal, error) 
 		LogLevel:     "error",
 		ExtraArgs:    append(workflows.DevServerArgs(), extraArgs...),
 		Stdout:       io.Discard,
-		Stderr:       os.Stderr,
+		Stderr:       log,
+		ClientOptions: &client.Options{
+			Logger: sdklog.NewStructuredLogger(slog.New(slog.NewTextHandler(log, &slog.HandlerOptions{Level: slog.LevelInfo}))),
+		},
 	})
 	if err != nil {
 		return nil, fmt.Errorf("start temporal dev server: %w", err)
