@@ -60,6 +60,8 @@ type Result struct {
 	// IndependentActionsRatio is an independent object's actions over
 	// the raw workflow's.
 	IndependentActionsRatio float64 `json:"independent_actions_ratio,omitempty"`
+	// Backlog is the -backlog run.
+	Backlog *Backlog `json:"backlog,omitempty"`
 }
 
 type bench struct {
@@ -82,6 +84,8 @@ func main() {
 	rssPending := flag.Int("rss-pending", 10_000, "RSS: objects pending")
 	costN := flag.Int("cost-n", 100, "cost: objects per kind of sync whose histories are counted")
 	skip := flag.String("skip", "", "comma-separated parts to skip: baseline,independent,dag,pickup,cost,fetch,rss")
+	backlog := flag.Int("backlog", 0, "backlog: objects inserted at once and synced by worker and starter processes, against raw for the same count (0: skip; e.g. 100000)")
+	backlogDAG := flag.Bool("backlog-dag", false, "backlog: a graph of sites (networks, slices, instances) rather than independent objects")
 	asJSON := flag.Bool("json", false, "print the result as one JSON record on stdout (the lines go to stderr)")
 	temporalAddr := flag.String("temporal", "", "host:port of a Temporal server to use (default: start a dev server from bin/temporal, in memory)")
 	flag.Parse()
@@ -129,7 +133,7 @@ func main() {
 	}
 	if !skipped["baseline"] {
 		r.BaselineN = *n
-		r.BaselineRate, r.BaselineCost = must2(b.baseline(ctx, *n))
+		r.BaselineRate, r.BaselineCost = must2(b.baseline(ctx, *n, true))
 		fmt.Fprintf(b.out, "baseline: %d workflows with one no-op activity: %.1f workflows/s\n", *n, r.BaselineRate)
 	}
 	if !skipped["independent"] {
@@ -170,6 +174,10 @@ func main() {
 		w, s := must2(b.rss(ctx, *rssPending))
 		r.RSSPending, r.WorkerPeakRSSMiB, r.StarterPeakRSSMiB = *rssPending, w, s
 		fmt.Fprintf(b.out, "peak rss with %d pending: worker %.1f MiB, starter %.1f MiB\n", *rssPending, w, s)
+	}
+	if *backlog > 0 {
+		bl := must(b.backlog(ctx, *backlog, *backlogDAG))
+		r.Backlog = &bl
 	}
 	if *asJSON {
 		data, _ := json.MarshalIndent(r, "", "  ")

@@ -3,8 +3,11 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
+	"log/slog"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 
@@ -24,27 +27,16 @@ func (b *bench) rss(ctx context.Context, n int) (float64, float64, error) {
 	if _, err := e.pool.Exec(ctx, `INSERT INTO `+e.table("item")+` (name) SELECT 'item-' || g FROM generate_series(1, $1) g`, n); err != nil {
 		return 0, 0, err
 	}
-	cfg := e.app.Config
-	env := append(os.Environ(),
-		"TSYNC_OBSERVER_NAME="+cfg.ObserverName, "TSYNC_TEMPORAL_HOST_PORT="+cfg.Temporal.HostPort,
-		"TSYNC_TEMPORAL_TASK_QUEUE="+cfg.Temporal.TaskQueue, "TSYNC_DATABASE_URL="+cfg.DatabaseURL,
-		"TSYNC_DATABASE_SCHEMA="+cfg.DatabaseSchema)
-	start := func(role string) (*exec.Cmd, error) {
-		cmd := exec.Command(os.Args[0], "-role", role)
-		cmd.Env = env
-		cmd.Stderr = os.Stderr
-		return cmd, cmd.Start()
-	}
-	w, err := start("worker")
+	logFile, err := os.Create(filepath.Join("var", "bench", "rss-processes.log"))
 	if err != nil {
 		return 0, 0, err
 	}
-	defer func() { _ = w.Process.Kill(); _ = w.Wait() }()
-	s, err := start("starter")
+	defer logFile.Close()
+	w, s, stop, err := e.processes(logFile)
 	if err != nil {
 		return 0, 0, err
 	}
-	defer func() { _ = s.Process.Kill(); _ = s.Wait() }()
+	defer stop()
 	if err := e.waitInSync(ctx, "item"); err != nil {
 		return 0, 0, err
 	}
@@ -54,6 +46,38 @@ func (b *bench) rss(ctx context.Context, n int) (float64, float64, error) {
 	}
 	sr, err := peakRSS(s.Process.Pid)
 	return wr, sr, err
+}
+
+// processes starts a worker and a starter of e's synchronizer as
+// processes of this binary, their stderr to log, and returns them with a
+// func that kills both.
+func (e *env) processes(log io.Writer) (worker, starter *exec.Cmd, stop func(), err error) {
+	if err := os.MkdirAll(filepath.Join("var", "bench"), 0o755); err != nil {
+		return nil, nil, nil, err
+	}
+	cfg := e.app.Config
+	env := append(os.Environ(),
+		"TSYNC_OBSERVER_NAME="+cfg.ObserverName, "TSYNC_TEMPORAL_HOST_PORT="+cfg.Temporal.HostPort,
+		"TSYNC_TEMPORAL_TASK_QUEUE="+cfg.Temporal.TaskQueue, "TSYNC_DATABASE_URL="+cfg.DatabaseURL,
+		"TSYNC_DATABASE_SCHEMA="+cfg.DatabaseSchema)
+	var started []*exec.Cmd
+	stop = func() {
+		for _, cmd := range started {
+			_ = cmd.Process.Kill()
+			_ = cmd.Wait()
+		}
+	}
+	for _, role := range []string{"worker", "starter"} {
+		cmd := exec.Command(os.Args[0], "-role", role)
+		cmd.Env = env
+		cmd.Stderr = log
+		if err := cmd.Start(); err != nil {
+			stop()
+			return nil, nil, nil, err
+		}
+		started = append(started, cmd)
+	}
+	return started[0], started[1], stop, nil
 }
 
 // peakRSS reads VmHWM of pid, in MiB.
@@ -79,7 +103,9 @@ func runRole(role string) error {
 		return err
 	}
 	ctx := context.Background()
-	a, err := app.Open(ctx, cfg, synchronizer(noop{}), nil)
+	// Warnings and errors, as JSON lines, to stderr (the bench's log file).
+	log := slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	a, err := app.Open(ctx, cfg, synchronizer(noop{}), log)
 	if err != nil {
 		return err
 	}

@@ -39,6 +39,22 @@ func (b *bench) dag(ctx context.Context, sites, networks, slicesPer, instances i
 		return 0, 0, err
 	}
 	defer cleanup()
+	if err := e.insertDAG(ctx, sites, networks, slicesPer, instances); err != nil {
+		return 0, 0, err
+	}
+	count := sites * (1 + networks + slicesPer + slicesPer*instances)
+	start := time.Now()
+	stop := e.run(ctx)
+	defer stop()
+	if err := e.waitInSync(ctx, "site", "network", "slice", "instance"); err != nil {
+		return 0, 0, err
+	}
+	return count, time.Since(start), nil
+}
+
+// insertDAG inserts sites, each with its networks and slices, and the
+// instances of each slice attached to one of its site's networks.
+func (e *env) insertDAG(ctx context.Context, sites, networks, slicesPer, instances int) error {
 	// Ids are dense from 1, in insertion order, so children can name parents.
 	stmts := []struct {
 		sql  string
@@ -53,17 +69,10 @@ func (b *bench) dag(ctx context.Context, sites, networks, slicesPer, instances i
 	}
 	for _, s := range stmts {
 		if _, err := e.pool.Exec(ctx, s.sql, s.args...); err != nil {
-			return 0, 0, err
+			return err
 		}
 	}
-	count := sites * (1 + networks + slicesPer + slicesPer*instances)
-	start := time.Now()
-	stop := e.run(ctx)
-	defer stop()
-	if err := e.waitInSync(ctx, "site", "network", "slice", "instance"); err != nil {
-		return 0, 0, err
-	}
-	return count, time.Since(start), nil
+	return nil
 }
 
 func (b *bench) pickup(ctx context.Context, samples int) (time.Duration, time.Duration, error) {

@@ -1,0 +1,157 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"go.temporal.io/api/workflowservice/v1"
+
+	"github.com/tsync/tsync/models"
+)
+
+// The backlog: many objects inserted at once, synced by a worker and a
+// starter process, against the raw workflows' rate for the same count.
+
+// Backlog is what -backlog measures.
+type Backlog struct {
+	N    int     `json:"n"`
+	DAG  bool    `json:"dag"`
+	Raw  float64 `json:"raw_workflows_per_s"`
+	Rate float64 `json:"objects_per_s"`
+	// Seconds is the time until all were in sync; Ratio is it over N / Raw.
+	Seconds float64 `json:"wall_s"`
+	Ratio   float64 `json:"ratio"`
+	// Tenths are the rates (objects/s) over each tenth of the backlog.
+	Tenths            []float64 `json:"rate_per_tenth"`
+	WorkerPeakRSSMiB  float64   `json:"worker_peak_rss_mib"`
+	StarterPeakRSSMiB float64   `json:"starter_peak_rss_mib"`
+	// MaxRunning is the most workflows seen open at once; StartsInFlight
+	// the bound on the starter's concurrent start calls.
+	MaxRunning     int64 `json:"max_running_workflows"`
+	StartsInFlight int   `json:"starts_in_flight_bound"`
+	// ProcessErrors counts the error lines the worker and the starter
+	// logged (rejected requests, failed scans).
+	ProcessErrors int    `json:"process_error_lines"`
+	ProcessLog    string `json:"process_log"`
+}
+
+// backlog inserts n objects at once (Items, or with dag a graph of sites
+// with their networks, slices and instances) and measures their sync by a
+// worker and a starter process.
+func (b *bench) backlog(ctx context.Context, n int, dag bool) (Backlog, error) {
+	r := Backlog{N: n, DAG: dag}
+	raw, _, err := b.baseline(ctx, n, false)
+	if err != nil {
+		return r, err
+	}
+	r.Raw = raw
+	fmt.Fprintf(b.out, "backlog: raw %d workflows: %.1f workflows/s\n", n, raw)
+
+	e, cleanup, err := b.open(ctx, noop{})
+	if err != nil {
+		return r, err
+	}
+	defer cleanup()
+	tables := []string{"item"}
+	if dag {
+		const networks, slices, instances = 2, 4, 5
+		sites := max(1, n/(1+networks+slices+slices*instances))
+		if err := e.insertDAG(ctx, sites, networks, slices, instances); err != nil {
+			return r, err
+		}
+		r.N = sites * (1 + networks + slices + slices*instances)
+		tables = []string{"site", "network", "slice", "instance"}
+	} else if _, err := e.pool.Exec(ctx, `INSERT INTO `+e.table("item")+` (name) SELECT 'item-' || g FROM generate_series(1, $1::int) g`, n); err != nil {
+		return r, err
+	}
+	r.ProcessLog = filepath.Join("var", "bench", "backlog-processes.log")
+	if err := os.MkdirAll(filepath.Dir(r.ProcessLog), 0o755); err != nil {
+		return r, err
+	}
+	logFile, err := os.Create(r.ProcessLog)
+	if err != nil {
+		return r, err
+	}
+	defer logFile.Close()
+	start := time.Now()
+	w, s, stop, err := e.processes(logFile)
+	if err != nil {
+		return r, err
+	}
+	defer stop()
+	r.StartsInFlight = e.app.Config.Concurrency.Starts
+
+	var mu sync.Mutex
+	running := make(chan struct{})
+	go func() {
+		// Open workflows, sampled: how many the backlog keeps open.
+		defer close(running)
+		for ctx.Err() == nil {
+			resp, err := e.app.Client.CountWorkflow(ctx, &workflowservice.CountWorkflowExecutionsRequest{
+				Query: fmt.Sprintf("TaskQueue = %q AND ExecutionStatus = 'Running'", e.app.Config.Temporal.TaskQueue)})
+			if err == nil {
+				mu.Lock()
+				r.MaxRunning = max(r.MaxRunning, resp.Count)
+				done := r.Seconds > 0
+				mu.Unlock()
+				if done {
+					return
+				}
+			}
+			time.Sleep(time.Second)
+		}
+	}()
+	next, last, lastAt := 1, 0, start
+	for {
+		synced := 0
+		for _, t := range tables {
+			var k int
+			if err := e.pool.QueryRow(ctx, `SELECT count(*) FROM `+e.table(t)+` WHERE NOT (`+models.PendingPredicate+`)`).Scan(&k); err != nil {
+				return r, err
+			}
+			synced += k
+		}
+		for next <= 10 && synced >= r.N*next/10 {
+			now := time.Now()
+			rate := float64(synced-last) / now.Sub(lastAt).Seconds()
+			r.Tenths = append(r.Tenths, rate)
+			fmt.Fprintf(b.out, "backlog %3d%%: %d in sync after %.1fs (%.1f objects/s over this tenth)\n", next*10, synced, now.Sub(start).Seconds(), rate)
+			next, last, lastAt = next+1, synced, now
+		}
+		if synced >= r.N {
+			break
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+	mu.Lock()
+	r.Seconds = time.Since(start).Seconds()
+	mu.Unlock()
+	<-running
+	r.Rate = float64(r.N) / r.Seconds
+	r.Ratio = r.Seconds / (float64(r.N) / raw)
+	if r.WorkerPeakRSSMiB, err = peakRSS(w.Process.Pid); err != nil {
+		return r, err
+	}
+	if r.StarterPeakRSSMiB, err = peakRSS(s.Process.Pid); err != nil {
+		return r, err
+	}
+	stop()
+	data, err := os.ReadFile(r.ProcessLog)
+	if err != nil {
+		return r, err
+	}
+	r.ProcessErrors = bytes.Count(data, []byte(`"level":"ERROR"`))
+	kind := "independent"
+	if dag {
+		kind = "dag"
+	}
+	fmt.Fprintf(b.out, "backlog: %d %s objects in sync after %.1fs: %.1f objects/s, ratio %.2f (time / (N / raw rate))\n", r.N, kind, r.Seconds, r.Rate, r.Ratio)
+	fmt.Fprintf(b.out, "backlog: peak rss worker %.1f MiB, starter %.1f MiB; at most %d workflows open; starts in flight at most %d; %d error lines logged (%s)\n",
+		r.WorkerPeakRSSMiB, r.StarterPeakRSSMiB, r.MaxRunning, r.StartsInFlight, r.ProcessErrors, r.ProcessLog)
+	return r, nil
+}
