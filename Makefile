@@ -20,7 +20,7 @@ STATICCHECK_VERSION  := v0.8.2
 # Extra flags for `bin/tsync demo`, e.g. make demo DEMO_FLAGS='--sites 5 --stay'.
 DEMO_FLAGS ?=
 
-.PHONY: all tools dev-tools system-tools test-system-tools cluster-tools build demo dev dev-stop cluster cluster-stop services lint test bench clean fuzz fuzz-corpus soak
+.PHONY: all tools dev-tools system-tools test-system-tools cluster-tools build demo dev dev-stop cluster cluster-stop services lint test bench bench-cluster clean fuzz fuzz-corpus soak
 
 all: build
 
@@ -117,6 +117,16 @@ test: tools services lint
 BENCH_FLAGS ?=
 bench: tools services
 	TSYNC_TEMPORAL_BIN=$(BIN)/temporal $(GO) run ./bench $(BENCH_FLAGS)
+
+## bench-cluster: the same ratios and pickup against raw on the production-shaped cluster (`make
+##                cluster`, started when not running, left running), with 1 and then 2 worker
+##                processes; BENCH_CLUSTER_FLAGS adds flags to both runs
+BENCH_CLUSTER_FLAGS ?=
+bench-cluster: cluster
+	@set -e; for w in 1 2; do \
+		echo "== make bench-cluster: $$w worker process(es) on the cluster at 127.0.0.1:7333"; \
+		$(GO) run ./bench -temporal 127.0.0.1:7333 -workers $$w -skip fetch,rss,cost $(BENCH_CLUSTER_FLAGS); \
+	done; echo "the cluster keeps running: make cluster-stop stops it"
 
 ## fuzz: run every fuzz target for FUZZTIME (50000x: executions) each; `make test` runs only their
 ##       seed corpora. A count, not a duration: with a duration, go1.26's fuzz coordinator can fail

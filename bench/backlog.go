@@ -70,9 +70,6 @@ func (b *bench) backlog(ctx context.Context, n int, dag bool) (Backlog, error) {
 		return r, err
 	}
 	r.ProcessLog = filepath.Join("var", "bench", "backlog-processes.log")
-	if err := os.MkdirAll(filepath.Dir(r.ProcessLog), 0o755); err != nil {
-		return r, err
-	}
 	logFile, err := os.Create(r.ProcessLog)
 	if err != nil {
 		return r, err

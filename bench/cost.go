@@ -185,6 +185,7 @@ func (b *bench) costRun(ctx context.Context, step tsync.Step, n int, dag bool) (
 		return Cost{}, err
 	}
 	defer cleanup()
+	e.workers = 0 // the step is this process's
 	stop := e.run(ctx)
 	defer stop()
 	table, match := "item", "/Item/"

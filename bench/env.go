@@ -3,6 +3,8 @@ package main
 import (
 	"context"
 	"fmt"
+	"os"
+	"path/filepath"
 	"sync"
 	"time"
 
@@ -53,6 +55,9 @@ type env struct {
 	app    *app.App
 	schema string
 	pool   *pgxpool.Pool
+	// workers is the number of worker processes run runs (0: a worker and
+	// a starter in this process).
+	workers int
 }
 
 func (b *bench) config(schema string) config.Config {
@@ -82,13 +87,30 @@ func (b *bench) open(ctx context.Context, step tsync.Step) (*env, func(), error)
 		_, _ = pool.Exec(context.Background(), "DROP SCHEMA "+pgx.Identifier{schema}.Sanitize()+" CASCADE")
 		pool.Close()
 	}
-	return &env{app: a, schema: schema, pool: pool}, cleanup, nil
+	return &env{app: a, schema: schema, pool: pool, workers: b.workers}, cleanup, nil
 }
 
 func (e *env) table(name string) string { return pgx.Identifier{e.schema, name}.Sanitize() }
 
-// run runs a worker and a starter until the returned stop is called.
+// run runs a worker and a starter until the returned stop is called: in
+// this process, or as e.workers worker processes and a starter process
+// (their warnings in var/bench/processes.log).
 func (e *env) run(ctx context.Context) (stop func()) {
+	if e.workers > 0 {
+		roles := []string{"starter"}
+		for range e.workers {
+			roles = append(roles, "worker")
+		}
+		log, err := os.OpenFile(filepath.Join("var", "bench", "processes.log"), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
+		if err != nil {
+			fail(err)
+		}
+		_, stop, err := e.startRoles(log, roles...)
+		if err != nil {
+			fail(err)
+		}
+		return func() { stop(); log.Close() }
+	}
 	ctx, cancel := context.WithCancel(ctx)
 	var wg sync.WaitGroup
 	wg.Add(2)

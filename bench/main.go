@@ -35,6 +35,8 @@ import (
 
 // Result is what -json prints.
 type Result struct {
+	// Workers is the number of worker processes (0: one in the bench's).
+	Workers           int     `json:"workers"`
 	BaselineN         int     `json:"baseline_n"`
 	BaselineRate      float64 `json:"baseline_workflows_per_s"`
 	IndependentN      int     `json:"independent_n"`
@@ -65,6 +67,8 @@ type Result struct {
 }
 
 type bench struct {
+	// workers is the number of worker processes (0: in this process).
+	workers  int
 	temporal string
 	dbURL    string
 	quiet    *slog.Logger
@@ -82,6 +86,7 @@ func main() {
 	rows := flag.Int("rows", 1_000_000, "FetchPending: rows in the table")
 	pending := flag.Int("pending", 1000, "FetchPending: pending rows among them")
 	rssPending := flag.Int("rss-pending", 10_000, "RSS: objects pending")
+	workers := flag.Int("workers", 0, "baseline, independent, dag, cost: run this many worker processes (and a starter process) rather than one worker in this process")
 	costN := flag.Int("cost-n", 100, "cost: objects per kind of sync whose histories are counted")
 	skip := flag.String("skip", "", "comma-separated parts to skip: baseline,independent,dag,pickup,cost,fetch,rss")
 	backlog := flag.Int("backlog", 0, "backlog: objects inserted at once and synced by worker and starter processes, against raw for the same count (0: skip; e.g. 100000)")
@@ -99,18 +104,19 @@ func main() {
 	}
 	ctx := context.Background()
 	b := &bench{dbURL: testenv.DatabaseURL(), quiet: slog.New(slog.DiscardHandler), out: os.Stdout}
+	b.workers = *workers
 	if *asJSON {
 		// stdout holds the JSON record only; the lines go to stderr.
 		b.out = os.Stderr
+	}
+	if err := os.MkdirAll(filepath.Join("var", "bench"), 0o755); err != nil {
+		fail(err)
 	}
 	serverLog := ""
 	if *temporalAddr == "" {
 		// The dev server's own log lines go to a file, so that the
 		// output holds only the bench's figures.
 		serverLog = filepath.Join("var", "bench", "temporal.log")
-		if err := os.MkdirAll(filepath.Dir(serverLog), 0o755); err != nil {
-			fail(err)
-		}
 		logFile := must(os.Create(serverLog))
 		defer logFile.Close()
 		srv, err := testenv.StartTemporalLogging(ctx, logFile)
@@ -126,8 +132,12 @@ func main() {
 	for _, s := range strings.Split(*skip, ",") {
 		skipped[strings.TrimSpace(s)] = true
 	}
-	var r Result
-	fmt.Fprintf(b.out, "tsync bench: temporal %s, database %s, GOMAXPROCS default\n", b.temporal, b.dbURL)
+	r := Result{Workers: b.workers}
+	procs := "worker in this process"
+	if b.workers > 0 {
+		procs = fmt.Sprintf("%d worker process(es) (raw and tsync alike)", b.workers)
+	}
+	fmt.Fprintf(b.out, "tsync bench: temporal %s, database %s, %s\n", b.temporal, b.dbURL, procs)
 	if serverLog != "" {
 		fmt.Fprintf(b.out, "dev server log: %s\n", serverLog)
 	}

@@ -3,6 +3,8 @@ package main
 import (
 	"context"
 	"fmt"
+	"os"
+	"os/exec"
 	"time"
 
 	"go.temporal.io/sdk/client"
@@ -37,16 +39,20 @@ func (b *bench) baseline(ctx context.Context, n int, cost bool) (float64, Cost, 
 	}
 	defer c.Close()
 	queue := "bench-baseline-" + testenv.Random(4)
-	w := worker.New(c, queue, worker.Options{
-		MaxConcurrentWorkflowTaskPollers: pollers, MaxConcurrentActivityTaskPollers: pollers,
-		MaxConcurrentActivityExecutionSize: 100, MaxConcurrentWorkflowTaskExecutionSize: 200,
-	})
-	w.RegisterWorkflow(Baseline)
-	w.RegisterActivity(Noop)
-	if err := w.Start(); err != nil {
-		return 0, Cost{}, err
+	if b.workers > 0 {
+		// As many raw worker processes as tsync gets.
+		stop, err := b.rawWorkers(queue)
+		if err != nil {
+			return 0, Cost{}, err
+		}
+		defer stop()
+	} else {
+		w := newRawWorker(c, queue)
+		if err := w.Start(); err != nil {
+			return 0, Cost{}, err
+		}
+		defer w.Stop()
 	}
-	defer w.Stop()
 	start := time.Now()
 	runs := make([]client.WorkflowRun, n)
 	g, gctx := errgroup.WithContext(ctx)
@@ -75,6 +81,51 @@ func (b *bench) baseline(ctx context.Context, n int, cost bool) (float64, Cost, 
 	}
 	c1, err := costOf(ctx, c, queue, "", n)
 	return rate, c1, err
+}
+
+// newRawWorker returns the baseline's worker on queue.
+func newRawWorker(c client.Client, queue string) worker.Worker {
+	w := worker.New(c, queue, worker.Options{
+		MaxConcurrentWorkflowTaskPollers: pollers, MaxConcurrentActivityTaskPollers: pollers,
+		MaxConcurrentActivityExecutionSize: 100, MaxConcurrentWorkflowTaskExecutionSize: 200,
+	})
+	w.RegisterWorkflow(Baseline)
+	w.RegisterActivity(Noop)
+	return w
+}
+
+// rawWorkers starts b.workers processes of this binary running the
+// baseline's worker on queue, and returns a func that kills them.
+func (b *bench) rawWorkers(queue string) (func(), error) {
+	var cmds []*exec.Cmd
+	stop := func() {
+		for _, cmd := range cmds {
+			_ = cmd.Process.Kill()
+			_ = cmd.Wait()
+		}
+	}
+	for range b.workers {
+		cmd := exec.Command(os.Args[0], "-role", "raw-worker")
+		cmd.Env = append(os.Environ(), "TSYNC_TEMPORAL_HOST_PORT="+b.temporal, "TSYNC_TEMPORAL_TASK_QUEUE="+queue)
+		cmd.Stderr = os.Stderr
+		if err := cmd.Start(); err != nil {
+			stop()
+			return nil, err
+		}
+		cmds = append(cmds, cmd)
+	}
+	return stop, nil
+}
+
+// runRawWorker runs the baseline's worker, for TSYNC_TEMPORAL_HOST_PORT
+// and TSYNC_TEMPORAL_TASK_QUEUE, until killed.
+func runRawWorker() error {
+	c, err := client.Dial(client.Options{HostPort: os.Getenv("TSYNC_TEMPORAL_HOST_PORT"), Logger: quietSDK()})
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	return newRawWorker(c, os.Getenv("TSYNC_TEMPORAL_TASK_QUEUE")).Run(worker.InterruptCh())
 }
 
 func quietSDK() *sdkLogger { return &sdkLogger{} }

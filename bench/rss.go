@@ -52,32 +52,40 @@ func (b *bench) rss(ctx context.Context, n int) (float64, float64, error) {
 // processes of this binary, their stderr to log, and returns them with a
 // func that kills both.
 func (e *env) processes(log io.Writer) (worker, starter *exec.Cmd, stop func(), err error) {
-	if err := os.MkdirAll(filepath.Join("var", "bench"), 0o755); err != nil {
+	cmds, stop, err := e.startRoles(log, "worker", "starter")
+	if err != nil {
 		return nil, nil, nil, err
 	}
+	return cmds[0], cmds[1], stop, nil
+}
+
+// startRoles starts a process of this binary for each role (worker or
+// starter) of e's synchronizer, their stderr to log, and returns them
+// with a func that kills them all.
+func (e *env) startRoles(log io.Writer, roles ...string) ([]*exec.Cmd, func(), error) {
 	cfg := e.app.Config
 	env := append(os.Environ(),
 		"TSYNC_OBSERVER_NAME="+cfg.ObserverName, "TSYNC_TEMPORAL_HOST_PORT="+cfg.Temporal.HostPort,
 		"TSYNC_TEMPORAL_TASK_QUEUE="+cfg.Temporal.TaskQueue, "TSYNC_DATABASE_URL="+cfg.DatabaseURL,
 		"TSYNC_DATABASE_SCHEMA="+cfg.DatabaseSchema)
 	var started []*exec.Cmd
-	stop = func() {
+	stop := func() {
 		for _, cmd := range started {
 			_ = cmd.Process.Kill()
 			_ = cmd.Wait()
 		}
 	}
-	for _, role := range []string{"worker", "starter"} {
+	for _, role := range roles {
 		cmd := exec.Command(os.Args[0], "-role", role)
 		cmd.Env = env
 		cmd.Stderr = log
 		if err := cmd.Start(); err != nil {
 			stop()
-			return nil, nil, nil, err
+			return nil, nil, err
 		}
 		started = append(started, cmd)
 	}
-	return started[0], started[1], stop, nil
+	return started, stop, nil
 }
 
 // peakRSS reads VmHWM of pid, in MiB.
@@ -98,6 +106,9 @@ func peakRSS(pid int) (float64, error) {
 // runRole runs a worker or a starter of the benchmark synchronizer, with
 // config from TSYNC_*, until killed.
 func runRole(role string) error {
+	if role == "raw-worker" {
+		return runRawWorker()
+	}
 	cfg, err := config.Load("", os.Environ())
 	if err != nil {
 		return err

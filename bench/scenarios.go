@@ -82,6 +82,7 @@ func (b *bench) pickup(ctx context.Context, samples int) (time.Duration, time.Du
 		return 0, 0, err
 	}
 	defer cleanup()
+	e.workers = 0 // the step tells this process when it starts
 	stop := e.run(ctx)
 	defer stop()
 	time.Sleep(2 * time.Second) // idle: worker polling, starter listening
