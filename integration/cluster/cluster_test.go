@@ -344,8 +344,8 @@ func since(begin, t time.Time) string { return "+" + t.Sub(begin).Round(time.Mil
 // Two tsync worker processes and a starter sync a DAG of 500 objects (10
 // Sites, each with 7 Slices of 6 Instances) on a cluster. While they sync,
 // the history service is SIGKILLed and restarted; up to 25 objects in sync get
-// new content; later, with objects still not in sync, the frontend is
-// SIGKILLed and restarted. Every object ends in sync, with its current
+// new content; then the matching service is SIGKILLed and restarted;
+// later, with objects still not in sync, the frontend is. Every object ends in sync, with its current
 // content synced by a step call that completed; no two step calls of one
 // object overlapped; no content was synced twice except after a call cut
 // short (checkCalls says exactly what is allowed); no workflow is left
@@ -420,6 +420,12 @@ func TestClusterServicesKilledMidRun(t *testing.T) {
 		touched = append(touched, inSync[i])
 	}
 	t.Logf("new content for %d objects in sync", len(touched))
+
+	// The matching service (task queues: every poll and every task goes
+	// through it), at three tenths, with a step call under way.
+	at = r.waitFor("three tenths of the objects in sync and a step call just begun", 120*time.Second,
+		func(s state) bool { return s.InSync >= 3*len(r.refs)/10 && s.Fresh > 0 })
+	r.killRestart(c, "matching", at)
 
 	// The frontend, once half the objects are in sync, with a step call
 	// under way: still mid-run.
