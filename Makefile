@@ -149,8 +149,9 @@ fuzz-corpus: fuzz
 		echo "$$dst: $$(ls $$dst | wc -l) inputs"; \
 	done
 
-## soak: a bounded run (SOAK_FLAGS='-duration 5m') of creates, updates, deletes, step failures,
-##       deferrals and a worker process SIGKILLed, then an audit; exits 1 when any object is lost
+## soak: a bounded run (SOAK_FLAGS='-duration 30m') of creates, updates, deletes, step failures,
+##       deferrals and random faults (worker SIGKILLs, network faults, PostgreSQL sessions cut),
+##       then an audit with memory and goroutine counts; exits 1 when any object is lost
 SOAK_FLAGS ?=
 soak: tools services
 	TSYNC_TEMPORAL_BIN=$(BIN)/temporal $(GO) run ./soak $(SOAK_FLAGS)

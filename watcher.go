@@ -31,15 +31,17 @@ import (
 // For each committed change to an object of a watched model, tsync finds the
 // affected objects (those of the synchronized models that reach the changed
 // object through the links, in reverse) and runs HandleWatchedObject for
-// each, in its own durable Temporal workflow: once per watcher, object and
-// change, even when the change is delivered twice. Objects that are deleted,
+// each, in a durable Temporal workflow per watcher and object: once per
+// change, even when the change is delivered twice, one call at a time, in
+// the order of the changes. Different objects run concurrently. Objects that are deleted,
 // no_sync or lazy_blocked, or gone by the time the handler runs, are
 // skipped. Watchers run only with observer_enable_watchers.
 //
 // HandleWatchedObject gets the affected object loaded fresh from the
-// database and the change that fired. It must be idempotent: after a crash,
-// a timeout or a retry it can run again for the same change. Two changes in
-// quick succession can run it concurrently for one object. What the
+// database and the change that fired. For one object, calls never overlap
+// and the next change waits until this one's call has succeeded, so a
+// handler need not be idempotent; it runs again for the same change only
+// after it failed (a retry), or when a worker died during the call. What the
 // returned error means, the first match winning (as for Step):
 //   - nil: handled.
 //   - an error wrapping *DeferredError (see Defer): a temporary condition;

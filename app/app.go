@@ -80,11 +80,12 @@ func static(s tsync.Synchronizer) Build {
 // failure is one error saying what to do. While the Temporal server cannot
 // be reached, it logs so and keeps trying until ctx is done: a worker or
 // starter started before its server (or during an outage) waits for it
-// instead of exiting. A server that refuses the connection (a TLS
+// instead of exiting; so does one started before its database (see
+// waitForDatabase). A server that refuses the connection (a TLS
 // handshake, credentials) fails it at once, saying which key to set. opts
 // change how it connects (WithClientOptions).
 func OpenWithStore(ctx context.Context, cfg config.Config, reg *models.Registry, build Build, log *slog.Logger, opts ...Option) (*App, error) {
-	a, err := openStore(ctx, cfg, reg, build, log, collect(opts))
+	a, err := openStore(ctx, cfg, reg, build, log, collect(opts), true)
 	if err != nil {
 		return nil, err
 	}
@@ -104,7 +105,7 @@ func OpenWithStore(ctx context.Context, cfg config.Config, reg *models.Registry,
 // migrate is set: for commands that read or write the data model. Of
 // opts, only WithName matters.
 func OpenStore(ctx context.Context, cfg config.Config, reg *models.Registry, build Build, migrate bool, log *slog.Logger, opts ...Option) (*App, error) {
-	a, err := openStore(ctx, cfg, reg, build, log, collect(opts))
+	a, err := openStore(ctx, cfg, reg, build, log, collect(opts), false)
 	if err != nil {
 		return nil, err
 	}
@@ -155,8 +156,9 @@ func (a *App) migrate(ctx context.Context) error {
 }
 
 // openStore validates cfg, connects to PostgreSQL and builds the
-// synchronizer over the store.
-func openStore(ctx context.Context, cfg config.Config, reg *models.Registry, build Build, log *slog.Logger, o options) (*App, error) {
+// synchronizer over the store. With wait, it waits for an unreachable
+// database (waitForDatabase) rather than failing at once.
+func openStore(ctx context.Context, cfg config.Config, reg *models.Registry, build Build, log *slog.Logger, o options, wait bool) (*App, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
@@ -179,7 +181,13 @@ func openStore(ctx context.Context, cfg config.Config, reg *models.Registry, bui
 		a.Close()
 		return nil, err
 	}
-	if err := ping(ctx, cfg, a.Pool); err != nil {
+	check := ping
+	if wait {
+		check = func(ctx context.Context, cfg config.Config, pool *pgxpool.Pool) error {
+			return waitForDatabase(ctx, cfg, pool, log)
+		}
+	}
+	if err := check(ctx, cfg, a.Pool); err != nil {
 		a.Close()
 		return nil, err
 	}

@@ -54,8 +54,14 @@ func (a *App) Activities() *activities.Activities {
 // shutdown_timeout, cancels those still running and returns nil. The
 // app's readiness fails from the moment ctx is done, and whenever the
 // worker does not poll. With observer_disabled it runs nothing and only
-// waits.
+// waits. While it runs, it logs when the database becomes unreachable and
+// when it is back (watchDatabase); it does not exit for it.
 func (a *App) RunWorker(ctx context.Context) error {
+	defer a.watchingDatabase(ctx)()
+	return a.runWorker(ctx)
+}
+
+func (a *App) runWorker(ctx context.Context) error {
 	a.shutdownWith(ctx)
 	if a.Config.ObserverDisabled {
 		a.Log.Warn("observer_disabled is set: the worker runs nothing")
@@ -105,8 +111,14 @@ func (a *App) NewStarter() *starter.Starter {
 // from the moment ctx is done, and when the starter has neither begun a
 // scan nor started a workflow for a while (several loop intervals, at
 // least 2 minutes). With observer_disabled it starts nothing and only
-// waits.
+// waits. While it runs, it logs when the database becomes unreachable and
+// when it is back (watchDatabase); it does not exit for it.
 func (a *App) RunStarter(ctx context.Context) error {
+	defer a.watchingDatabase(ctx)()
+	return a.runStarter(ctx)
+}
+
+func (a *App) runStarter(ctx context.Context) error {
 	a.shutdownWith(ctx)
 	if a.Config.ObserverDisabled {
 		a.Log.Warn("observer_disabled is set: the starter starts nothing")

@@ -55,8 +55,18 @@ func (a *App) newDispatcher() (*watchers.Dispatcher, error) {
 // and the dispatcher, which starts a watcher workflow for every watcher and
 // object each change affects. Run any number of them; workers run the
 // workflows. It fails unless observer_enable_watchers is on; with
-// observer_disabled it runs nothing and only waits.
+// observer_disabled it runs nothing and only waits. While it runs, it logs
+// when the database becomes unreachable and when it is back
+// (watchDatabase); it does not exit for it.
 func (a *App) RunDispatcher(ctx context.Context) error {
+	if !a.Config.ObserverEnableWatchers || a.Redis == nil {
+		return a.runDispatcher(ctx)
+	}
+	defer a.watchingDatabase(ctx)()
+	return a.runDispatcher(ctx)
+}
+
+func (a *App) runDispatcher(ctx context.Context) error {
 	if !a.Config.ObserverEnableWatchers || a.Redis == nil {
 		return fmt.Errorf("dispatcher: observer_enable_watchers is off, so there are no changes to dispatch (set it, or TSYNC_OBSERVER_ENABLE_WATCHERS=true)")
 	}
@@ -84,11 +94,12 @@ func (a *App) RunDispatcher(ctx context.Context) error {
 // Run runs the worker, the starter and, with observer_enable_watchers, the
 // dispatcher, until ctx is done: a whole synchronizer in one process. The
 // first of them to fail stops the others, and Run returns its error, named
-// ("starter: ...").
+// ("starter: ..."). One database watcher serves them all.
 func (a *App) Run(ctx context.Context) error {
-	procs := map[string]func(context.Context) error{"worker": a.RunWorker, "starter": a.RunStarter}
+	defer a.watchingDatabase(ctx)()
+	procs := map[string]func(context.Context) error{"worker": a.runWorker, "starter": a.runStarter}
 	if a.Config.ObserverEnableWatchers {
-		procs["dispatcher"] = a.RunDispatcher
+		procs["dispatcher"] = a.runDispatcher
 	}
 	g, ctx := errgroup.WithContext(ctx)
 	for name, run := range procs {

@@ -5,8 +5,10 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"slices"
 	"time"
 
+	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/worker"
 	"go.temporal.io/sdk/workflow"
@@ -81,6 +83,48 @@ func (b *bench) baseline(ctx context.Context, n int, cost bool) (float64, Cost, 
 	}
 	c1, err := costOf(ctx, c, queue, "", n)
 	return rate, c1, err
+}
+
+// rawPickup measures, at idle, the time from a raw workflow's start to its
+// activity starting on the worker: the pickup latency of Temporal alone.
+func (b *bench) rawPickup(ctx context.Context, samples int) (p50, p99 time.Duration, err error) {
+	c, err := client.DialContext(ctx, client.Options{HostPort: b.temporal, Logger: quietSDK()})
+	if err != nil {
+		return 0, 0, err
+	}
+	defer c.Close()
+	queue := "bench-pickup-" + testenv.Random(4)
+	started := make(chan time.Time, 1)
+	w := worker.New(c, queue, worker.Options{MaxConcurrentWorkflowTaskPollers: pollers, MaxConcurrentActivityTaskPollers: pollers})
+	w.RegisterWorkflow(Baseline)
+	w.RegisterActivityWithOptions(func(context.Context) error {
+		select {
+		case started <- time.Now():
+		default:
+		}
+		return nil
+	}, activity.RegisterOptions{Name: "Noop"})
+	if err := w.Start(); err != nil {
+		return 0, 0, err
+	}
+	defer w.Stop()
+	time.Sleep(2 * time.Second) // idle: pollers waiting
+	var lat []time.Duration
+	for i := range samples {
+		begin := time.Now()
+		if _, err := c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: fmt.Sprintf("%s/%d", queue, i), TaskQueue: queue}, Baseline); err != nil {
+			return 0, 0, err
+		}
+		select {
+		case at := <-started:
+			lat = append(lat, at.Sub(begin))
+		case <-time.After(30 * time.Second):
+			return 0, 0, fmt.Errorf("raw pickup: no activity within 30s")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	slices.Sort(lat)
+	return percentile(lat, 50), percentile(lat, 99), nil
 }
 
 // newRawWorker returns the baseline's worker on queue.

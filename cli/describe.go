@@ -93,11 +93,19 @@ func (c *CLI) printDescribe(w io.Writer, obj *inspect.Object, pollers *Pollers, 
 	line("Enacted", "%s", stamp(obj.Enacted))
 	wf := obj.Workflow
 	switch {
+	case wf.Activity != "" && wf.Failed > 0:
+		// A retry under way: its failures so far are in the memo, the
+		// last one in the object's status.
+		line("Attempt", "%d of %s, running", wf.StepAttempt(), wf.Activity)
+		line("Last failure", "%s", oneLine(obj.Status))
 	case wf.Activity != "":
 		line("Attempt", "%d of %s%s", wf.StepAttempt(), wf.Activity, nextRetry(wf, now))
 		if wf.LastFailure != "" {
 			line("Last failure", "%s", oneLine(wf.LastFailure))
 		}
+	case wf.Failed > 0:
+		// Between attempts: the workflow's memo keeps the count.
+		line("Attempt", "%d failed%s", wf.Failed, nextRetry(wf, now))
 	case wf.Known:
 		line("Attempt", "none under way")
 	}

@@ -64,6 +64,11 @@ type ObjectState struct {
 	// (TsyncState), when asked for and running.
 	Workflow      string `json:"workflow,omitempty"`
 	WorkflowState string `json:"workflow_state,omitempty"`
+	// Attempt is how many attempts of its failing step its running
+	// workflow made for the current content, and NextRetry when it runs
+	// the next (from the workflow's memo; not set by runs of older code).
+	Attempt   int        `json:"attempt,omitempty"`
+	NextRetry *time.Time `json:"next_retry,omitempty"`
 }
 
 // objectState is the ObjectState of an inspected row.
@@ -166,6 +171,13 @@ func printTable(w io.Writer, objs []ObjectState) error {
 			state := o.WorkflowState
 			if state == "" {
 				state = "-"
+			}
+			if o.Attempt > 0 {
+				state += fmt.Sprintf(" (attempt %d", o.Attempt)
+				if o.NextRetry != nil {
+					state += ", next " + o.NextRetry.UTC().Format(time.TimeOnly)
+				}
+				state += ")"
 			}
 			fmt.Fprintf(tw, "%s\t", state)
 		}

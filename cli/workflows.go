@@ -3,6 +3,7 @@ package cli
 import (
 	"context"
 	"fmt"
+	"time"
 
 	enumspb "go.temporal.io/api/enums/v1"
 	taskqueuepb "go.temporal.io/api/taskqueue/v1"
@@ -45,7 +46,12 @@ func (c *CLI) dialTemporal(ctx context.Context, what string) client.Client {
 func (c *CLI) addWorkflows(ctx context.Context, cl client.Client, objs []ObjectState) {
 	ctx, cancel := context.WithTimeout(ctx, statusDialWait)
 	defer cancel()
-	running := map[string]string{}
+	type run struct {
+		state   string
+		attempt int
+		next    *time.Time
+	}
+	running := map[string]run{}
 	var token []byte
 	for {
 		resp, err := cl.ListWorkflow(ctx, &workflowservice.ListWorkflowExecutionsRequest{
@@ -61,7 +67,8 @@ func (c *CLI) addWorkflows(ctx context.Context, cl client.Client, objs []ObjectS
 			if p := x.GetSearchAttributes().GetIndexedFields()[workflows.AttrState.GetName()]; p != nil {
 				_ = converter.GetDefaultDataConverter().FromPayload(p, &state)
 			}
-			running[x.Execution.WorkflowId] = state
+			n, next := inspect.MemoRetry(x.GetMemo())
+			running[x.Execution.WorkflowId] = run{state: state, attempt: n, next: next}
 		}
 		if token = resp.NextPageToken; len(token) == 0 {
 			break
@@ -69,8 +76,9 @@ func (c *CLI) addWorkflows(ctx context.Context, cl client.Client, objs []ObjectS
 	}
 	for i, o := range objs {
 		id := workflows.WorkflowID(c.cfg.ObserverName, models.Ref{Model: o.Model, ID: o.ID})
-		if state, ok := running[id]; ok {
-			objs[i].Workflow, objs[i].WorkflowState = id, state
+		if r, ok := running[id]; ok {
+			objs[i].Workflow, objs[i].WorkflowState = id, r.state
+			objs[i].Attempt, objs[i].NextRetry = r.attempt, r.next
 		}
 	}
 }

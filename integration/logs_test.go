@@ -157,8 +157,10 @@ func TestLogsTellTheStory(t *testing.T) {
 		}
 	}
 	first := func(int) int { return 1 }
-	// A failure is retried: attempts 1, 2, 3, ...
-	check(failing, "WARN", "error", "backend refused: quota exceeded", func(i int) int { return i + 1 })
+	// A failure is retried by the workflow, each retry an activity of its
+	// own after a durable timer: every line says attempt 1 (the count of
+	// retries is in the workflow's memo, shown by status and describe).
+	check(failing, "WARN", "error", "backend refused: quota exceeded", first)
 	check(ok, "INFO", "ok", "", first)
 	// A deferral's tries are not retries (each is a new first attempt,
 	// after loop_interval).

@@ -10,7 +10,7 @@ import (
 
 // DepsFile renders the graph as a model-deps file (as XOS's
 // observer_dependency_graph): a JSON object mapping each model to the sorted
-// models it depends on.
+// models it depends on. A model that links to itself (a tree) lists itself.
 func (g *Graph) DepsFile() []byte {
 	deps := map[string][]string{}
 	for _, name := range g.order {

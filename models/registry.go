@@ -72,6 +72,11 @@ type Graph struct {
 // Into column) and that the links are acyclic, and returns the graph. A cycle
 // is reported by naming it: "dependency cycle: A -> B -> A".
 //
+// A self-link (a model linking to itself: Network.parent_id -> Network) is
+// the one cycle allowed: it makes trees of objects, whose order is the
+// objects' own (parents synced first, children deleted first; a cycle among
+// objects is an error of those objects, see SelfLinks).
+//
 // The graph holds copies of the registry's models: building it (or
 // WithPolicies) never changes the registry, which may be shared.
 func (r *Registry) Graph() (*Graph, error) {
@@ -132,7 +137,9 @@ func (r *Registry) Graph() (*Graph, error) {
 		m := g.models[name]
 		deps := make([]string, 0, len(m.Links))
 		for _, l := range m.Links {
-			deps = append(deps, l.Dest)
+			if l.Dest != name {
+				deps = append(deps, l.Dest)
+			}
 		}
 		slices.Sort(deps)
 		for _, d := range deps {
@@ -214,12 +221,28 @@ func (g *Graph) ModelOf(obj Object) (*Model, error) {
 	return m, nil
 }
 
-// Order returns every model name, each after all the models it depends on.
+// Order returns every model name, each after all the models it depends on
+// (its self-links aside).
 func (g *Graph) Order() []string { return slices.Clone(g.order) }
 
 // Dependents returns the links that point at model name, from the models
 // that depend on it.
 func (g *Graph) Dependents(name string) []Edge { return slices.Clone(g.reverse[name]) }
+
+// SelfLinks returns the links of model name to itself (its tree links), in
+// link order: the only links along which objects of one model can form a
+// cycle.
+func (g *Graph) SelfLinks(name string) []Link {
+	var out []Link
+	if m, ok := g.models[name]; ok {
+		for _, l := range m.Links {
+			if l.Dest == name {
+				out = append(out, l)
+			}
+		}
+	}
+	return out
+}
 
 // Dependencies returns the links of model name.
 func (g *Graph) Dependencies(name string) []Link {
@@ -230,7 +253,7 @@ func (g *Graph) Dependencies(name string) []Link {
 }
 
 // DOT renders the graph in Graphviz DOT, an edge from each model to each model
-// it depends on.
+// it depends on (a self-link is a loop on its model).
 func (g *Graph) DOT() string {
 	var b strings.Builder
 	b.WriteString("digraph tsync {\n  rankdir=BT;\n")

@@ -131,10 +131,6 @@ type (
 		models.Base
 		AID int64 `db:"a_id"`
 	}
-	CycSelf struct {
-		models.Base
-		ParentID int64
-	}
 )
 
 func TestGraphCycle(t *testing.T) {
@@ -147,11 +143,46 @@ func TestGraphCycle(t *testing.T) {
 	require.Nil(t, g)
 	require.EqualError(t, err, "dependency cycle: A -> B -> C -> A")
 
-	// A self-link is a cycle too.
+	// A self-link is allowed; a cycle through a model with one is not.
 	reg = models.NewRegistry()
-	require.NoError(t, models.Register[CycSelf](reg, "Node", models.Link{Dest: "Node", Via: "parent_id"}))
+	require.NoError(t, models.Register[TreeNode](reg, "Node", models.Link{Dest: "Node", Via: "parent_id"}, models.Link{Dest: "A", Via: "site_id"}))
+	require.NoError(t, models.Register[CycA](reg, "A", models.Link{Dest: "Node", Via: "b_id"}))
 	_, err = reg.Graph()
-	require.EqualError(t, err, "dependency cycle: Node -> Node")
+	require.EqualError(t, err, "dependency cycle: A -> Node -> A")
+}
+
+// TreeNode links to itself (its parent) and to a Site.
+type TreeNode struct {
+	models.Base
+	Name     string
+	ParentID int64 `db:"parent_id"`
+	SiteID   int64 `db:"site_id"`
+	PeerID   *int64
+}
+
+func TestGraphSelfLink(t *testing.T) {
+	reg := models.NewRegistry()
+	require.NoError(t, models.Register[TreeNode](reg, "Network",
+		models.Link{Dest: "Network", Via: "parent_id"}, models.Link{Dest: "Site", Via: "site_id"}, models.Link{Dest: "Network", Via: "peer_id"}))
+	require.NoError(t, models.Register[Site](reg, "Site"))
+	g, err := reg.Graph()
+	require.NoError(t, err)
+	require.Equal(t, []string{"Site", "Network"}, g.Order())
+	require.Equal(t, []models.Link{{Dest: "Network", Via: "parent_id"}, {Dest: "Network", Via: "peer_id"}}, g.SelfLinks("Network"))
+	require.Empty(t, g.SelfLinks("Site"))
+	require.Nil(t, g.SelfLinks("nope"))
+	var from []string
+	for _, e := range g.Dependents("Network") {
+		from = append(from, e.From+"."+e.Link.Via)
+	}
+	require.Equal(t, []string{"Network.parent_id", "Network.peer_id"}, from)
+
+	require.JSONEq(t, `{"Network": ["Network", "Site"], "Site": []}`, string(g.DepsFile()))
+	require.NoError(t, g.CheckDepsFile(g.DepsFile()))
+	require.EqualError(t, g.CheckDepsFile([]byte(`{"Network": ["Site"], "Site": []}`)),
+		"model-deps file disagrees with the code: model Network: the file says [Site], the code says [Network Site]")
+	require.Contains(t, g.DOT(), `"Network" -> "Network" [label="parent_id"];`)
+	require.Contains(t, g.DOT(), `"Network" -> "Site" [label="site_id"];`)
 }
 
 type (

@@ -9,30 +9,24 @@ import (
 	"github.com/tsync/tsync/internal/testmodels"
 )
 
-// load makes a change every `every` for duration: creates, updates,
-// deletes. At 1/3 of the time the in-process worker stops (gracefully) and
-// a worker process takes over; at 2/3 that process is SIGKILLed and an
-// in-process worker takes over (see handOver).
-func (s *soak) load(ctx context.Context, duration, every time.Duration) error {
-	end := time.Now().Add(duration)
-	switchAt := []time.Time{time.Now().Add(duration / 3), time.Now().Add(2 * duration / 3)}
-	for time.Now().Before(end) {
-		if len(switchAt) > 0 && time.Now().After(switchAt[0]) {
-			switchAt = switchAt[1:]
-			if err := s.handOver(ctx); err != nil {
-				return err
-			}
-		}
+// load makes a change every `every` until end: creates, updates,
+// deletes. A change that fails (a fault cut its PostgreSQL session) is
+// counted and the load goes on.
+func (s *soak) load(ctx context.Context, end time.Time, every time.Duration) {
+	for time.Now().Before(end) && ctx.Err() == nil {
 		changed, err := s.change(ctx)
 		if err != nil {
-			return err
+			if s.loadErrs++; s.loadErrs <= 3 {
+				fmt.Printf("load   %s  a change failed: %v\n", stamp(s.start), err)
+			}
+			time.Sleep(every)
+			continue
 		}
 		if !changed {
 			continue
 		}
 		time.Sleep(every)
 	}
-	return nil
 }
 
 // change makes one change at random: it creates a Site (5%), a Slice (15%)

@@ -33,12 +33,13 @@ type step struct {
 	chaos atomic.Bool
 	pool  *pgxpool.Pool
 	calls string // the calls table, quoted
+	proc  int    // the worker process's number in the soak
 }
 
-// callsDDL creates the calls table: one row a step call, from either
-// worker process; end_at and outcome stay NULL for a call its process's
-// death cut short.
-const callsDDL = `CREATE TABLE %s (call bigserial PRIMARY KEY, pid int NOT NULL, op text NOT NULL,
+// callsDDL creates the calls table: one row a step call, from any worker
+// process (proc: its number in the soak, unique where a pid may be reused);
+// end_at and outcome stay NULL for a call its process's death cut short.
+const callsDDL = `CREATE TABLE %s (call bigserial PRIMARY KEY, proc int NOT NULL, pid int NOT NULL, op text NOT NULL,
 	model text NOT NULL, object bigint NOT NULL, updated timestamptz NOT NULL,
 	start_at timestamptz NOT NULL, end_at timestamptz, outcome text)`
 
@@ -49,8 +50,8 @@ func (s *step) Synchronizes() []models.Object { return soakModels() }
 func (s *step) record(ctx context.Context, op string, obj models.Object, body func(context.Context) (string, error)) error {
 	r := testmodels.RefOf(obj)
 	var call int64
-	if err := s.pool.QueryRow(ctx, `INSERT INTO `+s.calls+` (pid, op, model, object, updated, start_at)
-		VALUES ($1, $2, $3, $4, $5, clock_timestamp()) RETURNING call`, os.Getpid(), op, r.Model, r.ID, obj.SyncState().Updated).Scan(&call); err != nil {
+	if err := s.pool.QueryRow(ctx, `INSERT INTO `+s.calls+` (proc, pid, op, model, object, updated, start_at)
+		VALUES ($1, $2, $3, $4, $5, $6, clock_timestamp()) RETURNING call`, s.proc, os.Getpid(), op, r.Model, r.ID, obj.SyncState().Updated).Scan(&call); err != nil {
 		return fmt.Errorf("record the call: %w", err)
 	}
 	outcome, err := body(ctx)

@@ -72,6 +72,10 @@ type DepState struct {
 	Status string
 	// Synchronized reports whether this synchronizer has a step for its model.
 	Synchronized bool
+	// Distant reports a distant dependency: not linked to directly, but
+	// reached through objects in sync (see Inspect). False in histories
+	// recorded before distant dependencies.
+	Distant bool
 }
 
 // InSync reports whether the dependency needs no sync now: it exists, is not
@@ -93,8 +97,13 @@ type Inspection struct {
 	NeedsPolicy bool
 	Code        int
 	Updated     time.Time
-	// Deps are the objects it links to, in link order.
+	// Deps are the objects it links to, in link order, then its distant
+	// dependencies (Distant).
 	Deps []DepState
+	// Cycle is the cycle of objects it is on through its model's self-links,
+	// from itself back to itself; nil when none (and in histories recorded
+	// before trees).
+	Cycle []models.Ref
 }
 
 // Inspect loads ref and the sync state of every object it links to.
@@ -132,6 +141,9 @@ func (a *Activities) Inspect(ctx context.Context, ref models.Ref) (Inspection, e
 			d.Code, d.Status = db.BackendCode, db.BackendStatus
 		}
 		ins.Deps = append(ins.Deps, d)
+	}
+	if err := a.inspectGraph(ctx, ref, &ins); err != nil {
+		return Inspection{}, fmt.Errorf("inspect %s %d: %w", ref.Model, ref.ID, err)
 	}
 	return ins, nil
 }
@@ -190,7 +202,7 @@ func (a *Activities) SyncObject(ctx context.Context, ref models.Ref) (SyncResult
 	case engine.Noted:
 		status = stepErr.Error()
 	default:
-		return SyncResult{}, a.recordFailure(ctx, ref, stepErr, true)
+		return SyncResult{}, a.recordFailure(ctx, ref, stepErr, true, enacted)
 	}
 	rctx, cancel := afterStep(ctx)
 	defer cancel()
@@ -222,7 +234,12 @@ func afterStep(ctx context.Context) (context.Context, context.CancelFunc) {
 // and to Temporal, whose failure messages must be valid UTF-8 and whose
 // payloads are limited in size; a step error quoting a huge or binary field
 // would otherwise fail the activity's completion and wait out step_timeout.
-func (a *Activities) recordFailure(ctx context.Context, ref models.Ref, stepErr error, holdDependents bool) error {
+//
+// seen is the updated value a sync attempt began with (zero for deletes
+// and policies): when a sync of that content has succeeded meanwhile (by an
+// attempt that replaced this one after a timeout), the error is not
+// recorded over that success.
+func (a *Activities) recordFailure(ctx context.Context, ref models.Ref, stepErr error, holdDependents bool, seen time.Time) error {
 	text := syncstate.StatusText(stepErr.Error())
 	if engine.Classify(stepErr) == engine.Deferred {
 		if err := a.state().RecordStatus(ctx, ref, models.CodePending, "deferred: "+text); err != nil {
@@ -230,10 +247,11 @@ func (a *Activities) recordFailure(ctx context.Context, ref models.Ref, stepErr 
 		}
 		return temporal.NewNonRetryableApplicationError(text, ErrTypeDeferred, nil)
 	}
-	if err := a.state().RecordError(ctx, ref, text); err != nil {
+	recorded, err := a.state().RecordSyncError(ctx, ref, seen, text)
+	if err != nil {
 		return fmt.Errorf("%s %d: %w (step error: %s)", ref.Model, ref.ID, err, text)
 	}
-	if holdDependents {
+	if recorded && holdDependents {
 		if _, err := a.state().HoldDependents(ctx, ref, text); err != nil {
 			activity.GetLogger(ctx).Warn("holding dependents failed", "object", ref.String(), "error", err)
 		}
@@ -262,7 +280,7 @@ func (a *Activities) DeleteObject(ctx context.Context, ref models.Ref) (Outcome,
 	}
 	if b.BackendNeedDelete {
 		if err := a.call(ctx, ref, "delete", func(ctx context.Context) error { return a.deleteRecord(ctx, step, ref, obj) }); err != nil && engine.Classify(err) != engine.Noted {
-			return "", a.recordFailure(ctx, ref, err, false)
+			return "", a.recordFailure(ctx, ref, err, false, time.Time{})
 		}
 	}
 	rctx, cancel := afterStep(ctx)
@@ -364,13 +382,14 @@ func (a *Activities) logger() *slog.Logger {
 	return a.Log
 }
 
-// attempt is the number of the step call running in ctx for the
-// workflow's current step: 1 for its first attempt, n+1 for its nth
-// retry. The workflow runs a step's first attempt as an activity of its
-// own, limited to one attempt, and its retries as another, whose attempts
-// count from 1 again (see internal/workflows runStep): the attempts of an
-// activity that may retry are one more than the activity's own count. A
-// call outside an activity is attempt 1.
+// attempt is the number of the step call running in ctx within its
+// activity. Workflows on the current code run each attempt as an activity
+// of its own, limited to one attempt, after a durable timer: their calls
+// are all attempt 1 here, and the workflow's memo counts the retries
+// (internal/workflows runStep). Runs of the older code ran a step's first
+// attempt alone and its retries as another activity whose attempts count
+// from 1 again: the attempts of an activity that may retry are one more
+// than its own count. A call outside an activity is attempt 1.
 func attempt(ctx context.Context) int32 {
 	if !activity.IsActivity(ctx) {
 		return 1

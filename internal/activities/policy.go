@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/tsync/tsync/internal/engine"
 	"github.com/tsync/tsync/models"
@@ -39,14 +40,14 @@ func (a *Activities) RunPolicy(ctx context.Context, ref models.Ref) (Outcome, er
 	for _, p := range a.Sync.Policies(ref.Model) {
 		err := a.call(ctx, ref, "policy", func(ctx context.Context) error { return p.Handle(ctx, op, obj) })
 		if err != nil && engine.Classify(err) != engine.Noted {
-			return "", a.recordFailure(ctx, ref, fmt.Errorf("model policy %s failed: %w", op, err), true)
+			return "", a.recordFailure(ctx, ref, fmt.Errorf("model policy %s failed: %w", op, err), true, time.Time{})
 		}
 	}
 	done, err := a.state().SavePolicied(ctx, ref, seen, obj)
 	if errors.Is(err, models.ErrInvalidValue) {
 		// The policies set a value PostgreSQL cannot store: their failure,
 		// recorded on the object like any other.
-		return "", a.recordFailure(ctx, ref, fmt.Errorf("model policy %s failed: %w", op, err), true)
+		return "", a.recordFailure(ctx, ref, fmt.Errorf("model policy %s failed: %w", op, err), true, time.Time{})
 	}
 	if err != nil {
 		return "", fmt.Errorf("policy %s %d: %w", ref.Model, ref.ID, err)

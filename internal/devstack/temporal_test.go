@@ -11,7 +11,8 @@ func TestArgsAndURL(t *testing.T) {
 	tp := Temporal{HostPort: "127.0.0.1:7233", DBFile: "var/temporal.db"}
 	args, err := tp.Args()
 	require.NoError(t, err)
-	sa := []string{"--search-attribute", "TsyncModel=Keyword", "--search-attribute", "TsyncObjectID=Int",
+	sa := []string{"--dynamic-config-value", "history.transferProcessorMaxPollRPS=200",
+		"--search-attribute", "TsyncModel=Keyword", "--search-attribute", "TsyncObjectID=Int",
 		"--search-attribute", "TsyncOperation=Keyword", "--search-attribute", "TsyncState=Keyword",
 		"--search-attribute", "TsyncSynchronizer=Keyword"}
 	require.Equal(t, append([]string{"server", "start-dev", "--ip", "127.0.0.1", "--port", "7233",

@@ -6,7 +6,9 @@ import (
 	"fmt"
 	"time"
 
+	commonpb "go.temporal.io/api/common/v1"
 	"go.temporal.io/api/serviceerror"
+	"go.temporal.io/sdk/converter"
 
 	"github.com/tsync/tsync/internal/workflows"
 	"github.com/tsync/tsync/models"
@@ -42,6 +44,12 @@ type Workflow struct {
 	// NextRetry is when the pending activity's next attempt is scheduled,
 	// when it waits for a retry.
 	NextRetry *time.Time
+	// Failed is how many attempts of the step failed for the object's
+	// current content, as the workflow's memo says (workflows' "attempt"
+	// key; 0 when the memo has none: no failure, or a run of older code,
+	// whose attempts the pending activity tells). NextRetry then comes from
+	// the memo's "next_retry".
+	Failed int
 	// LastFailure is the pending activity's last failure message.
 	LastFailure string
 	// Problem says why something is unknown: Temporal unreachable, or the
@@ -84,6 +92,9 @@ func (i *Inspector) workflow(ctx context.Context, ref models.Ref) Workflow {
 			w.NextRetry = &next
 		}
 		w.LastFailure = a.GetLastFailure().GetMessage()
+	}
+	if w.Running {
+		memoRetry(info.GetMemo(), &w)
 	}
 	if !w.Running {
 		return w
@@ -130,10 +141,47 @@ func statusName(s string) string {
 // the workflow runs a step's first attempt as an activity limited to one
 // attempt, and its retries as another activity whose attempts count from 1
 // again (as internal/activities does for its log lines).
+//
+// Runs that keep their retries in the memo (Failed set) run each attempt
+// as an activity of its own: the call under way, or next, is Failed+1.
 func (w Workflow) StepAttempt() int32 {
+	if w.Failed > 0 {
+		return int32(w.Failed) + 1
+	}
 	n := max(w.Attempt, 1)
 	if w.MaximumAttempts != 1 {
 		n++
 	}
 	return n
+}
+
+// memoRetry sets w.Failed and w.NextRetry from the memo (see MemoRetry).
+func memoRetry(memo *commonpb.Memo, w *Workflow) {
+	if n, next := MemoRetry(memo); n > 0 {
+		w.Failed, w.NextRetry = n, next
+	}
+}
+
+// MemoRetry reads the memo keys "attempt" and "next_retry" that object
+// workflows write while a step fails: the attempts failed for the object's
+// current content (0: none in the memo) and when the next runs (nil:
+// unknown).
+func MemoRetry(memo *commonpb.Memo) (int, *time.Time) {
+	fields := memo.GetFields()
+	p, ok := fields["attempt"]
+	if !ok {
+		return 0, nil
+	}
+	dc := converter.GetDefaultDataConverter()
+	var n int
+	if err := dc.FromPayload(p, &n); err != nil || n <= 0 {
+		return 0, nil
+	}
+	var next string
+	if p, ok := fields["next_retry"]; ok && dc.FromPayload(p, &next) == nil {
+		if t, err := time.Parse(time.RFC3339Nano, next); err == nil {
+			return n, &t
+		}
+	}
+	return n, nil
 }

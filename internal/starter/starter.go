@@ -108,6 +108,18 @@ func (s *Starter) record(ref models.Ref, updated time.Time, runID string) {
 	}
 }
 
+// changedSince reports whether a scan saw ref with content updated other
+// than the content the starter last started its workflow for: an
+// announcement of the change may have been lost (a reconnect), so the scan
+// signals the workflow rather than starting it. Other scans start only: a
+// signal would wake every object in backoff at every scan.
+func (s *Starter) changedSince(ref models.Ref, updated time.Time) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	r, ok := s.recent[ref]
+	return ok && !r.updated.IsZero() && !updated.IsZero() && !r.updated.Equal(updated)
+}
+
 // prune drops expired entries of recent.
 func (s *Starter) prune(now time.Time) {
 	s.mu.Lock()
@@ -257,7 +269,8 @@ func (s *Starter) scanModel(ctx context.Context, model string, deletion bool) (i
 			if s.skip(ref, updated[id], now) {
 				continue
 			}
-			g.Go(func() error { return s.start(gctx, ref, deletion, updated[id]) })
+			signal := s.changedSince(ref, updated[id])
+			g.Go(func() error { return s.startOrSignal(gctx, ref, deletion, updated[id], signal) })
 		}
 		if err := g.Wait(); err != nil {
 			return total, startError(err)
@@ -279,8 +292,21 @@ func (s *Starter) Start(ctx context.Context, ref models.Ref, deletion bool) erro
 	return s.start(ctx, ref, deletion, time.Time{})
 }
 
+// Signal tells the running workflow of ref that the object changed
+// (workflows.SignalChanged), so that a workflow waiting (backoff, held,
+// deferred, awaiting dependencies) looks at it again at once; with no
+// workflow running, it starts the sync (or delete) workflow of ref.
+func (s *Starter) Signal(ctx context.Context, ref models.Ref, deletion bool) error {
+	return s.startOrSignal(ctx, ref, deletion, time.Time{}, true)
+}
+
 // start is Start for content updated (zero: unknown), recording the run.
 func (s *Starter) start(ctx context.Context, ref models.Ref, deletion bool, updated time.Time) error {
+	return s.startOrSignal(ctx, ref, deletion, updated, false)
+}
+
+// startOrSignal is start, or Signal when signal is set.
+func (s *Starter) startOrSignal(ctx context.Context, ref models.Ref, deletion bool, updated time.Time, signal bool) error {
 	op := engine.OpFor(deletion)
 	opts := client.StartWorkflowOptions{
 		ID:                       workflows.WorkflowID(s.opts.Params.Synchronizer, ref),
@@ -291,7 +317,14 @@ func (s *Starter) start(ctx context.Context, ref models.Ref, deletion bool, upda
 	if s.opts.Params.SearchAttributes {
 		opts.TypedSearchAttributes = workflows.StartAttributes(s.opts.Params.Synchronizer, ref, op).Typed
 	}
-	run, err := s.client.ExecuteWorkflow(ctx, opts, workflows.WorkflowOf(op), workflows.Request{Object: ref, Params: s.opts.Params})
+	req := workflows.Request{Object: ref, Params: s.opts.Params}
+	var run client.WorkflowRun
+	var err error
+	if signal {
+		run, err = s.client.SignalWithStartWorkflow(ctx, opts.ID, workflows.SignalChanged, workflows.Changed{}, opts, workflows.WorkflowOf(op), req)
+	} else {
+		run, err = s.client.ExecuteWorkflow(ctx, opts, workflows.WorkflowOf(op), req)
+	}
 	if err != nil {
 		return fmt.Errorf("start workflow of %s: %w", ref, err)
 	}
@@ -301,8 +334,9 @@ func (s *Starter) start(ctx context.Context, ref models.Ref, deletion bool, upda
 	return nil
 }
 
-// listen starts the workflow of every object announced on the store's
-// channel. After a lost connection, once listening again, it wakes a full
+// listen signals (SignalChanged, starting it if need be) the workflow of
+// every object announced on the store's channel; an OpPoliced announcement
+// only starts it. After a lost connection, once listening again, it wakes a full
 // scan, since announcements made meanwhile are lost.
 func (s *Starter) listen(ctx context.Context, wake chan<- struct{}) {
 	first := true
@@ -336,7 +370,14 @@ func (s *Starter) listen(ctx context.Context, wake chan<- struct{}) {
 			}
 			return
 		}
-		if err := s.Start(ctx, models.Ref{Model: c.Model, ID: c.ID}, c.Op == models.OpDelete); err != nil && !errors.Is(err, context.Canceled) {
+		ref := models.Ref{Model: c.Model, ID: c.ID}
+		deletion := c.Op == models.OpDelete
+		start := s.Signal
+		if c.Op == models.OpPoliced {
+			// The workflow's own policies ran: it looks again by itself.
+			start = s.Start
+		}
+		if err := start(ctx, ref, deletion); err != nil && !errors.Is(err, context.Canceled) {
 			s.log.Error("start on change failed", "object", c.Model, "id", c.ID, "error", err)
 		}
 	})

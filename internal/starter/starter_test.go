@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 	"go.temporal.io/api/serviceerror"
@@ -42,4 +43,20 @@ func TestStartError(t *testing.T) {
 	err = startError(start(serviceerror.NewUnavailable("connection refused")))
 	require.EqualError(t, err, "starting workflows failed (is the Temporal server up?): start workflow of model Site id 2: connection refused")
 	require.ErrorIs(t, err, errStart)
+}
+
+// A scan signals (rather than only starts) an object whose content changed
+// since the starter last started its workflow, in case the announcement of
+// the change was lost; not one it never started, nor one unchanged.
+func TestChangedSince(t *testing.T) {
+	s := New(nil, nil, nil, Options{})
+	ref := models.Ref{Model: "Site", ID: 2}
+	t0 := time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)
+	require.False(t, s.changedSince(ref, t0), "never started")
+	s.record(ref, t0, "run-1")
+	require.False(t, s.changedSince(ref, t0), "same content")
+	require.True(t, s.changedSince(ref, t0.Add(time.Millisecond)), "changed since")
+	require.False(t, s.changedSince(ref, time.Time{}), "content unknown")
+	s.record(models.Ref{Model: "Site", ID: 3}, time.Time{}, "run-2")
+	require.False(t, s.changedSince(models.Ref{Model: "Site", ID: 3}, t0), "started for unknown content")
 }

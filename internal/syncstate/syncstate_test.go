@@ -427,3 +427,30 @@ func TestDependentsAndPurge(t *testing.T) {
 	require.NoError(t, err)
 	require.Empty(t, ids)
 }
+
+// An attempt that outlived its timeout, failing after the attempt that
+// replaced it succeeded for the same content, records nothing over that
+// success; for newer content it records as usual.
+func TestRecordSyncErrorAfterSuccess(t *testing.T) {
+	s := newStore(t, chainRegistry(t))
+	site := insertSite(t, s, "a")
+	st := s
+	ref := models.Ref{Model: "Site", ID: site.ID}
+	_, err := st.RecordSuccess(ctx(t), ref, site.Updated, "OK")
+	require.NoError(t, err)
+	recorded, err := st.RecordSyncError(ctx(t), ref, site.Updated, "late failure")
+	require.NoError(t, err)
+	require.False(t, recorded)
+	got := load[Site](t, s, site.ID)
+	require.Equal(t, models.CodeOK, got.BackendCode)
+	require.Equal(t, "OK", got.BackendStatus)
+
+	require.NoError(t, s.Store.Touch(ctx(t), "Site", site.ID))
+	got = load[Site](t, s, site.ID)
+	recorded, err = st.RecordSyncError(ctx(t), ref, got.Updated, "new failure")
+	require.NoError(t, err)
+	require.True(t, recorded)
+	got = load[Site](t, s, site.ID)
+	require.Equal(t, models.CodeError, got.BackendCode)
+	require.Equal(t, "new failure", got.BackendStatus)
+}

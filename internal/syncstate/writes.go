@@ -61,29 +61,45 @@ func (s *Store) RecordSuccess(ctx context.Context, ref models.Ref, enacted time.
 // RecordError records a failed sync: code 2 and, as in XOS, the last two
 // distinct errors joined by " // ", at most MaxStatusLen characters.
 func (s *Store) RecordError(ctx context.Context, ref models.Ref, text string) error {
+	_, err := s.RecordSyncError(ctx, ref, time.Time{}, text)
+	return err
+}
+
+// RecordSyncError is RecordError for a sync attempt that began when the
+// object's updated was seen (zero: unknown). It records nothing, and
+// reports false, when a sync of that content or a later one has succeeded
+// since: an attempt that outlived its timeout must not overwrite the
+// success of the attempt that replaced it.
+func (s *Store) RecordSyncError(ctx context.Context, ref models.Ref, seen time.Time, text string) (bool, error) {
 	m, err := s.model(ref.Model)
 	if err != nil {
-		return err
+		return false, err
 	}
-	return pgx.BeginFunc(ctx, s.Pool(), func(tx pgx.Tx) error {
+	recorded := false
+	err = pgx.BeginFunc(ctx, s.Pool(), func(tx pgx.Tx) error {
 		var code int
 		var status string
-		err := tx.QueryRow(ctx, `SELECT backend_code, backend_status FROM `+s.Table(m)+` WHERE id = $1 FOR UPDATE`, ref.ID).Scan(&code, &status)
+		var enacted *time.Time
+		err := tx.QueryRow(ctx, `SELECT backend_code, backend_status, enacted FROM `+s.Table(m)+` WHERE id = $1 FOR UPDATE`, ref.ID).Scan(&code, &status, &enacted)
 		if errors.Is(err, pgx.ErrNoRows) {
 			return fmt.Errorf("record error %s %d: %w", ref.Model, ref.ID, models.ErrNotFound)
 		}
 		if err != nil {
 			return fmt.Errorf("record error %s %d: %w", ref.Model, ref.ID, err)
 		}
+		if !seen.IsZero() && enacted != nil && !enacted.Before(seen) {
+			return nil
+		}
 		if code != models.CodeError {
 			status = ""
 		}
-		_, err = tx.Exec(ctx, `UPDATE `+s.Table(m)+` SET backend_code = 2, backend_status = $2 WHERE id = $1`, ref.ID, CombineErrors(status, text))
-		if err != nil {
+		if _, err := tx.Exec(ctx, `UPDATE `+s.Table(m)+` SET backend_code = 2, backend_status = $2 WHERE id = $1`, ref.ID, CombineErrors(status, text)); err != nil {
 			return fmt.Errorf("record error %s %d: %w", ref.Model, ref.ID, err)
 		}
+		recorded = true
 		return nil
 	})
+	return recorded, err
 }
 
 // RecordStatus sets code and status, when they differ from what is stored.

@@ -37,6 +37,9 @@ const (
 	OutcomeGone Outcome = "gone"
 	// OutcomeSkipped: the object is deleted, no_sync or lazy_blocked.
 	OutcomeSkipped Outcome = "skipped"
+	// OutcomeDuplicate: the watcher had handled this change for the object
+	// (it was delivered again after its workflow closed).
+	OutcomeDuplicate Outcome = "duplicate"
 )
 
 // Activities are the activities of WatchWorkflow. Register them on the
@@ -51,6 +54,8 @@ type Activities struct {
 	// watcher, model, id, outcome, attempt, duration, error): at warn for
 	// a failure, at info otherwise. Nil logs nothing.
 	Log *slog.Logger
+
+	handled handledLog
 }
 
 // WatchLogMessage is the message of the line logged for every watcher
@@ -73,6 +78,28 @@ func (a *Activities) HandleWatchedObject(ctx context.Context, req Request) (Outc
 	if !ok {
 		return "", temporal.NewNonRetryableApplicationError(fmt.Sprintf("watcher %s: not in this worker's synchronizer", req.Watcher), ErrTypeNoWatcher, nil)
 	}
+	if req.Record {
+		done, err := a.handled.seen(ctx, a.Store, req.Watcher, req.Object, req.Event.ID)
+		if err != nil {
+			return "", fmt.Errorf("watcher %s: %w", req.Watcher, err)
+		}
+		if done {
+			return OutcomeDuplicate, nil
+		}
+	}
+	out, err := a.handle(ctx, w, req)
+	if err == nil && req.Record {
+		if err := a.handled.record(ctx, a.Store, req.Watcher, req.Object, req.Event.ID); err != nil {
+			// The handler ran: a retry would run it again; the record is
+			// only for a change delivered again later.
+			activity.GetLogger(ctx).Warn("recording a handled change failed", "error", err)
+		}
+	}
+	return out, err
+}
+
+// handle loads the object and runs the handler of w on it.
+func (a *Activities) handle(ctx context.Context, w *engine.Watcher, req Request) (Outcome, error) {
 	obj, err := a.Store.Get(ctx, req.Object.Model, req.Object.ID)
 	if errors.Is(err, models.ErrNotFound) {
 		return OutcomeGone, nil
@@ -98,8 +125,11 @@ func (a *Activities) HandleWatchedObject(ctx context.Context, req Request) (Outc
 	}
 }
 
-// Register registers WatchWorkflow and acts on r (a Temporal worker).
+// Register registers WatchObjectWorkflow, WatchWorkflow (which the
+// dispatchers no longer start, for the workflows started by an older
+// version) and acts on r (a Temporal worker).
 func Register(r sdkworker.Registry, acts *Activities) {
+	r.RegisterWorkflow(WatchObjectWorkflow)
 	r.RegisterWorkflow(WatchWorkflow)
 	r.RegisterActivity(acts)
 }

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -118,6 +120,7 @@ type item struct {
 	skip    bool   // well-formed, but nothing for watchers
 	bad     string // why the entry is malformed
 	targets []Target
+	pos     Position
 	failed  bool
 }
 
@@ -152,6 +155,7 @@ func (d *Dispatcher) process(ctx context.Context, msgs []redis.XMessage) error {
 			if it.ev, it.skip, it.bad = d.parse(it.msg); it.bad != "" || it.skip {
 				return nil
 			}
+			it.pos = positionOf(it.msg)
 			c := models.Change{Model: it.ev.Changed.Model, ID: it.ev.Changed.ID, Op: it.ev.Op, Fields: it.ev.Fields}
 			targets, err := d.router.Targets(gctx, c)
 			if err != nil {
@@ -176,24 +180,50 @@ func (d *Dispatcher) process(ctx context.Context, msgs []redis.XMessage) error {
 		}
 	}
 
-	// Start the workflows.
+	// Give each (watcher, object) its changes, one after the other in
+	// position order; different targets concurrently. After a failure, the
+	// target's later changes are not given either (they stay pending, to be
+	// given in order when claimed again).
+	byTarget := map[Target][]*item{}
+	var order []Target
+	for _, it := range items {
+		for _, t := range it.targets {
+			if byTarget[t] == nil {
+				order = append(order, t)
+			}
+			byTarget[t] = append(byTarget[t], it)
+		}
+	}
 	var mu sync.Mutex
 	g, gctx = errgroup.WithContext(ctx)
 	g.SetLimit(d.opts.Concurrency)
-	for _, it := range items {
-		for _, t := range it.targets {
-			g.Go(func() error {
-				if err := d.start(gctx, t, it.ev); err != nil {
+	for _, t := range order {
+		its := byTarget[t]
+		slices.SortStableFunc(its, func(a, b *item) int {
+			switch {
+			case a.pos.Less(b.pos):
+				return -1
+			case b.pos.Less(a.pos):
+				return 1
+			}
+			return 0
+		})
+		g.Go(func() error {
+			for i, it := range its {
+				if err := d.signalRetrying(gctx, t, Change{Event: it.ev, Pos: it.pos}); err != nil {
 					mu.Lock()
-					it.failed = true
+					for _, later := range its[i:] {
+						later.failed = true
+					}
 					mu.Unlock()
 					if ctx.Err() == nil {
-						d.log.Error("starting a watcher workflow failed; will retry", "entry", it.msg.ID, "watcher", t.Watcher, "object", t.Object.String(), "error", err)
+						d.log.Error("giving a change to a watcher workflow failed; will retry", "entry", it.msg.ID, "watcher", t.Watcher, "object", t.Object.String(), "error", err)
 					}
+					return nil
 				}
-				return nil
-			})
-		}
+			}
+			return nil
+		})
 	}
 	_ = g.Wait()
 
@@ -224,4 +254,27 @@ func (d *Dispatcher) process(ctx context.Context, msgs []redis.XMessage) error {
 	}
 	d.acked.Add(n)
 	return nil
+}
+
+// positionOf is the position of a stream entry: its outbox id (field
+// FieldOutboxID, when present and valid) and its stream id.
+func positionOf(m redis.XMessage) Position {
+	p := Position{Stream: m.ID}
+	if s, ok := m.Values[FieldOutboxID].(string); ok {
+		if n, err := strconv.ParseInt(s, 10, 64); err == nil && n > 0 {
+			p.Outbox = n
+		}
+	}
+	return p
+}
+
+// signalRetrying is signal, tried up to three times a second apart.
+func (d *Dispatcher) signalRetrying(ctx context.Context, t Target, c Change) error {
+	var err error
+	for range 3 {
+		if err = d.signal(ctx, t, c); err == nil || !sleep(ctx, time.Second) {
+			return err
+		}
+	}
+	return err
 }

@@ -58,6 +58,15 @@ type Options struct {
 	// ConsumerExpiry is how long a consumer of the group with no pending
 	// event may stay idle before a sweep removes it. 0: 1 h.
 	ConsumerExpiry time.Duration
+	// Linger is how long a watcher workflow waits for another change of its
+	// object once it has handled all it got (ObjectRequest.Linger): a change
+	// delivered again within it is not handled again. 0: DefaultLinger.
+	Linger time.Duration
+	// HandledRetention is how long the record of a handled change
+	// (HandledTable) is kept: a change delivered again within it (a Redis
+	// snapshot restored, say) runs nothing again. Sweeps delete older
+	// records, at most once a minute. 0: DefaultHandledRetention.
+	HandledRetention time.Duration
 	// Logger receives the dispatcher's logs; nil discards them.
 	Logger *slog.Logger
 	// Hooks inject faults, for tests.
@@ -78,18 +87,19 @@ type Hooks struct {
 
 // Dispatcher reads the changes from the stream with a consumer group and,
 // for each watcher a change fires and each object it affects (see Router),
-// starts a WatchWorkflow that runs the watcher's handler. It acknowledges an
-// event (XACK) only once every workflow of it is started, so a dispatcher
-// killed at any point loses no event: what it read and did not acknowledge
-// stays pending in the group, and is claimed (XAUTOCLAIM) by another
-// dispatcher, or by the next one to start, once idle for ClaimMinIdle.
+// gives the change to the WatchObjectWorkflow of that watcher and object
+// (signal-with-start), which runs the watcher's handler for its changes one
+// at a time in position order. The changes of one batch for one target are
+// given one after the other, in position order; different targets
+// concurrently. It acknowledges an event (XACK) only once it was given to
+// every workflow, so a dispatcher killed at any point loses no event: what
+// it read and did not acknowledge stays pending in the group, and is claimed
+// (XAUTOCLAIM) by another dispatcher, or by the next one to start, once idle
+// for ClaimMinIdle.
 //
-// A redelivered event does not run a handler twice: each workflow's ID is
-// derived from the watcher, the object and the change's event id
-// (WorkflowID), and is started with the REJECT_DUPLICATE reuse policy, so
-// the second start of a change finds the first one (running or closed) and
-// counts as a duplicate. This holds as long as Temporal retains the closed
-// workflow (the namespace's retention period).
+// A redelivered event does not run a handler twice: it keeps its event id,
+// which the workflow skips when it queued or handled it, and, once the
+// workflow closed, the activity skips when HandledTable records it.
 //
 // Malformed events (no change field, bad JSON, unknown model, no id, unknown
 // operation, bad event id) are logged, counted and moved to the dead-letter
@@ -103,7 +113,7 @@ type Hooks struct {
 // moment (a restart without persistence, an older snapshot restored, a
 // failover to a replica that lagged, the stream or the group deleted): no
 // change is lost, and none is handled twice, because the changes published
-// again carry their event id and start no workflow twice. A dispatcher that finds its group gone
+// again carry their event id and run no handler twice. A dispatcher that finds its group gone
 // (NOGROUP) creates it again, reading the stream from its start, and sweeps
 // at once.
 type Dispatcher struct {
@@ -116,7 +126,10 @@ type Dispatcher struct {
 	opts   Options
 	log    *slog.Logger
 
-	read, started, duplicates, acked, dead, failed, settled, recovered atomic.Int64
+	handled   handledLog
+	lastPrune atomic.Int64 // unix nanoseconds
+
+	read, started, acked, dead, failed, settled, recovered atomic.Int64
 }
 
 // NewDispatcher returns a dispatcher of sync's watchers reading from rdb
@@ -153,6 +166,9 @@ func NewDispatcher(rdb redis.UniversalClient, c client.Client, sync *engine.Sync
 	}
 	if opts.SweepInterval <= 0 {
 		opts.SweepInterval = opts.ClaimMinIdle / 2
+	}
+	if opts.HandledRetention <= 0 {
+		opts.HandledRetention = DefaultHandledRetention
 	}
 	if opts.ConsumerExpiry <= 0 {
 		opts.ConsumerExpiry = time.Hour

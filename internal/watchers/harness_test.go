@@ -208,6 +208,7 @@ func (e *env) newDispatcher(mutate func(*watchers.Options)) *watchers.Dispatcher
 		Block:         100 * time.Millisecond,
 		ClaimMinIdle:  500 * time.Millisecond,
 		SweepInterval: 100 * time.Millisecond,
+		Linger:        3 * time.Second,
 	}
 	if mutate != nil {
 		mutate(&opts)

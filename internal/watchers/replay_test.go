@@ -38,10 +38,12 @@ const watchHistoryDir = "testdata/histories"
 
 // currentWatchHistories is the directory, under watchHistoryDir, of the
 // histories the current code records.
-const currentWatchHistories = "v1"
+const currentWatchHistories = "v2"
 
-// Every recorded history of WatchWorkflow replays against the current
-// code (see internal/workflows' TestReplayHistories). Each file is
+// Every recorded history of WatchWorkflow (v1: the dispatchers of older
+// versions started one per change) and of WatchObjectWorkflow (v2) replays
+// against the current code (see internal/workflows' TestReplayHistories).
+// The current set's scenarios are objectRecordings'. A v1 file is
 // <scenario>-watch-<watcher>-<Model>-<id>-<event>-<run>.json; the paths:
 //
 //   - handled: the handler succeeds at once.
@@ -68,13 +70,13 @@ func TestReplayWatchHistories(t *testing.T) {
 		}
 		t.Run(strings.TrimSuffix(strings.TrimPrefix(f, watchHistoryDir+"/"), ".json"), func(t *testing.T) {
 			require.NoError(t, replaytest.Replay(h, replaytest.Options{
-				Workflows: map[string]any{"WatchWorkflow": watchers.WatchWorkflow},
+				Workflows: map[string]any{"WatchWorkflow": watchers.WatchWorkflow, "WatchObjectWorkflow": watchers.WatchObjectWorkflow},
 				Logger:    log.NewStructuredLogger(slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))),
 			}))
 		})
 	}
 	var known []string
-	for _, rec := range watchRecordings() {
+	for _, rec := range objectRecordings() {
 		known = append(known, rec.name)
 		require.Positive(t, scenarios[rec.name], "no history of scenario %s in %s", rec.name, currentWatchHistories)
 	}
@@ -83,17 +85,18 @@ func TestReplayWatchHistories(t *testing.T) {
 	}
 }
 
-// watchRecording is one WatchWorkflow run (and its continuations) recorded
-// on a dev server, on a task queue of its own, under the scenario's name as
-// synchronizer name.
+// watchRecording is one WatchObjectWorkflow run (and its continuations)
+// recorded on a dev server, on a task queue of its own, under the
+// scenario's name as synchronizer name.
 type watchRecording struct {
 	name string
-	// loop is the loop interval (200ms when zero).
-	loop time.Duration
+	// changes are the event ids signalled (signal-with-start), in order;
+	// one event id may come twice (a redelivery).
+	changes []string
 	// handle is the handler activity's n-th call (1-based).
 	handle func(n int) (watchers.Outcome, error)
 	// check asserts the run's end (res, err) and its histories.
-	check func(t *testing.T, res watchers.Result, err error, h map[string]*historypb.History)
+	check func(t *testing.T, res watchers.ObjectResult, err error, h map[string]*historypb.History)
 }
 
 // watchObject is the object every recording's change affects.
@@ -101,7 +104,7 @@ var watchObject = models.Ref{Model: "Instance", ID: 1}
 
 // watchFile returns the file name of the n-th run of scenario.
 func watchFile(scenario string, n int) string {
-	return fmt.Sprintf("%s-watch-w-Instance-1-e1-%d.json", scenario, n)
+	return fmt.Sprintf("%s-watch-w-Instance-1-%d.json", scenario, n)
 }
 
 // fakeHandler stands for the watchers' activity (same name, same
@@ -123,95 +126,67 @@ func (f *fakeHandler) HandleWatchedObject(_ context.Context, req watchers.Reques
 	return f.handle(f.calls)
 }
 
-func watchRecordings() []watchRecording {
-	handled := watchers.Result{Object: watchObject, Outcome: watchers.OutcomeHandled}
+func objectRecordings() []watchRecording {
+	ok := func(int) (watchers.Outcome, error) { return watchers.OutcomeHandled, nil }
 	deferred := func() error {
 		return temporal.NewNonRetryableApplicationError("waiting for quota", activities.ErrTypeDeferred, nil)
 	}
 	return []watchRecording{
 		{
-			name:   "handled",
-			handle: func(int) (watchers.Outcome, error) { return watchers.OutcomeHandled, nil },
-			check: func(t *testing.T, res watchers.Result, err error, h map[string]*historypb.History) {
+			name:    "sequence",
+			changes: []string{"e1", "e2", "e1", "e3"},
+			handle:  ok,
+			check: func(t *testing.T, res watchers.ObjectResult, err error, h map[string]*historypb.History) {
 				require.NoError(t, err)
-				require.Equal(t, handled, res)
+				require.Equal(t, watchers.ObjectResult{Object: watchObject, Handled: 3, Duplicates: 1}, res)
 				require.Len(t, h, 1)
+				require.Equal(t, 3, replaytest.Count(h[watchFile("sequence", 1)], enumspb.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED, "HandleWatchedObject"))
 			},
 		},
 		{
-			name:   "skipped",
-			handle: func(int) (watchers.Outcome, error) { return watchers.OutcomeSkipped, nil },
-			check: func(t *testing.T, res watchers.Result, err error, h map[string]*historypb.History) {
-				require.NoError(t, err)
-				require.Equal(t, watchers.Result{Object: watchObject, Outcome: watchers.OutcomeSkipped}, res)
-			},
-		},
-		{
-			name: "retried",
+			name:    "retried",
+			changes: []string{"e1", "e2"},
 			handle: func(n int) (watchers.Outcome, error) {
 				if n <= 2 {
 					return "", temporal.NewApplicationError("backend unreachable", watchers.ErrTypeWatcher)
 				}
 				return watchers.OutcomeHandled, nil
 			},
-			check: func(t *testing.T, res watchers.Result, err error, h map[string]*historypb.History) {
+			check: func(t *testing.T, res watchers.ObjectResult, err error, h map[string]*historypb.History) {
 				require.NoError(t, err)
-				require.Equal(t, handled, res)
-				hist := h[watchFile("retried", 1)]
-				require.Equal(t, 1, replaytest.Count(hist, enumspb.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED, "HandleWatchedObject"))
-				for _, e := range hist.Events {
-					if a := e.GetActivityTaskStartedEventAttributes(); a != nil {
-						require.Equal(t, int32(3), a.GetAttempt(), "the third attempt succeeded")
-					}
-				}
+				require.Equal(t, watchers.ObjectResult{Object: watchObject, Handled: 2}, res)
+				require.Equal(t, 2, replaytest.Count(h[watchFile("retried", 1)], enumspb.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED, "HandleWatchedObject"))
 			},
 		},
 		{
-			name: "deferred",
+			name:    "deferred",
+			changes: []string{"e1"},
 			handle: func(n int) (watchers.Outcome, error) {
 				if n <= 2 {
 					return "", deferred()
 				}
 				return watchers.OutcomeHandled, nil
 			},
-			check: func(t *testing.T, res watchers.Result, err error, h map[string]*historypb.History) {
+			check: func(t *testing.T, res watchers.ObjectResult, err error, h map[string]*historypb.History) {
 				require.NoError(t, err)
-				require.Equal(t, handled, res)
+				require.Equal(t, watchers.ObjectResult{Object: watchObject, Handled: 1}, res)
 				hist := h[watchFile("deferred", 1)]
 				require.Equal(t, 3, replaytest.Count(hist, enumspb.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED, "HandleWatchedObject"))
-				require.Equal(t, 2, replaytest.Count(hist, enumspb.EVENT_TYPE_TIMER_STARTED, ""))
+				require.Equal(t, 3, replaytest.Count(hist, enumspb.EVENT_TYPE_TIMER_STARTED, ""), "two deferrals and the linger")
 			},
 		},
 		{
-			name: "nowatcher",
+			name:    "nowatcher",
+			changes: []string{"e1"},
 			handle: func(int) (watchers.Outcome, error) {
 				return "", temporal.NewNonRetryableApplicationError("watcher w: not in this worker's synchronizer", watchers.ErrTypeNoWatcher, nil)
 			},
-			check: func(t *testing.T, _ watchers.Result, err error, h map[string]*historypb.History) {
+			check: func(t *testing.T, _ watchers.ObjectResult, err error, h map[string]*historypb.History) {
 				var appErr *temporal.ApplicationError
 				require.True(t, errors.As(err, &appErr), "%v", err)
 				require.Equal(t, watchers.ErrTypeNoWatcher, appErr.Type())
 				hist := h[watchFile("nowatcher", 1)]
 				require.Equal(t, enumspb.EVENT_TYPE_WORKFLOW_EXECUTION_FAILED, hist.Events[len(hist.Events)-1].GetEventType())
-			},
-		},
-		{
-			name: "continued",
-			loop: 20 * time.Millisecond,
-			handle: func(n int) (watchers.Outcome, error) {
-				if n <= 100 {
-					return "", deferred()
-				}
-				return watchers.OutcomeHandled, nil
-			},
-			check: func(t *testing.T, res watchers.Result, err error, h map[string]*historypb.History) {
-				require.NoError(t, err)
-				require.Equal(t, handled, res)
-				require.Len(t, h, 2)
-				h1, h2 := h[watchFile("continued", 1)], h[watchFile("continued", 2)]
-				require.Equal(t, 100, replaytest.Count(h1, enumspb.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED, "HandleWatchedObject"))
-				require.Equal(t, enumspb.EVENT_TYPE_WORKFLOW_EXECUTION_CONTINUED_AS_NEW, h1.Events[len(h1.Events)-1].GetEventType())
-				require.Equal(t, 1, replaytest.Count(h2, enumspb.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED, "HandleWatchedObject"))
 			},
 		},
 	}
@@ -222,7 +197,7 @@ func watchRecordings() []watchRecording {
 // the scenarios it records), from a dev server of its own, with the
 // watchers' activity faked (the workflow's history is the same). Record
 // them again after a change of the scenarios, or after a change of
-// WatchWorkflow guarded by workflow.GetVersion (under a new
+// WatchObjectWorkflow guarded by workflow.GetVersion (under a new
 // currentWatchHistories):
 //
 //	TSYNC_RECORD_HISTORIES=1 go test -run TestRecordWatchHistories ./internal/watchers/
@@ -239,8 +214,9 @@ func TestRecordWatchHistories(t *testing.T) {
 	require.NoError(t, err)
 	t.Cleanup(c.Close)
 	dir := filepath.Join(watchHistoryDir, currentWatchHistories)
+	require.NoError(t, os.MkdirAll(dir, 0o755))
 
-	for _, rec := range watchRecordings() {
+	for _, rec := range objectRecordings() {
 		t.Run(rec.name, func(t *testing.T) {
 			old, err := filepath.Glob(filepath.Join(dir, rec.name+"-*.json"))
 			require.NoError(t, err)
@@ -249,47 +225,46 @@ func TestRecordWatchHistories(t *testing.T) {
 			}
 			queue := "record-watch-" + rec.name
 			wk := sdkworker.New(c, queue, sdkworker.Options{})
-			wk.RegisterWorkflow(watchers.WatchWorkflow)
+			wk.RegisterWorkflow(watchers.WatchObjectWorkflow)
 			wk.RegisterActivity(&fakeHandler{handle: rec.handle})
 			require.NoError(t, wk.Start())
 			defer wk.Stop()
 
-			loop := rec.loop
-			if loop == 0 {
-				loop = 200 * time.Millisecond
-			}
 			p := workflows.Params{
 				Synchronizer:     rec.name,
-				LoopInterval:     loop,
+				LoopInterval:     200 * time.Millisecond,
 				Retry:            workflows.RetryParams{Initial: 100 * time.Millisecond, Max: 400 * time.Millisecond, Coefficient: 2},
 				StepTimeout:      10 * time.Second,
 				HeartbeatTimeout: 5 * time.Second,
 				SearchAttributes: true,
 			}
-			ev := tsync.WatchEvent{ID: "e1", Changed: models.Ref{Model: "Site", ID: 1}, Op: models.OpUpdate, Fields: []string{"name"}}
-			// As the dispatcher starts them (Dispatcher.start).
-			run, err := c.ExecuteWorkflow(context.Background(), client.StartWorkflowOptions{
-				ID:                       watchers.WorkflowID(rec.name, "w", watchObject, ev.ID),
-				TaskQueue:                queue,
-				WorkflowIDReusePolicy:    enumspb.WORKFLOW_ID_REUSE_POLICY_REJECT_DUPLICATE,
-				WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_FAIL,
-				Memo:                     map[string]any{"change": "Site update 1 [name]"},
-				TypedSearchAttributes: temporal.NewSearchAttributes(
-					workflows.AttrSynchronizer.ValueSet(rec.name),
-					workflows.AttrModel.ValueSet(watchObject.Model),
-					workflows.AttrObjectID.ValueSet(watchObject.ID),
-					workflows.AttrOperation.ValueSet(watchers.OperationWatch)),
-			}, watchers.WatchWorkflow, watchers.Request{Watcher: "w", Object: watchObject, Event: ev, Params: p})
-			require.NoError(t, err)
+			id := watchers.ObjectWorkflowID(rec.name, "w", watchObject)
+			var run client.WorkflowRun
+			for n, event := range rec.changes {
+				ev := tsync.WatchEvent{ID: event, Changed: models.Ref{Model: "Site", ID: 1}, Op: models.OpUpdate, Fields: []string{"name"}}
+				pos := watchers.Position{Outbox: int64(n + 1), Stream: fmt.Sprintf("1-%d", n)}
+				// As the dispatcher gives them (Dispatcher.signal).
+				run, err = c.SignalWithStartWorkflow(context.Background(), id, watchers.SignalChange, watchers.Change{Event: ev, Pos: pos}, client.StartWorkflowOptions{
+					TaskQueue:             queue,
+					WorkflowIDReusePolicy: enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE,
+					Memo:                  map[string]any{"change": "Site update 1 [name]"},
+					TypedSearchAttributes: temporal.NewSearchAttributes(
+						workflows.AttrSynchronizer.ValueSet(rec.name),
+						workflows.AttrModel.ValueSet(watchObject.Model),
+						workflows.AttrObjectID.ValueSet(watchObject.ID),
+						workflows.AttrOperation.ValueSet(watchers.OperationWatch)),
+				}, watchers.WatchObjectWorkflow, watchers.ObjectRequest{Watcher: "w", Object: watchObject, Params: p, Linger: time.Second})
+				require.NoError(t, err)
+			}
 			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 			defer cancel()
-			var res watchers.Result
+			var res watchers.ObjectResult
 			runErr := run.Get(ctx, &res)
 
 			hists, err := replaytest.Save(context.Background(), c, queue, dir, time.Minute)
 			require.NoError(t, err)
 			for file := range hists {
-				require.True(t, strings.HasPrefix(file, rec.name+"-watch-w-Instance-1-e1-"), file)
+				require.True(t, strings.HasPrefix(file, rec.name+"-watch-w-Instance-1-"), file)
 			}
 			rec.check(t, res, runErr, hists)
 		})

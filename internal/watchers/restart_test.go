@@ -210,14 +210,14 @@ func TestRedisRestartLosesNoEvent(t *testing.T) {
 	for id, n := range perInstance {
 		require.Equal(t, total/networks, n, "instance %d", id)
 	}
-	// One workflow per change, none running.
+	// None running (one workflow per watcher and object handled them).
 	require.Eventually(t, func() bool {
 		resp, err := e.app.Client.CountWorkflow(e.ctx, &workflowservice.CountWorkflowExecutionsRequest{
 			Namespace: e.cfg.Temporal.Namespace,
-			Query:     fmt.Sprintf(`TaskQueue = %q`, e.cfg.Temporal.TaskQueue),
+			Query:     fmt.Sprintf(`TaskQueue = %q AND ExecutionStatus = "Running"`, e.cfg.Temporal.TaskQueue),
 		})
-		return err == nil && resp.GetCount() == total
-	}, 30*time.Second, 100*time.Millisecond, "one workflow per change")
+		return err == nil && resp.GetCount() == 0
+	}, 30*time.Second, 100*time.Millisecond, "no watcher workflow left running")
 	require.Zero(t, e.running())
 	// Nothing dead-lettered, nothing left in the outbox.
 	n, err = e.rdb.XLen(e.ctx, watchers.DeadLetterName(e.stream())).Result()
@@ -233,9 +233,9 @@ func TestRedisRestartLosesNoEvent(t *testing.T) {
 	require.Zero(t, st.DeadLettered)
 	t.Logf("redis restart: %d changes (%d published and lost before any was handled, %d in a steady stream), Redis killed %d times; "+
 		"%d outbox entries found lost and published again (%d by the relay, %d by the dispatcher); %d stream additions for %d changes; "+
-		"%d workflows started, %d duplicate starts ignored; every change handled exactly once, %s after the first change",
+		"%d changes given to watcher workflows; every change handled exactly once, %s after the first change",
 		total, first, second, kills, recovered, relay.Recovered(), st.Recovered, relay.Published(), total,
-		st.Started, st.Duplicates, elapsed.Round(time.Millisecond))
+		st.Started, elapsed.Round(time.Millisecond))
 }
 
 // Redis comes back from an older RDB snapshot: it brings back changes
@@ -336,8 +336,7 @@ func TestRedisRestoredFromOlderSnapshot(t *testing.T) {
 	handled()
 	requireOncePerChange(t, e.rec)
 	last := stats[len(stats)-1]()
-	require.GreaterOrEqual(t, last.Duplicates, int64(20), "B delivered again, starting nothing")
 	require.GreaterOrEqual(t, last.Recovered, int64(10), "the unhandled half of C published again")
-	t.Logf("redis snapshot: %d changes; after the restore, %d delivered again and ignored, %d found lost and published again",
-		changes, last.Duplicates, last.Recovered)
+	t.Logf("redis snapshot: %d changes; after the restore, %d given to workflows (handled once each), %d found lost and published again",
+		changes, last.Started, last.Recovered)
 }

@@ -2,12 +2,10 @@ package watchers
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"strings"
 
 	enumspb "go.temporal.io/api/enums/v1"
-	"go.temporal.io/api/serviceerror"
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/temporal"
 
@@ -19,21 +17,16 @@ import (
 // workflows (when the namespace has the Tsync* attributes).
 const OperationWatch = "watch"
 
-// start starts the workflow of t for ev; a workflow already started for
-// them is a success.
-func (d *Dispatcher) start(ctx context.Context, t Target, ev tsync.WatchEvent) error {
-	id := WorkflowID(d.opts.Params.Synchronizer, t.Watcher, t.Object, ev.ID)
-	what := fmt.Sprintf("%s %s %d", ev.Changed.Model, ev.Op, ev.Changed.ID)
-	if len(ev.Fields) > 0 {
-		what += " [" + strings.Join(ev.Fields, " ") + "]"
-	}
+// signal gives the WatchObjectWorkflow of t the change c, starting the
+// workflow when none runs (signal-with-start). A change given twice is
+// handled once: the workflow skips the event ids it has handled or queued.
+func (d *Dispatcher) signal(ctx context.Context, t Target, c Change) error {
+	id := ObjectWorkflowID(d.opts.Params.Synchronizer, t.Watcher, t.Object)
 	opts := client.StartWorkflowOptions{
-		ID:                                       id,
-		TaskQueue:                                d.opts.TaskQueue,
-		WorkflowIDReusePolicy:                    enumspb.WORKFLOW_ID_REUSE_POLICY_REJECT_DUPLICATE,
-		WorkflowIDConflictPolicy:                 enumspb.WORKFLOW_ID_CONFLICT_POLICY_FAIL,
-		WorkflowExecutionErrorWhenAlreadyStarted: true,
-		Memo:                                     map[string]any{"change": what},
+		ID:                    id,
+		TaskQueue:             d.opts.TaskQueue,
+		WorkflowIDReusePolicy: enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE,
+		Memo:                  map[string]any{"change": describeChange(c.Event)},
 	}
 	if d.opts.Params.SearchAttributes {
 		// Found with TsyncOperation="watch" (and the object's model and id).
@@ -43,15 +36,19 @@ func (d *Dispatcher) start(ctx context.Context, t Target, ev tsync.WatchEvent) e
 			workflows.AttrObjectID.ValueSet(t.Object.ID),
 			workflows.AttrOperation.ValueSet(OperationWatch))
 	}
-	_, err := d.client.ExecuteWorkflow(ctx, opts, WatchWorkflow, Request{Watcher: t.Watcher, Object: t.Object, Event: ev, Params: d.opts.Params})
-	var already *serviceerror.WorkflowExecutionAlreadyStarted
-	switch {
-	case errors.As(err, &already):
-		d.duplicates.Add(1)
-		return nil
-	case err != nil:
-		return fmt.Errorf("start %s: %w", id, err)
+	req := ObjectRequest{Watcher: t.Watcher, Object: t.Object, Params: d.opts.Params, Linger: d.opts.Linger}
+	if _, err := d.client.SignalWithStartWorkflow(ctx, id, SignalChange, c, opts, WatchObjectWorkflow, req); err != nil {
+		return fmt.Errorf("signal %s: %w", id, err)
 	}
 	d.started.Add(1)
 	return nil
+}
+
+// describeChange is the memo text of a change: "Network update 3 [cidr]".
+func describeChange(ev tsync.WatchEvent) string {
+	what := fmt.Sprintf("%s %s %d", ev.Changed.Model, ev.Op, ev.Changed.ID)
+	if len(ev.Fields) > 0 {
+		what += " [" + strings.Join(ev.Fields, " ") + "]"
+	}
+	return what
 }

@@ -5,11 +5,10 @@ type Stats struct {
 	// Read is the number of stream entries read or claimed (a redelivered
 	// entry counts again).
 	Read int64
-	// Started is the number of watcher workflows started.
+	// Started is the number of changes given to watcher workflows (one per
+	// watcher and object a change fires; a redelivered change counts
+	// again: the workflow, not the dispatcher, skips it).
 	Started int64
-	// Duplicates is the number of starts that found the workflow already
-	// started (a redelivered change).
-	Duplicates int64
 	// Acked is the number of entries acknowledged after their workflows
 	// were started (or they fired none).
 	Acked int64
@@ -31,7 +30,7 @@ type Stats struct {
 // Stats returns the dispatcher's counters.
 func (d *Dispatcher) Stats() Stats {
 	return Stats{
-		Read: d.read.Load(), Started: d.started.Load(), Duplicates: d.duplicates.Load(),
+		Read: d.read.Load(), Started: d.started.Load(),
 		Acked: d.acked.Load(), DeadLettered: d.dead.Load(), Failed: d.failed.Load(),
 		Settled: d.settled.Load(), Recovered: d.recovered.Load(),
 	}

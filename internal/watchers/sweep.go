@@ -3,14 +3,16 @@ package watchers
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/redis/go-redis/v9"
 )
 
 // Sweep claims and handles the events of the group left unacknowledged for
 // ClaimMinIdle (by a dead dispatcher, or after a failure), settles the
-// outbox and trims the stream (see settle), and removes consumers that have
-// been idle for ConsumerExpiry with nothing pending.
+// outbox and trims the stream (see settle), deletes the records of handled
+// changes older than HandledRetention (at most once a minute), and removes
+// consumers that have been idle for ConsumerExpiry with nothing pending.
 func (d *Dispatcher) Sweep(ctx context.Context) error {
 	start := "0-0"
 	for {
@@ -35,7 +37,28 @@ func (d *Dispatcher) Sweep(ctx context.Context) error {
 	if err := d.settle(ctx); err != nil {
 		return err
 	}
+	if err := d.pruneHandled(ctx); err != nil {
+		return err
+	}
 	return d.expireConsumers(ctx)
+}
+
+// pruneHandled deletes the records of handled changes older than
+// HandledRetention, at most once a minute.
+func (d *Dispatcher) pruneHandled(ctx context.Context) error {
+	now := time.Now()
+	if last := d.lastPrune.Load(); last != 0 && now.Sub(time.Unix(0, last)) < time.Minute {
+		return nil
+	}
+	n, err := d.handled.prune(ctx, d.store, d.opts.HandledRetention)
+	if err != nil {
+		return err
+	}
+	d.lastPrune.Store(now.UnixNano())
+	if n > 0 {
+		d.log.Info("pruned the records of handled changes", "records", n)
+	}
+	return nil
 }
 
 func (d *Dispatcher) expireConsumers(ctx context.Context) error {

@@ -262,12 +262,9 @@ func TestDispatcherKilledBetweenReadAndAck(t *testing.T) {
 			requireOncePerChange(t, e.rec)
 			stats := b.Stats()
 			require.EqualValues(t, changes, stats.Acked)
-			if where == "before ack" {
-				require.EqualValues(t, 2*changes, stats.Duplicates, "b found the workflows a started")
-				require.Zero(t, stats.Started)
-			} else {
-				require.EqualValues(t, 2*changes, stats.Started)
-			}
+			// b gives every change again; after "before ack" the workflows
+			// had them from a, and skip them.
+			require.EqualValues(t, 2*changes, stats.Started)
 			require.Zero(t, e.pending())
 		})
 	}
@@ -298,7 +295,7 @@ func TestRelayKilledAfterPublishRunsHandlersOnce(t *testing.T) {
 	require.Greater(t, relay.Published(), int64(changes), "some events were published twice")
 	require.Len(t, e.rec.Calls(), 2*changes)
 	requireOncePerChange(t, e.rec)
-	require.Positive(t, d.Stats().Duplicates)
+	require.Greater(t, d.Stats().Started, int64(2*changes), "changes given twice, handled once")
 }
 
 func TestBurstOf1000Events(t *testing.T) {

@@ -24,6 +24,10 @@ type Request struct {
 	// Params are the synchronizer's workflow settings (retry policy, step
 	// timeout, heartbeat timeout, loop interval).
 	Params workflows.Params
+	// Record (set by WatchObjectWorkflow) makes the activity skip a change
+	// the watcher handled for the object (HandledTable), and record the
+	// change once handled.
+	Record bool `json:",omitempty"`
 }
 
 // Result is what a WatchWorkflow returns.

@@ -16,13 +16,17 @@
 //
 //   - WatchDegree d (no Watched links): every path of 1 to d links from a
 //     synchronized model through its dependencies, so the watched set is the
-//     models within distance d. Degree 0 watches nothing. The Into of a path
+//     models within distance d. A self-link (a tree's parent link) is one
+//     link of distance: degree 2 on a tree model watches parents and
+//     grandparents. Degree 0 watches nothing. The Into of a path
 //     is the Into of its last link (as declared on the model).
 //   - Watched links (WatchDegree is then ignored): each link names a Dest
 //     model and, optionally, Via, a column of the synchronized model holding
 //     the id of a Dest object (one hop, whether or not it is a declared
 //     link); without Via, every dependency path from the synchronized model
-//     to Dest. A link whose Dest is the synchronized model itself, without
+//     to Dest that follows no self-link (so finitely many: a tree's parent
+//     link, followed, would give one path per level). A link whose Dest is
+//     the synchronized model itself, without
 //     Via, watches the model's own objects (an empty path). The link's Into
 //     is the path's Into.
 //
@@ -138,7 +142,7 @@ func Compute(g *models.Graph, synchronizes []string, degree int, watched []model
 		return nil, fmt.Errorf("WatchDegree %d is negative", degree)
 	}
 	for _, name := range synchronizes {
-		walk(g, name, nil, degree, func(hops []Hop, last models.Link) {
+		walk(g, name, nil, degree, true, func(hops []Hop, last models.Link) {
 			add(Path{Model: name, Hops: hops, Into: last.Into})
 		})
 	}
@@ -146,15 +150,18 @@ func Compute(g *models.Graph, synchronizes []string, degree int, watched []model
 }
 
 // walk calls fn with every path of 1 to max links from model (via prefix),
-// and the last link of each.
-func walk(g *models.Graph, model string, prefix []Hop, max int, fn func([]Hop, models.Link)) {
+// and the last link of each; self-links are followed only when self is set.
+func walk(g *models.Graph, model string, prefix []Hop, max int, self bool, fn func([]Hop, models.Link)) {
 	if len(prefix) >= max {
 		return
 	}
 	for _, l := range g.Dependencies(model) {
+		if l.Dest == model && !self {
+			continue
+		}
 		hops := append(slices.Clone(prefix), Hop{From: model, Via: l.Via, Dest: l.Dest})
 		fn(hops, l)
-		walk(g, l.Dest, hops, max, fn)
+		walk(g, l.Dest, hops, max, self, fn)
 	}
 }
 
@@ -188,15 +195,16 @@ func explicit(g *models.Graph, synchronizes []string, l models.Link) ([]Path, er
 		}
 		return out, nil
 	}
-	// No Via: every dependency path to Dest (the graph is acyclic, so there
-	// are finitely many), or the model itself.
+	// No Via: every dependency path to Dest (the graph without its
+	// self-links is acyclic, so there are finitely many), or the model
+	// itself.
 	depth := len(g.Order())
 	for _, name := range synchronizes {
 		if name == l.Dest {
 			out = append(out, Path{Model: name, Into: l.Into})
 			continue
 		}
-		walk(g, name, nil, depth, func(hops []Hop, _ models.Link) {
+		walk(g, name, nil, depth, false, func(hops []Hop, _ models.Link) {
 			if hops[len(hops)-1].Dest == l.Dest {
 				out = append(out, Path{Model: name, Hops: hops, Into: l.Into})
 			}

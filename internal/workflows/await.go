@@ -13,7 +13,8 @@ import (
 
 // await runs the workflow of op for each of refs as a child, or, where the
 // object's workflow is already running, subscribes to it, and returns every
-// result.
+// result. Under changeSignals, a change of the object ends the wait with
+// errChanged (the children and subscriptions go on without it).
 func (r *run) await(ctx workflow.Context, refs []models.Ref, op engine.Op) ([]Result, error) {
 	type pending struct {
 		ref   models.Ref
@@ -67,6 +68,11 @@ func (r *run) await(ctx workflow.Context, refs []models.Ref, op engine.Op) ([]Re
 		if w.child == nil {
 			continue
 		}
+		if woken, err := r.waitFuture(ctx, w.child); err != nil {
+			return nil, err
+		} else if woken {
+			return nil, errChanged
+		}
 		var res Result
 		if err := w.child.Get(ctx, &res); err != nil {
 			if temporal.IsCanceledError(err) && ctx.Err() != nil {
@@ -87,12 +93,16 @@ func (r *run) await(ctx workflow.Context, refs []models.Ref, op engine.Op) ([]Re
 				results[i] = res
 				break
 			}
-			var d Done
-			r.done.Receive(ctx, &d)
+			woken, err := r.receiveDone(ctx)
 			if err := ctx.Err(); err != nil {
 				return nil, err
 			}
-			r.results[d.WorkflowID] = d.Result
+			if err != nil {
+				return nil, err
+			}
+			if woken {
+				return nil, errChanged
+			}
 		}
 	}
 	return results, nil

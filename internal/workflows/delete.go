@@ -1,6 +1,7 @@
 package workflows
 
 import (
+	"errors"
 	"fmt"
 
 	"go.temporal.io/sdk/workflow"
@@ -49,6 +50,15 @@ func (r *run) delete(ctx workflow.Context) (Result, error) {
 			continue
 		case ins.WriteProtect:
 			return r.result(StateWriteProtected), nil
+		case len(ins.Cycle) > 0:
+			end, err := r.holdCycle(ctx, ins.Cycle)
+			if err != nil {
+				return Result{}, err
+			}
+			if end {
+				return r.result(StateRecheck), nil
+			}
+			continue
 		}
 
 		var deps []syncstate.Dependent
@@ -77,6 +87,9 @@ func (r *run) delete(ctx workflow.Context) (Result, error) {
 			// Dependents go first, in reverse dependency order.
 			r.setState(ctx, StateWaiting, "waiting for the deletion of "+refNames(first))
 			results, err := r.await(ctx, first, engine.OpDelete)
+			if errors.Is(err, errChanged) {
+				continue
+			}
 			if err != nil {
 				return Result{}, err
 			}

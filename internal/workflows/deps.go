@@ -1,6 +1,7 @@
 package workflows
 
 import (
+	"errors"
 	"fmt"
 	"strings"
 
@@ -63,6 +64,9 @@ func (r *run) ensureDependencies(ctx workflow.Context, deps []activities.DepStat
 	}
 	r.setState(ctx, StateWaiting, waiting)
 	results, err := r.await(ctx, need, engine.OpSync)
+	if errors.Is(err, errChanged) {
+		return depsRecheck, nil
+	}
 	if err != nil {
 		return depsHeld, err
 	}

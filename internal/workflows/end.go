@@ -91,6 +91,9 @@ func (r *run) shouldContinueAsNew(ctx workflow.Context, iteration int) bool {
 func (r *run) continueAsNew(ctx workflow.Context, op engine.Op, carry bool) (Result, error) {
 	req := r.req
 	req.Subscribers = nil
+	if op != r.op {
+		req.Retry = nil
+	}
 	if carry {
 		r.receiveSubscriptions()
 		req.Subscribers = r.subscribers

@@ -39,7 +39,7 @@ const historyDir = "testdata/histories"
 // current code records. After a change of the workflows guarded by
 // workflow.GetVersion, name a new one: the older directories stay until no
 // workflow of their code can be running.
-const currentHistories = "v1"
+const currentHistories = "v2"
 
 // objectWorkflows are the workflow types the histories replay against.
 func objectWorkflows() map[string]any {
@@ -107,6 +107,12 @@ func quietLogger() log.Logger {
 //     continues as new carrying the subscription; Slice-1-2: syncs once
 //     the dependency appears and signals the subscriber. Instance-1-1:
 //     subscribes to the Slice's running workflow, told by its next run.
+//   - signal (v2): tsync-changed during backoff (signal_record_test.go).
+//     Site-1-1: its step fails; a signal with the content unchanged
+//     resumes the backoff timer; a change and a signal run the step at
+//     once, which succeeds. Network-1-1: its step fails, it is deleted
+//     during the backoff and signalled: it continues as its
+//     DeleteWorkflow, Network-1-2, which deletes it.
 //
 // Every scenario has files in the current set, and every file belongs to a
 // scenario.
@@ -528,8 +534,8 @@ func recordings() []recording {
 				require.Equal(t, []models.Ref{site, site, site, slice}, r.w.callsOf("SyncObject"))
 				require.Equal(t, []statusRecord{{Ref: slice, Code: models.CodeError, Text: "Failed due to error in model Site id 1: quota exceeded"}}, r.w.statusRecords())
 				hs := h.of(t, r.name, site, 1)
-				require.Equal(t, 2, replaytest.Count(hs, evActivity, "SyncObject"), "the first attempt alone, then the retried one")
-				require.Equal(t, 1, replaytest.Count(hs, evTimer, ""), "the backoff before the retries")
+				require.Equal(t, 3, replaytest.Count(hs, evActivity, "SyncObject"), "each attempt an activity")
+				require.Equal(t, 2, replaytest.Count(hs, evTimer, ""), "a backoff timer after each failure")
 			},
 		},
 		{
@@ -673,7 +679,7 @@ func recordings() []recording {
 				require.Equal(t, goneResult(slice), r.wait(t, r.start(t, slice, true)))
 			},
 			check: func(t *testing.T, r *recorder, h histories) {
-				require.Equal(t, []string{"Inspect", "RunPolicy", "Inspect", "RunPolicy", "RunPolicy", "Inspect", "SyncObject"}, r.w.callsFor(site))
+				require.Equal(t, []string{"Inspect", "RunPolicy", "Inspect", "RunPolicy", "Inspect", "RunPolicy", "Inspect", "SyncObject"}, r.w.callsFor(site), "a look before each attempt")
 				require.Equal(t, []string{"Inspect", "RunPolicy", "Inspect", "SyncObject"}, r.w.callsFor(network))
 				require.Equal(t, []string{"Inspect", "RunPolicy", "Inspect", "Dependents", "DeleteObject"}, r.w.callsFor(slice))
 				hs := h.of(t, r.name, site, 1)
@@ -781,6 +787,7 @@ func recordings() []recording {
 				require.Equal(t, []models.Ref{slice, instance}, r.w.callsOf("SyncObject"))
 			},
 		},
+		signalRecording(),
 	}
 }
 

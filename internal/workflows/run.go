@@ -31,6 +31,17 @@ type run struct {
 	// shown and memo are the TsyncState and status memo last written.
 	shown State
 	memo  string
+
+	// v2 is set when the run's waits are interrupted by SignalChanged
+	// (changeSignals); changed is that signal's channel.
+	v2      bool
+	changed workflow.ReceiveChannel
+	// seen is the content of the object at the run's last inspection; next
+	// is an inspection made while waiting, for the run's next look.
+	seen content
+	next *activities.Inspection
+	// retryShown is set while the memo shows a failing step's retries.
+	retryShown bool
 }
 
 func newRun(ctx workflow.Context, req Request, op engine.Op) *run {
@@ -46,6 +57,7 @@ func newRun(ctx workflow.Context, req Request, op engine.Op) *run {
 	// Subscriptions stay buffered in their channel until the run ends (see
 	// notify). No coroutine may receive them meanwhile: a value handed to a
 	// blocked coroutine is lost if the workflow completes before it runs.
+	r.initChanges(ctx)
 	r.startState(ctx)
 	return r
 }
@@ -60,7 +72,29 @@ func (r *run) isChild(ctx workflow.Context) bool {
 	return workflow.GetInfo(ctx).ParentWorkflowExecution != nil
 }
 
+// inspect looks at the object: under changeSignals, it first drops the
+// change signals delivered so far (this look sees their changes), and takes
+// the inspection a wait made, if any.
 func (r *run) inspect(ctx workflow.Context) (activities.Inspection, error) {
+	if !r.v2 {
+		return r.inspectNow(ctx)
+	}
+	r.drainChanged()
+	if r.next != nil {
+		ins := *r.next
+		r.next = nil
+		r.seen = contentOf(ins)
+		return ins, nil
+	}
+	ins, err := r.inspectNow(ctx)
+	if err == nil {
+		r.seen = contentOf(ins)
+	}
+	return ins, err
+}
+
+// inspectNow runs the Inspect local activity.
+func (r *run) inspectNow(ctx workflow.Context) (activities.Inspection, error) {
 	var ins activities.Inspection
 	err := workflow.ExecuteLocalActivity(bookkeepingContext(ctx), acts.Inspect, r.ref()).Get(ctx, &ins)
 	if err != nil {
@@ -78,7 +112,10 @@ func (r *run) recordStatus(ctx workflow.Context, code int, status string) error 
 }
 
 // pause waits for the loop interval, before an object held or deferred is
-// tried again (a durable timer, without backoff).
+// tried again (a durable timer, without backoff). Under changeSignals, a
+// change of the object ends it early; the caller looks at the object again
+// either way.
 func (r *run) pause(ctx workflow.Context) error {
-	return workflow.Sleep(ctx, r.req.Params.LoopInterval)
+	_, err := r.sleep(ctx, r.req.Params.LoopInterval)
+	return err
 }

@@ -80,3 +80,18 @@ func short(d time.Duration) string {
 	}
 	return s
 }
+
+// delay is the pause after a failing step's attempt (1, 2, ...) before the
+// next: Schedule(attempt)[attempt-1], without the slice.
+func (p RetryParams) delay(attempt int) time.Duration {
+	limit := max(p.Max, p.Initial)
+	if attempt <= 1 || p.Coefficient <= 1 {
+		return p.Initial
+	}
+	next := min(time.Duration(float64(p.Initial)*p.Coefficient), limit)
+	f := float64(next.Nanoseconds()) * math.Pow(p.Coefficient, float64(attempt-2))
+	if f < float64(limit) && int64(f) > 0 {
+		return time.Duration(int64(f))
+	}
+	return limit
+}

@@ -12,13 +12,21 @@ import (
 	"github.com/tsync/tsync/internal/activities"
 )
 
-// step runs step activity fn (see runStep) and decides what its end means
-// to the run's loop: deferred reports that the step deferred, and that the
-// loop interval has passed since (the caller looks at the object again);
-// err is a failure of the run (what names the step in it: "sync",
-// "delete", "policies of"), or of the pause.
-func (r *run) step(ctx workflow.Context, fn any, what string, out any) (deferred bool, err error) {
-	err = r.runStep(ctx, fn, out)
+// step runs step activity fn (see runStep, retryStep) and decides what its
+// end means to the run's loop: again reports that the caller looks at the
+// object again (the step deferred and the loop interval has passed since,
+// or, under changeSignals, it failed and its backoff is over or was cut
+// short by a change of the object); err is a failure of the run (what names
+// the step in it: "sync", "delete", "policies of"), or of the pause.
+func (r *run) step(ctx workflow.Context, fn any, what string, out any) (again bool, err error) {
+	if r.v2 {
+		again, err = r.retryStep(ctx, fn, what, out)
+		if again && err == nil {
+			return true, nil
+		}
+	} else {
+		err = r.runStep(ctx, fn, out)
+	}
 	switch {
 	case activities.IsDeferred(err):
 		// Recorded as "deferred: ..." by the activity; no backoff.
@@ -67,6 +75,46 @@ func (r *run) runStep(ctx workflow.Context, fn any, out any) error {
 		r.setState(ctx, StateDeferred, "deferred: "+errorText(err))
 	}
 	return err
+}
+
+// retryStep runs one attempt of step activity fn (changeSignals). If it
+// fails, it shows the object in error, with the attempt and the next
+// retry's time in the memo, and waits on a durable timer for the backoff of
+// that attempt (RetryParams.Schedule), then reports again: the caller looks
+// at the object and runs the next attempt, counted on from the attempts
+// carried in r.req.Retry while the content stays the same. A change signal
+// that finds the content changed ends the wait at once and restarts the
+// count (new content, new error sequence: the next failure waits Initial);
+// other signals leave the wait as it was.
+func (r *run) retryStep(ctx workflow.Context, fn any, what string, out any) (again bool, err error) {
+	p := r.req.Params.Retry
+	attempt := 1
+	if rs := r.req.Retry; rs != nil && rs.Step == what && rs.Updated.Equal(r.seen.updated) {
+		attempt = rs.Attempt + 1
+	}
+	r.req.Retry = nil
+	r.setState(ctx, StateRunning, r.live.Status)
+	err = workflow.ExecuteActivity(r.stepOptions(ctx, p.Initial, 1), fn, r.ref()).Get(ctx, out)
+	if err == nil || ctx.Err() != nil {
+		r.setRetry(ctx, 0, time.Time{})
+		return false, err
+	}
+	if activities.IsDeferred(err) {
+		r.setRetry(ctx, 0, time.Time{})
+		r.setState(ctx, StateDeferred, "deferred: "+errorText(err))
+		return false, err
+	}
+	wait := p.delay(attempt)
+	r.setRetry(ctx, attempt, workflow.Now(ctx).Add(wait))
+	r.setState(ctx, StateError, errorText(err))
+	woken, err := r.sleep(ctx, wait)
+	if err != nil {
+		return false, err
+	}
+	if !woken {
+		r.req.Retry = &RetryState{Step: what, Attempt: attempt, Updated: r.seen.updated}
+	}
+	return true, nil
 }
 
 // stepOptions is ctx with the options of a step activity whose retries

@@ -55,6 +55,15 @@ func (r *run) sync(ctx workflow.Context) (Result, error) {
 			return r.result(StateBlocked), nil
 		case !ins.Pending:
 			return r.result(StateInSync), nil
+		case len(ins.Cycle) > 0:
+			end, err := r.holdCycle(ctx, ins.Cycle)
+			if err != nil {
+				return Result{}, err
+			}
+			if end {
+				return r.result(StateRecheck), nil
+			}
+			continue
 		}
 
 		deps, err := r.ensureDependencies(ctx, ins.Deps)

@@ -31,7 +31,27 @@ const (
 	SignalSubscribe = "tsync-subscribe"
 	// SignalDone carries a Done to a subscriber.
 	SignalDone = "tsync-done"
+	// SignalChanged, with a Changed, tells an object's running workflow
+	// (top-level or a dependent's child) that the object changed: the
+	// starter signals it, with signal-with-start, for every announced
+	// change. A run waiting (step backoff, held, deferred, awaiting its
+	// dependencies or dependents) looks at the object again at once; if
+	// its content (updated, deleted, blocked) changed, it goes on from
+	// there (a failing step runs again at once, its backoff restarting at
+	// Initial), else it resumes waiting for what remains of the wait.
+	SignalChanged = "tsync-changed"
 )
+
+// Changed is the payload of SignalChanged.
+type Changed struct{}
+
+// RetryState is a failing step's backoff, carried across continue-as-new:
+// the attempts made for the content updated at Updated.
+type RetryState struct {
+	Step    string
+	Attempt int
+	Updated time.Time
+}
 
 // WorkflowOf returns the workflow function of op (SyncWorkflow or
 // DeleteWorkflow), to start, run as a child or continue as.
@@ -82,6 +102,9 @@ type Request struct {
 	// Subscribers are the IDs of workflows waiting for this one; they are
 	// carried across continue-as-new.
 	Subscribers []string `json:",omitempty"`
+	// Retry is the backoff of a failing step, carried across
+	// continue-as-new.
+	Retry *RetryState `json:",omitempty"`
 }
 
 // Result is what an object workflow returns, and what it signals to its

@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"time"
 
 	"go.temporal.io/sdk/temporal"
 
@@ -30,6 +31,8 @@ type object struct {
 	code   int
 	status string
 	deps   []models.Ref
+	// updated is the content's version (Inspection.Updated).
+	updated time.Time
 }
 
 // call is one fake activity invocation, in the order the fakes ran.
@@ -61,6 +64,13 @@ type world struct {
 	syncHook   syncHook
 	deleteN    map[models.Ref]int
 	deleteHook deleteHook
+	// cycles and distant are what Inspect reports as an object's Cycle and
+	// distant dependencies (see tree_test.go).
+	cycles  map[models.Ref][]models.Ref
+	distant map[models.Ref][]models.Ref
+	// cycleFrom is the inspection (1-based) of an object from which its
+	// cycle shows; 0 shows it at once.
+	cycleFrom map[models.Ref]int
 }
 
 func newWorld() *world {
@@ -142,7 +152,7 @@ func (w *world) Inspect(_ context.Context, r models.Ref) (activities.Inspection,
 	}
 	ins := activities.Inspection{
 		Exists: true, Deleted: o.deleted, WriteProtect: o.writeProtect, Blocked: o.blocked,
-		Pending: o.pending, NeedsPolicy: o.policy, Code: o.code,
+		Pending: o.pending, NeedsPolicy: o.policy, Code: o.code, Updated: o.updated,
 	}
 	for _, d := range o.deps {
 		ds := activities.DepState{Ref: d, Synchronized: true}
@@ -152,6 +162,7 @@ func (w *world) Inspect(_ context.Context, r models.Ref) (activities.Inspection,
 		}
 		ins.Deps = append(ins.Deps, ds)
 	}
+	w.inspectGraph(r, &ins)
 	return ins, nil
 }
 
