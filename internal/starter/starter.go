@@ -160,14 +160,30 @@ func (s *Starter) Run(ctx context.Context) error {
 	go s.listen(ctx, wake)
 	ticker := time.NewTicker(s.opts.LoopInterval)
 	defer ticker.Stop()
+	// An outage fails every scan until it ends: the first failure is an
+	// error, the next ones (once a loop interval) debug lines, and the
+	// first scan that works again says how long they failed.
+	failing, failures := time.Time{}, 0
 	for {
 		if n, err := s.Scan(ctx); err != nil {
 			if ctx.Err() != nil {
 				return nil
 			}
-			s.log.Error("scan failed", "error", err)
-		} else if n > 0 {
-			s.log.Debug("scan", "started", n)
+			if failures == 0 {
+				failing = time.Now()
+				s.log.Error("scan failed", "error", err)
+			} else {
+				s.log.Debug("scan failed again", "failures", failures+1, "error", err)
+			}
+			failures++
+		} else {
+			if failures > 0 {
+				s.log.Info("scans work again", "failed_scans", failures, "for", time.Since(failing).Round(time.Millisecond))
+				failures = 0
+			}
+			if n > 0 {
+				s.log.Debug("scan", "started", n)
+			}
 		}
 		select {
 		case <-ctx.Done():
