@@ -106,6 +106,7 @@ func (c *CLI) printDescribe(w io.Writer, obj *inspect.Object, pollers *Pollers, 
 	case wf.Failed > 0:
 		// Between attempts: the workflow's memo keeps the count.
 		line("Attempt", "%d failed%s", wf.Failed, nextRetry(wf, now))
+		line("Last failure", "%s", oneLine(obj.Status))
 	case wf.Known:
 		line("Attempt", "none under way")
 	}

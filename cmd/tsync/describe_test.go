@@ -40,7 +40,9 @@ func TestDescribeWithWorker(t *testing.T) {
 		}
 	})
 
-	attempt := regexp.MustCompile(`(?m)^Attempt:\s+(\d+) of \w+, (running|next retry in \S+ \(\S+\))$`)
+	// A retry under way ("2 of SyncObject, running"), or between two
+	// ("2 failed, next retry in 1s (...)").
+	attempt := regexp.MustCompile(`(?m)^Attempt:\s+(\d+) (of \w+, (running|next retry in \S+ \(\S+\))|failed, next retry in \S+ \(\S+\))$`)
 	var stdout string
 	require.Eventually(t, func() bool {
 		var code int
