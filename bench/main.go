@@ -27,6 +27,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -241,6 +242,28 @@ func must2[A, B any](a A, b B, err error) (A, B) {
 }
 
 func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
+
+// sampleLatency measures samples latencies at idle, 100 ms apart: from
+// calling trigger(i) to the time started receives, and returns their p50
+// and p99. missing names what did not come within 30 s.
+func sampleLatency(samples int, started <-chan time.Time, missing string, trigger func(i int) error) (p50, p99 time.Duration, err error) {
+	var lat []time.Duration
+	for i := range samples {
+		begin := time.Now()
+		if err := trigger(i); err != nil {
+			return 0, 0, err
+		}
+		select {
+		case at := <-started:
+			lat = append(lat, at.Sub(begin))
+		case <-time.After(30 * time.Second):
+			return 0, 0, fmt.Errorf("%s within 30s", missing)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	slices.Sort(lat)
+	return percentile(lat, 50), percentile(lat, 99), nil
+}
 
 // percentile returns the p-th percentile of sorted durations.
 func percentile(sorted []time.Duration, p int) time.Duration {

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
-	"slices"
 	"time"
 
 	"go.temporal.io/sdk/activity"
@@ -109,22 +108,10 @@ func (b *bench) rawPickup(ctx context.Context, samples int) (p50, p99 time.Durat
 	}
 	defer w.Stop()
 	time.Sleep(2 * time.Second) // idle: pollers waiting
-	var lat []time.Duration
-	for i := range samples {
-		begin := time.Now()
-		if _, err := c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: fmt.Sprintf("%s/%d", queue, i), TaskQueue: queue}, Baseline); err != nil {
-			return 0, 0, err
-		}
-		select {
-		case at := <-started:
-			lat = append(lat, at.Sub(begin))
-		case <-time.After(30 * time.Second):
-			return 0, 0, fmt.Errorf("raw pickup: no activity within 30s")
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	slices.Sort(lat)
-	return percentile(lat, 50), percentile(lat, 99), nil
+	return sampleLatency(samples, started, "raw pickup: no activity", func(i int) error {
+		_, err := c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: fmt.Sprintf("%s/%d", queue, i), TaskQueue: queue}, Baseline)
+		return err
+	})
 }
 
 // newRawWorker returns the baseline's worker on queue.

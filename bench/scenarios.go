@@ -86,22 +86,9 @@ func (b *bench) pickup(ctx context.Context, samples int) (time.Duration, time.Du
 	stop := e.run(ctx)
 	defer stop()
 	time.Sleep(2 * time.Second) // idle: worker polling, starter listening
-	var lat []time.Duration
-	for range samples {
-		saved := time.Now()
-		if err := e.app.Store.Insert(ctx, &testmodels.Item{Name: "pickup"}); err != nil {
-			return 0, 0, err
-		}
-		select {
-		case at := <-started:
-			lat = append(lat, at.Sub(saved))
-		case <-time.After(30 * time.Second):
-			return 0, 0, fmt.Errorf("pickup: no SyncRecord within 30s")
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	slices.Sort(lat)
-	return percentile(lat, 50), percentile(lat, 99), nil
+	return sampleLatency(samples, started, "pickup: no SyncRecord", func(int) error {
+		return e.app.Store.Insert(ctx, &testmodels.Item{Name: "pickup"})
+	})
 }
 
 func (b *bench) fetch(ctx context.Context, rows, pending int) (time.Duration, string, error) {
