@@ -8,6 +8,7 @@ import (
 	"reflect"
 	"regexp"
 	"strings"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -27,6 +28,10 @@ type Change struct {
 	Fields []string `json:"fields,omitempty"`
 	// Count is the number of rows of an OpMany announcement (ID is 0).
 	Count int64 `json:"count,omitempty"`
+	// Updated is the object's updated value after the change (before it,
+	// for a hard delete): the version of its content the change made.
+	// Zero for OpMany and in announcements made before it was added.
+	Updated time.Time `json:"updated,omitzero"`
 }
 
 // Store keeps the objects of a Graph's models in PostgreSQL, in one schema.

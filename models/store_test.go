@@ -361,7 +361,24 @@ func TestDeleteSoftDeletes(t *testing.T) {
 }
 
 // listen opens a separate connection listening on the store's channel.
+// The changes it returns have their Updated checked set (but for OpMany)
+// and then cleared, for comparisons; listenRaw's keep it.
 func listen(t *testing.T, s *models.Store) func() models.Change {
+	t.Helper()
+	next := listenRaw(t, s)
+	return func() models.Change {
+		t.Helper()
+		ch := next()
+		if ch.Op != models.OpMany {
+			require.False(t, ch.Updated.IsZero(), "announcement without updated: %+v", ch)
+		}
+		ch.Updated = time.Time{}
+		return ch
+	}
+}
+
+// listenRaw is listen, with the changes as announced.
+func listenRaw(t *testing.T, s *models.Store) func() models.Change {
 	t.Helper()
 	conn, err := pgx.Connect(ctx(t), testenv.DatabaseURL())
 	require.NoError(t, err)

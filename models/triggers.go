@@ -143,10 +143,10 @@ DECLARE
 	op text := coalesce(nullif(current_setting(` + quoteLiteral(SettingChangeOp) + `, true), ''), 'update');
 BEGIN
 	IF TG_OP = 'INSERT' THEN
-		SELECT array_agg(json_build_object('model', ` + model + `, 'id', n.id, 'op', 'create')::text ORDER BY n.id)
+		SELECT array_agg(json_build_object('model', ` + model + `, 'id', n.id, 'op', 'create', 'updated', n.updated)::text ORDER BY n.id)
 			INTO changes FROM new_rows n;
 	ELSIF TG_OP = 'UPDATE' THEN
-		SELECT array_agg(json_strip_nulls(json_build_object('model', ` + model + `, 'id', n.id,
+		SELECT array_agg(json_strip_nulls(json_build_object('model', ` + model + `, 'id', n.id, 'updated', n.updated,
 				'op', CASE WHEN n.deleted AND NOT o.deleted THEN 'delete' ELSE op END,
 				'fields', CASE WHEN n.deleted AND NOT o.deleted THEN NULL
 					ELSE nullif(array_remove(ARRAY[` + strings.Join(fields, ",\n\t\t\t\t\t\t") + `]::text[], NULL), '{}') END))::text ORDER BY n.id)
@@ -157,7 +157,7 @@ BEGIN
 		IF current_setting(` + quoteLiteral(SettingPurge) + `, true) = 'on' THEN
 			RETURN NULL;
 		END IF;
-		SELECT array_agg(json_build_object('model', ` + model + `, 'id', o.id, 'op', 'delete')::text ORDER BY o.id)
+		SELECT array_agg(json_build_object('model', ` + model + `, 'id', o.id, 'op', 'delete', 'updated', o.updated)::text ORDER BY o.id)
 			INTO changes FROM old_rows o;
 	END IF;
 	IF changes IS NULL THEN

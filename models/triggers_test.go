@@ -68,6 +68,7 @@ func stateOf(t *testing.T, s *models.Store, table string, id int64) rowState {
 func TestTriggersAnyWriter(t *testing.T) {
 	s := newStore(t, chainRegistry(t))
 	next := listen(t, s)
+	raw := listenRaw(t, s)
 	w := writer(t)
 	site := pgx.Identifier{s.Schema(), "site"}.Sanitize()
 
@@ -81,6 +82,9 @@ func TestTriggersAnyWriter(t *testing.T) {
 	require.Equal(t, models.Change{Model: "Site", ID: id, Op: "update", Fields: []string{"name"}}, next())
 	after := stateOf(t, s, "site", id)
 	require.True(t, after.Updated.After(before.Updated), "updated bumped")
+	// Each announcement carries the content's version it made.
+	require.True(t, raw().Updated.Equal(before.Updated), "the insert's updated")
+	require.True(t, raw().Updated.Equal(after.Updated), "the update's updated")
 
 	// The same value again: nothing changed, nothing announced.
 	exec(t, w, `UPDATE `+site+` SET name = 'renamed' WHERE id = $1`, id)

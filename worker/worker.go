@@ -51,10 +51,12 @@ type Options struct {
 	Logger *slog.Logger
 }
 
-// Register registers tsync's workflows and acts on r.
+// Register registers tsync's workflows and acts on r: the object
+// workflows under their current type names (workflows.SyncType,
+// workflows.DeleteType) and their earlier ones, so that the runs started
+// by an earlier version go on.
 func Register(r sdkworker.Registry, acts *activities.Activities) {
-	r.RegisterWorkflow(workflows.SyncWorkflow)
-	r.RegisterWorkflow(workflows.DeleteWorkflow)
+	workflows.Register(r)
 	r.RegisterActivity(acts)
 }
 

@@ -36,6 +36,16 @@ type Result = workflows.Result
 // "write-protected", "failed", or "recheck" for a result only).
 type State = workflows.State
 
+// The workflow type names that starters start the object workflows under.
+// A worker registers SyncWorkflow and DeleteWorkflow under these and,
+// for the runs started by earlier versions, under their function names
+// "SyncWorkflow" and "DeleteWorkflow" (see package worker, Register): a
+// worker that registers them itself must do both.
+const (
+	SyncType   = workflows.SyncType
+	DeleteType = workflows.DeleteType
+)
+
 // SyncWorkflow brings req.Object in sync: every object it depends on
 // first (by child workflows, or waiting for their running ones), then its
 // model policies and its step, retried as config says; deferred and held

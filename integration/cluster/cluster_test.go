@@ -38,10 +38,11 @@ import (
 )
 
 // startCluster starts a cluster of the test's own (its databases named at
-// random, every port free), gone when the test ends.
-func startCluster(t *testing.T) *cluster.Cluster {
+// random, every port free), gone when the test ends. Its services persist to
+// the PostgreSQL of databaseURL; "": the shared one (testenv.DatabaseURL).
+func startCluster(t *testing.T, databaseURL string) *cluster.Cluster {
 	t.Helper()
-	return clustertest.Start(t, "tsync_ct_", cluster.Options{})
+	return clustertest.Start(t, "tsync_ct_", cluster.Options{DatabaseURL: databaseURL})
 }
 
 // synchronizer is the models Site <- Slice <- Instance, each synced by
@@ -351,7 +352,7 @@ func since(begin, t time.Time) string { return "+" + t.Sub(begin).Round(time.Mil
 // short (checkCalls says exactly what is allowed); no workflow is left
 // open or closed other than completed.
 func TestClusterServicesKilledMidRun(t *testing.T) {
-	c := startCluster(t)
+	c := startCluster(t, "")
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
 	_, schema := testenv.Schema(t)

@@ -125,6 +125,8 @@ func TestOutboxRecordsEveryCommittedChange(t *testing.T) {
 	for i, e := range entries {
 		var ch models.Change
 		require.NoError(t, json.Unmarshal(e.Change, &ch))
+		require.False(t, ch.Updated.IsZero(), "the change's updated")
+		ch.Updated = time.Time{}
 		changes = append(changes, ch)
 		require.Len(t, e.Event, 36, "a UUID")
 		events[e.Event] = true

@@ -285,8 +285,11 @@ func (s *Starter) scanModel(ctx context.Context, model string, deletion bool) (i
 			if s.skip(ref, updated[id], now) {
 				continue
 			}
-			signal := s.changedSince(ref, updated[id])
-			g.Go(func() error { return s.startOrSignal(gctx, ref, deletion, updated[id], signal) })
+			how := startOrJoin
+			if s.changedSince(ref, updated[id]) {
+				how = signalOrStart
+			}
+			g.Go(func() error { return s.startOrSignal(gctx, ref, deletion, updated[id], how) })
 		}
 		if err := g.Wait(); err != nil {
 			return total, startError(err)
@@ -313,16 +316,43 @@ func (s *Starter) Start(ctx context.Context, ref models.Ref, deletion bool) erro
 // deferred, awaiting dependencies) looks at it again at once; with no
 // workflow running, it starts the sync (or delete) workflow of ref.
 func (s *Starter) Signal(ctx context.Context, ref models.Ref, deletion bool) error {
-	return s.startOrSignal(ctx, ref, deletion, time.Time{}, true)
+	return s.startOrSignal(ctx, ref, deletion, time.Time{}, signalOrStart)
+}
+
+// startNew starts the sync workflow of ref, announced created with
+// content updated; should a workflow of ref run already (a row inserted
+// again with the id of one deleted, or a scan that started it first), it
+// signals that one instead, as Signal does.
+func (s *Starter) startNew(ctx context.Context, ref models.Ref, deletion bool, updated time.Time) error {
+	err := s.startOrSignal(ctx, ref, deletion, updated, startOnly)
+	var running *serviceerror.WorkflowExecutionAlreadyStarted
+	if errors.As(err, &running) {
+		return s.startOrSignal(ctx, ref, deletion, updated, signalOrStart)
+	}
+	return err
 }
 
 // start is Start for content updated (zero: unknown), recording the run.
 func (s *Starter) start(ctx context.Context, ref models.Ref, deletion bool, updated time.Time) error {
-	return s.startOrSignal(ctx, ref, deletion, updated, false)
+	return s.startOrSignal(ctx, ref, deletion, updated, startOrJoin)
 }
 
-// startOrSignal is start, or Signal when signal is set.
-func (s *Starter) startOrSignal(ctx context.Context, ref models.Ref, deletion bool, updated time.Time, signal bool) error {
+// startMode is what startOrSignal does about a workflow of the object
+// that runs already.
+type startMode int
+
+const (
+	// startOrJoin leaves it alone.
+	startOrJoin startMode = iota
+	// signalOrStart signals it (SignalChanged).
+	signalOrStart
+	// startOnly returns a *serviceerror.WorkflowExecutionAlreadyStarted.
+	startOnly
+)
+
+// startOrSignal starts the workflow of ref, or does what how says to the
+// one already running.
+func (s *Starter) startOrSignal(ctx context.Context, ref models.Ref, deletion bool, updated time.Time, how startMode) error {
 	op := engine.OpFor(deletion)
 	opts := client.StartWorkflowOptions{
 		ID:                       workflows.WorkflowID(s.opts.Params.Synchronizer, ref),
@@ -336,7 +366,11 @@ func (s *Starter) startOrSignal(ctx context.Context, ref models.Ref, deletion bo
 	req := workflows.Request{Object: ref, Params: s.opts.Params}
 	var run client.WorkflowRun
 	var err error
-	if signal {
+	if how == startOnly {
+		opts.WorkflowIDConflictPolicy = enumspb.WORKFLOW_ID_CONFLICT_POLICY_FAIL
+		opts.WorkflowExecutionErrorWhenAlreadyStarted = true
+	}
+	if how == signalOrStart {
 		run, err = s.client.SignalWithStartWorkflow(ctx, opts.ID, workflows.SignalChanged, workflows.Changed{}, opts, workflows.WorkflowOf(op), req)
 	} else {
 		run, err = s.client.ExecuteWorkflow(ctx, opts, workflows.WorkflowOf(op), req)
@@ -388,12 +422,26 @@ func (s *Starter) listen(ctx context.Context, wake chan<- struct{}) {
 		}
 		ref := models.Ref{Model: c.Model, ID: c.ID}
 		deletion := c.Op == models.OpDelete
-		start := s.Signal
-		if c.Op == models.OpPoliced {
-			// The workflow's own policies ran: it looks again by itself.
-			start = s.Start
+		// The announcement's updated is recorded with the start, so that
+		// a scan racing it leaves the workflow alone (skip); and a run
+		// that a scan started for that content already needs nothing more
+		// (announcements are handled one by one, so scans often overtake
+		// them in a burst).
+		if !c.Updated.IsZero() && s.skip(ref, c.Updated, time.Now()) {
+			return
 		}
-		if err := start(ctx, ref, deletion); err != nil && !errors.Is(err, context.Canceled) {
+		switch c.Op {
+		case models.OpPoliced:
+			// The workflow's own policies ran: it looks again by itself.
+			err = s.startOrSignal(ctx, ref, deletion, c.Updated, startOrJoin)
+		case models.OpCreate:
+			// A new row has no workflow yet, as a rule: a signal would
+			// cost an action (and an event) for nothing.
+			err = s.startNew(ctx, ref, deletion, c.Updated)
+		default:
+			err = s.startOrSignal(ctx, ref, deletion, c.Updated, signalOrStart)
+		}
+		if err != nil && !errors.Is(err, context.Canceled) {
 			s.log.Error("start on change failed", "object", c.Model, "id", c.ID, "error", err)
 		}
 	})

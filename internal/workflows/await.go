@@ -33,7 +33,7 @@ func (r *run) await(ctx workflow.Context, refs []models.Ref, op engine.Op) ([]Re
 			opts.TypedSearchAttributes = StartAttributes(r.req.Params.Synchronizer, ref, op).Typed
 		}
 		cctx := workflow.WithChildOptions(ctx, opts)
-		child := workflow.ExecuteChildWorkflow(cctx, WorkflowOf(op), Request{Object: ref, Params: r.req.Params})
+		child := workflow.ExecuteChildWorkflow(cctx, typeOf(op, r.current), Request{Object: ref, Params: r.req.Params})
 		waits = append(waits, pending{ref: ref, id: id, child: child})
 	}
 	results := make([]Result, len(waits))

@@ -119,12 +119,12 @@ func TestDeleteDuringBackoffContinuesAsDelete(t *testing.T) {
 	}, 5*time.Second)
 
 	h.env.SetStartWorkflowOptions(workflowOptions(workflows.WorkflowID(testParams.Synchronizer, site)))
-	h.env.ExecuteWorkflow(workflows.SyncWorkflow, workflows.Request{Object: site, Params: slowParams()})
+	h.env.ExecuteWorkflow(workflows.SyncType, workflows.Request{Object: site, Params: slowParams()})
 	require.True(t, h.env.IsWorkflowCompleted())
 	at = h.env.Now().Sub(h.t0)
 	var can *workflow.ContinueAsNewError
 	require.True(t, errors.As(h.env.GetWorkflowError(), &can), "%v", h.env.GetWorkflowError())
-	require.Equal(t, "DeleteWorkflow", can.WorkflowType.Name)
+	require.Equal(t, workflows.DeleteType, can.WorkflowType.Name)
 	require.Equal(t, 5*time.Second, at)
 	require.Len(t, h.startsOf("SyncObject", site), 1)
 }
@@ -177,11 +177,11 @@ func TestChangeWhileAwaitingDependency(t *testing.T) {
 	changeAt(h, slice, 5*time.Second, func(o *object) { o.deleted = true; bump(o) })
 
 	h.env.SetStartWorkflowOptions(workflowOptions(workflows.WorkflowID(testParams.Synchronizer, slice)))
-	h.env.ExecuteWorkflow(workflows.SyncWorkflow, workflows.Request{Object: slice, Params: slowParams()})
+	h.env.ExecuteWorkflow(workflows.SyncType, workflows.Request{Object: slice, Params: slowParams()})
 	require.True(t, h.env.IsWorkflowCompleted())
 	var can *workflow.ContinueAsNewError
 	require.True(t, errors.As(h.env.GetWorkflowError(), &can), "%v", h.env.GetWorkflowError())
-	require.Equal(t, "DeleteWorkflow", can.WorkflowType.Name)
+	require.Equal(t, workflows.DeleteType, can.WorkflowType.Name)
 	// Looked at again when signalled, and not after (the test environment
 	// itself completes only once the abandoned child has ended).
 	require.Equal(t, []time.Duration{0, 5 * time.Second}, h.offsets(h.startsOf("Inspect", slice)))

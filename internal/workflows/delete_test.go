@@ -84,7 +84,7 @@ func TestDeleteDependentUndeletedWhileWaited(t *testing.T) {
 	_, err := h.runDelete(t, site, testParams)
 	var can *workflow.ContinueAsNewError
 	require.True(t, errors.As(err, &can), "%v", err)
-	require.Equal(t, "SyncWorkflow", can.WorkflowType.Name)
+	require.Equal(t, workflows.SyncType, can.WorkflowType.Name)
 	require.Equal(t, 4*time.Second, h.env.Now().Sub(h.t0))
 
 	held := statusRecord{Ref: site, Code: models.CodePending, Text: "deferred: cannot delete, still used by model Slice id 1"}

@@ -62,7 +62,7 @@ func TestSyncDiamondSyncsSharedDependencyOnce(t *testing.T) {
 func sharedDependencyParent(ctx workflow.Context, p workflows.Params, dep models.Ref, dependents []models.Ref) ([]workflows.Result, error) {
 	startChild := func(r models.Ref) workflow.ChildWorkflowFuture {
 		cctx := workflow.WithChildOptions(ctx, workflow.ChildWorkflowOptions{WorkflowID: workflows.WorkflowID(p.Synchronizer, r)})
-		return workflow.ExecuteChildWorkflow(cctx, workflows.SyncWorkflow, workflows.Request{Object: r, Params: p})
+		return workflow.ExecuteChildWorkflow(cctx, workflows.SyncType, workflows.Request{Object: r, Params: p})
 	}
 	futures := []workflow.ChildWorkflowFuture{startChild(dep)}
 	if err := futures[0].GetChildWorkflowExecution().Get(ctx, nil); err != nil {
@@ -204,7 +204,7 @@ func TestSyncDependencyDeletedWhileDependentWaits(t *testing.T) {
 	_, err := h.runSync(t, slice, testParams)
 	var can *workflow.ContinueAsNewError
 	require.True(t, errors.As(err, &can), "%v", err)
-	require.Equal(t, "DeleteWorkflow", can.WorkflowType.Name)
+	require.Equal(t, workflows.DeleteType, can.WorkflowType.Name)
 	require.Equal(t, 2*time.Second, h.env.Now().Sub(h.t0))
 
 	require.Equal(t, []statusRecord{{Ref: slice, Code: models.CodePending, Text: "deferred: dependency model Site id 1 is deleted"}}, w.statusRecords())

@@ -98,5 +98,5 @@ func (r *run) continueAsNew(ctx workflow.Context, op engine.Op, carry bool) (Res
 		r.receiveSubscriptions()
 		req.Subscribers = r.subscribers
 	}
-	return Result{}, workflow.NewContinueAsNewError(ctx, WorkflowOf(op), req)
+	return Result{}, workflow.NewContinueAsNewError(ctx, typeOf(op, r.current), req)
 }

@@ -88,19 +88,21 @@ func newHarness(t *testing.T, w *world, opts harnessOptions) *harness {
 	}
 	env.SetWorkerOptions(wopts)
 	env.SetTestTimeout(time.Minute)
-	env.RegisterWorkflow(workflows.SyncWorkflow)
-	env.RegisterWorkflow(workflows.DeleteWorkflow)
+	workflows.Register(env)
 	env.RegisterActivity(&activities.Activities{})
 
 	// The fakes are Maybe: tests assert the calls the world recorded.
 	env.OnActivity(acts.Inspect, mock.Anything, mock.Anything).Return(w.Inspect).Maybe()
 	for r, d := range opts.syncDelay {
 		env.OnActivity(acts.SyncObject, mock.Anything, r).After(d).Return(w.SyncObject).Maybe()
+		env.OnActivity(acts.SyncReady, mock.Anything, r).After(d).Return(w.SyncReady).Maybe()
 	}
-	env.OnActivity(acts.SyncObject, mock.Anything, mock.MatchedBy(func(r models.Ref) bool {
+	notDelayed := mock.MatchedBy(func(r models.Ref) bool {
 		_, delayed := opts.syncDelay[r]
 		return !delayed
-	})).Return(w.SyncObject).Maybe()
+	})
+	env.OnActivity(acts.SyncObject, mock.Anything, notDelayed).Return(w.SyncObject).Maybe()
+	env.OnActivity(acts.SyncReady, mock.Anything, notDelayed).Return(w.SyncReady).Maybe()
 	env.OnActivity(acts.DeleteObject, mock.Anything, mock.Anything).Return(w.DeleteObject).Maybe()
 	env.OnActivity(acts.RunPolicy, mock.Anything, mock.Anything).Return(w.RunPolicy).Maybe()
 	env.OnActivity(acts.Dependents, mock.Anything, mock.Anything).Return(w.Dependents).Maybe()
@@ -111,6 +113,18 @@ func newHarness(t *testing.T, w *world, opts harnessOptions) *harness {
 		var r models.Ref
 		if err := args.Get(&r); err != nil {
 			t.Errorf("decode activity args: %v", err)
+		}
+		if info.ActivityType.Name == "SyncReady" {
+			// It stands for an Inspect and, when the object is ready, a
+			// SyncObject: the tests count those.
+			ready := w.ready(r)
+			h.mu.Lock()
+			defer h.mu.Unlock()
+			h.starts = append(h.starts, start{Activity: "Inspect", Ref: r, At: env.Now(), Attempt: info.Attempt})
+			if ready {
+				h.starts = append(h.starts, start{Activity: "SyncObject", Ref: r, At: env.Now(), Attempt: info.Attempt})
+			}
+			return
 		}
 		h.mu.Lock()
 		defer h.mu.Unlock()
@@ -196,12 +210,12 @@ func gaps(starts []start) []time.Duration {
 // runSync runs SyncWorkflow for r as root, under r's workflow ID.
 func (h *harness) runSync(t *testing.T, r models.Ref, p workflows.Params) (workflows.Result, error) {
 	t.Helper()
-	return h.run(t, workflows.SyncWorkflow, r, p)
+	return h.run(t, workflows.SyncType, r, p)
 }
 
 func (h *harness) runDelete(t *testing.T, r models.Ref, p workflows.Params) (workflows.Result, error) {
 	t.Helper()
-	return h.run(t, workflows.DeleteWorkflow, r, p)
+	return h.run(t, workflows.DeleteType, r, p)
 }
 
 func (h *harness) run(t *testing.T, fn any, r models.Ref, p workflows.Params) (workflows.Result, error) {

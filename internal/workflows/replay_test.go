@@ -32,20 +32,26 @@ import (
 // historyDir holds histories of real runs of the object workflows, recorded
 // from a Temporal dev server by TestRecordHistories: one directory per
 // version of the workflow code whose workflows may still be running
-// somewhere, each replayed against the current code.
+// somewhere, each replayed against the current code. v0 to v3 are runs of
+// the legacy type names (SyncWorkflow, DeleteWorkflow): v0 and v1 before
+// changeSignals, v2 at versionChangeSignals, v3 at versionSyncReady (a run started by an earlier starter on a current
+// worker). v4 are runs of the current type names (SyncType, DeleteType),
+// which record no version.
 const historyDir = "testdata/histories"
 
 // currentHistories is the directory, under historyDir, of the histories the
 // current code records. After a change of the workflows guarded by
 // workflow.GetVersion, name a new one: the older directories stay until no
 // workflow of their code can be running.
-const currentHistories = "v2"
+const currentHistories = "v4"
 
 // objectWorkflows are the workflow types the histories replay against.
 func objectWorkflows() map[string]any {
 	return map[string]any{
-		"SyncWorkflow":   workflows.SyncWorkflow,
-		"DeleteWorkflow": workflows.DeleteWorkflow,
+		"SyncWorkflow":       workflows.SyncWorkflow,
+		"DeleteWorkflow":     workflows.DeleteWorkflow,
+		workflows.SyncType:   workflows.SyncWorkflow,
+		workflows.DeleteType: workflows.DeleteWorkflow,
 	}
 }
 
@@ -155,18 +161,18 @@ func TestReplayHistories(t *testing.T) {
 func TestReplayRejectsUnknownTypeUnfinishedHistoryAndOtherResult(t *testing.T) {
 	h, err := replaytest.Load(filepath.Join(historyDir, currentHistories, "chain-Instance-1-1.json"))
 	require.NoError(t, err)
-	err = replaytest.Replay(h, replaytest.Options{Workflows: map[string]any{"DeleteWorkflow": workflows.DeleteWorkflow}})
-	require.EqualError(t, err, "workflow type SyncWorkflow is not registered (registered: DeleteWorkflow)")
+	err = replaytest.Replay(h, replaytest.Options{Workflows: map[string]any{workflows.DeleteType: workflows.DeleteWorkflow}})
+	require.EqualError(t, err, "workflow type "+workflows.SyncType+" is not registered (registered: "+workflows.DeleteType+")")
 
 	cut := &historypb.History{Events: h.Events[:len(h.Events)-3]}
 	err = replaytest.Replay(cut, replaytest.Options{Workflows: objectWorkflows()})
-	require.ErrorContains(t, err, "history of SyncWorkflow does not end the run: its last event is")
+	require.ErrorContains(t, err, "history of "+workflows.SyncType+" does not end the run: its last event is")
 
 	other, err := converter.GetDefaultDataConverter().ToPayloads(workflows.Result{Object: ref("Instance", 1), Outcome: workflows.StateBlocked})
 	require.NoError(t, err)
 	h.Events[len(h.Events)-1].GetWorkflowExecutionCompletedEventAttributes().Result = other
 	err = replaytest.Replay(h, replaytest.Options{Workflows: objectWorkflows()})
-	require.EqualError(t, err, "replay SyncWorkflow: result map[Object:map[id:1 model:Instance] Outcome:in-sync], recorded map[Object:map[id:1 model:Instance] Outcome:blocked]")
+	require.EqualError(t, err, "replay "+workflows.SyncType+": result map[Object:map[id:1 model:Instance] Outcome:in-sync], recorded map[Object:map[id:1 model:Instance] Outcome:blocked]")
 }
 
 // recordParams are the settings of recorded runs: short intervals, search
@@ -231,8 +237,7 @@ func (r *recorder) startWorker(t *testing.T, identity string, change interceptor
 		opts.Interceptors = []interceptor.WorkerInterceptor{change}
 	}
 	r.wk = worker.New(r.c, r.queue, opts)
-	r.wk.RegisterWorkflow(workflows.SyncWorkflow)
-	r.wk.RegisterWorkflow(workflows.DeleteWorkflow)
+	workflows.Register(r.wk)
 	r.wk.RegisterActivity(r.w)
 	require.NoError(t, r.wk.Start())
 }
@@ -456,8 +461,8 @@ func recordings() []recording {
 				require.Equal(t, []models.Ref{slice}, r.w.callsOf("RunPolicy"))
 				require.Empty(t, r.w.statusRecords())
 				require.Len(t, h, 3)
-				require.Equal(t, 1, replaytest.Count(h.of(t, r.name, instance, 1), evChild, "SyncWorkflow"))
-				require.Equal(t, 1, replaytest.Count(h.of(t, r.name, slice, 1), evChild, "SyncWorkflow"))
+				require.Equal(t, 1, replaytest.Count(h.of(t, r.name, instance, 1), evChild, workflows.SyncType))
+				require.Equal(t, 1, replaytest.Count(h.of(t, r.name, slice, 1), evChild, workflows.SyncType))
 				require.Equal(t, 1, replaytest.Count(h.of(t, r.name, slice, 1), evActivity, "RunPolicy"))
 			},
 		},
@@ -496,7 +501,7 @@ func recordings() []recording {
 				require.Positive(t, deferrals)
 				require.ElementsMatch(t, []models.Ref{b, c, a}, slices.DeleteFunc(r.w.callsOf("SyncObject"), func(o models.Ref) bool { return o == d }))
 				hd := h.of(t, r.name, d, 1)
-				require.Equal(t, deferrals+1, replaytest.Count(hd, evActivity, "SyncObject"), "D deferred, then synced")
+				require.Equal(t, deferrals+1, replaytest.Count(hd, evActivity, "SyncReady"), "D deferred, then synced, each attempt a SyncReady")
 				require.Equal(t, deferrals, replaytest.Count(hd, evTimer, ""), "a pause after each deferral")
 				require.Equal(t, 2, replaytest.Count(hd, evSignaled, workflows.SignalSubscribe), "B and C subscribed to D")
 				require.Equal(t, 2, replaytest.Count(hd, evSignalSent, workflows.SignalDone), "D told B and C")
@@ -534,7 +539,7 @@ func recordings() []recording {
 				require.Equal(t, []models.Ref{site, site, site, slice}, r.w.callsOf("SyncObject"))
 				require.Equal(t, []statusRecord{{Ref: slice, Code: models.CodeError, Text: "Failed due to error in model Site id 1: quota exceeded"}}, r.w.statusRecords())
 				hs := h.of(t, r.name, site, 1)
-				require.Equal(t, 3, replaytest.Count(hs, evActivity, "SyncObject"), "each attempt an activity")
+				require.Equal(t, 3, replaytest.Count(hs, evActivity, "SyncReady"), "each attempt an activity, with its look")
 				require.Equal(t, 2, replaytest.Count(hs, evTimer, ""), "a backoff timer after each failure")
 			},
 		},
@@ -566,7 +571,7 @@ func recordings() []recording {
 					require.Equal(t, held, s)
 				}
 				hs := h.of(t, r.name, site, 1)
-				require.Equal(t, 2, replaytest.Count(hs, evChild, "DeleteWorkflow"))
+				require.Equal(t, 2, replaytest.Count(hs, evChild, workflows.DeleteType))
 				require.GreaterOrEqual(t, replaytest.Count(hs, evTimer, ""), 2, "held, paused")
 				require.Equal(t, 2, replaytest.Count(h.of(t, r.name, slice, 1), evActivity, "DeleteObject"), "deferred, then deleted")
 				for _, o := range []models.Ref{site, slice, instance} {
@@ -599,7 +604,7 @@ func recordings() []recording {
 				for _, c := range []struct {
 					ref           models.Ref
 					first, second string
-				}{{site, "SyncWorkflow", "DeleteWorkflow"}, {slice, "DeleteWorkflow", "SyncWorkflow"}} {
+				}{{site, workflows.SyncType, workflows.DeleteType}, {slice, workflows.DeleteType, workflows.SyncType}} {
 					h1, h2 := h.of(t, r.name, c.ref, 1), h.of(t, r.name, c.ref, 2)
 					typ, _ := replaytest.Type(h1)
 					require.Equal(t, c.first, typ)
@@ -643,9 +648,10 @@ func recordings() []recording {
 				}, r.w.callsFor(site))
 				hs := h.of(t, r.name, site, 1)
 				require.Equal(t, 2, replaytest.Count(hs, evActivity, "RunPolicy"))
-				require.Equal(t, 3, replaytest.Count(hs, evActivity, "SyncObject"))
+				require.Equal(t, 5, replaytest.Count(hs, evActivity, "SyncReady"), "each look, 3 with the step")
+				require.Zero(t, replaytest.Count(hs, evActivity, "SyncObject"))
 				require.Equal(t, 3, replaytest.Count(hs, evTimer, ""), "a pause after each deferral")
-				require.Equal(t, 1, replaytest.Count(h.of(t, r.name, slice, 1), evChild, "SyncWorkflow"))
+				require.Equal(t, 1, replaytest.Count(h.of(t, r.name, slice, 1), evChild, workflows.SyncType))
 			},
 		},
 		{
@@ -685,7 +691,7 @@ func recordings() []recording {
 				hs := h.of(t, r.name, site, 1)
 				require.Equal(t, 3, replaytest.Count(hs, evActivity, "RunPolicy"), "again, failed, retried")
 				require.Equal(t, 1, replaytest.Count(hs, evTimer, ""), "the backoff before the retries")
-				require.Equal(t, 1, replaytest.Count(h.of(t, r.name, network, 1), evActivity, "SyncObject"))
+				require.Equal(t, 2, replaytest.Count(h.of(t, r.name, network, 1), evActivity, "SyncReady"), "before its policies, then with the step")
 				require.Equal(t, 1, replaytest.Count(h.of(t, r.name, slice, 1), evActivity, "RunPolicy"))
 			},
 		},
@@ -748,7 +754,7 @@ func recordings() []recording {
 				require.Equal(t, 1, replaytest.Count(hl, evMarker, "RecordStatus"), "Failed due to ...")
 				hi := h.of(t, r.name, instance, 1)
 				require.GreaterOrEqual(t, replaytest.Count(hi, evTimer, ""), 3, "held, paused")
-				require.Equal(t, 1, replaytest.Count(hi, evChild, "SyncWorkflow"), "the Network synced once unblocked")
+				require.Equal(t, 1, replaytest.Count(hi, evChild, workflows.SyncType), "the Network synced once unblocked")
 				inSync(t, r.w.world, network, instance)
 			},
 		},
@@ -777,7 +783,8 @@ func recordings() []recording {
 				h1, h2 := h.of(t, r.name, slice, 1), h.of(t, r.name, slice, 2)
 				require.Len(t, h, 3)
 				require.Equal(t, evContinued, lastEvent(h1))
-				require.Equal(t, 100, replaytest.Count(h1, evMarker, "Inspect"), "100 iterations")
+				require.Equal(t, 1, replaytest.Count(h1, evActivity, "SyncReady"), "the first look")
+				require.Equal(t, 99, replaytest.Count(h1, evMarker, "Inspect"), "held: the other 99 iterations look with Inspect")
 				require.Equal(t, 1, replaytest.Count(h1, evSignaled, workflows.SignalSubscribe))
 				require.Equal(t, []string{workflows.WorkflowID(r.name, instance)}, startRequest(t, h2).Subscribers, "the subscription carried over")
 				require.Equal(t, 1, replaytest.Count(h2, evSignalSent, workflows.SignalDone))

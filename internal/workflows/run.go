@@ -36,12 +36,23 @@ type run struct {
 	// (changeSignals); changed is that signal's channel.
 	v2      bool
 	changed workflow.ReceiveChannel
+	// syncReady is set when the sync workflow looks at its object with
+	// the SyncReady activity (versionSyncReady); held, when its last look
+	// found it held (see look).
+	syncReady, held bool
+	// current is set when the run's workflow type is a current name, not
+	// a legacy one (see SyncType); its children and continuations keep
+	// its family.
+	current bool
 	// seen is the content of the object at the run's last inspection; next
 	// is an inspection made while waiting, for the run's next look.
 	seen content
 	next *activities.Inspection
-	// retryShown is set while the memo shows a failing step's retries.
+	// retryShown is set while the memo shows a failing step's retries;
+	// memoNext is a change of those that the next lasting state writes
+	// with its own (runs of the current type names).
 	retryShown bool
+	memoNext   map[string]any
 }
 
 func newRun(ctx workflow.Context, req Request, op engine.Op) *run {

@@ -139,9 +139,17 @@ func (r *run) setState(ctx workflow.Context, state State, status string) {
 		r.upsert(ctx, workflow.UpsertTypedSearchAttributes(ctx, AttrState.ValueSet(string(state))))
 		r.shown = state
 	}
+	memo := r.memoNext
+	r.memoNext = nil
 	if status != r.memo && (r.memo != "" || status != "OK") {
-		r.upsert(ctx, workflow.UpsertMemo(ctx, map[string]any{memoStatus: memoText(status)}))
+		if memo == nil {
+			memo = map[string]any{}
+		}
+		memo[memoStatus] = memoText(status)
 		r.memo = status
+	}
+	if memo != nil {
+		r.upsert(ctx, workflow.UpsertMemo(ctx, memo))
 	}
 }
 

@@ -88,16 +88,21 @@ func (r *run) runStep(ctx workflow.Context, fn any, out any) error {
 // other signals leave the wait as it was.
 func (r *run) retryStep(ctx workflow.Context, fn any, what string, out any) (again bool, err error) {
 	p := r.req.Params.Retry
-	attempt := 1
-	if rs := r.req.Retry; rs != nil && rs.Step == what && rs.Updated.Equal(r.seen.updated) {
-		attempt = rs.Attempt + 1
-	}
+	retry := r.req.Retry
 	r.req.Retry = nil
 	r.setState(ctx, StateRunning, r.live.Status)
 	err = workflow.ExecuteActivity(r.stepOptions(ctx, p.Initial, 1), fn, r.ref()).Get(ctx, out)
 	if err == nil || ctx.Err() != nil {
 		r.setRetry(ctx, 0, time.Time{})
 		return false, err
+	}
+	if ins, ok := activities.FailedInspection(err); ok {
+		// SyncReady: the content this attempt synced.
+		r.seen = contentOf(ins)
+	}
+	attempt := 1
+	if retry != nil && retry.Step == what && retry.Updated.Equal(r.seen.updated) {
+		attempt = retry.Attempt + 1
 	}
 	if activities.IsDeferred(err) {
 		r.setRetry(ctx, 0, time.Time{})

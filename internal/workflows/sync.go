@@ -25,9 +25,19 @@ func (r *run) sync(ctx workflow.Context) (Result, error) {
 		if r.shouldContinueAsNew(ctx, iteration) {
 			return r.continueAsNew(ctx, engine.OpSync, true)
 		}
-		ins, err := r.inspect(ctx)
-		if err != nil {
+		ins, ran, err := r.look(ctx)
+		switch {
+		case err != nil:
 			return Result{}, err
+		case ran == nil:
+		case ran.Outcome == activities.OutcomeGone:
+			return r.result(StateGone), nil
+		case ran.Outcome == activities.OutcomeOK && !ran.Pending:
+			return r.result(StateInSync), nil
+		default:
+			// The step failed or deferred and its wait is over, it was
+			// skipped, or the object changed during the step: look again.
+			continue
 		}
 		switch {
 		case !ins.Exists:
@@ -63,6 +73,7 @@ func (r *run) sync(ctx workflow.Context) (Result, error) {
 			if end {
 				return r.result(StateRecheck), nil
 			}
+			r.held = true
 			continue
 		}
 
@@ -75,6 +86,7 @@ func (r *run) sync(ctx workflow.Context) (Result, error) {
 			if err := r.pause(ctx); err != nil {
 				return Result{}, err
 			}
+			r.held = true
 			continue
 		case depsRecheck:
 			continue
@@ -95,4 +107,35 @@ func (r *run) sync(ctx workflow.Context) (Result, error) {
 		// Skipped (no longer pending) or synced: look again, which also
 		// syncs again an object that changed during its sync.
 	}
+}
+
+// look is the loop's look at the object. Under versionSyncReady, with no
+// inspection at hand (see inspect) and unless the run was held at its last
+// look, it is the SyncReady activity: when the object is ready, its step
+// has run in it, and ran is the step's result (or, when the step failed or
+// deferred and its wait is over, an empty result: the caller looks again);
+// otherwise ran is nil and ins is the inspection, as inspect returns it.
+// A held run looks with the Inspect local activity, cheaper than an
+// activity when, as a rule, it is still held.
+func (r *run) look(ctx workflow.Context) (ins activities.Inspection, ran *activities.SyncResult, err error) {
+	held := r.held
+	r.held = false
+	if !r.syncReady || r.next != nil || held {
+		ins, err = r.inspect(ctx)
+		return ins, nil, err
+	}
+	r.drainChanged()
+	var out activities.ReadySync
+	again, err := r.step(ctx, acts.SyncReady, "sync", &out)
+	switch {
+	case err != nil:
+		return ins, nil, err
+	case again:
+		return ins, &activities.SyncResult{}, nil
+	}
+	r.seen = contentOf(out.Inspection)
+	if out.Ran {
+		return out.Inspection, &out.Sync, nil
+	}
+	return out.Inspection, nil, nil
 }

@@ -44,9 +44,9 @@ func TestSyncWithMockedChildWorkflow(t *testing.T) {
 	// OnWorkflow mocks also catch the root workflow's execution in the test
 	// environment: the root (the Slice) runs the real SyncWorkflow.
 	isSlice := mock.MatchedBy(func(req workflows.Request) bool { return req.Object == slice })
-	h.env.OnWorkflow(workflows.SyncWorkflow, mock.Anything, isSlice).Return(workflows.SyncWorkflow).Once()
+	h.env.OnWorkflow(workflows.SyncType, mock.Anything, isSlice).Return(workflows.SyncWorkflow).Once()
 	isSite := mock.MatchedBy(func(req workflows.Request) bool { return req.Object == site })
-	h.env.OnWorkflow(workflows.SyncWorkflow, mock.Anything, isSite).
+	h.env.OnWorkflow(workflows.SyncType, mock.Anything, isSite).
 		Return(workflows.Result{Object: site, Outcome: workflows.StateInSync}, nil).Once()
 
 	res, err := h.runSync(t, slice, testParams)
@@ -94,7 +94,7 @@ func TestSyncOfDeletedObjectContinuesAsDelete(t *testing.T) {
 	require.Error(t, err)
 	var can *workflow.ContinueAsNewError
 	require.True(t, errors.As(err, &can), "%v", err)
-	require.Equal(t, "DeleteWorkflow", can.WorkflowType.Name)
+	require.Equal(t, workflows.DeleteType, can.WorkflowType.Name)
 	var req workflows.Request
 	require.NoError(t, converter.GetDefaultDataConverter().FromPayloads(can.Input, &req))
 	require.Equal(t, workflows.Request{Object: site, Params: testParams}, req)

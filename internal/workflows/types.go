@@ -22,6 +22,7 @@ import (
 
 	"github.com/tsync/tsync/internal/engine"
 	"github.com/tsync/tsync/models"
+	"go.temporal.io/sdk/workflow"
 )
 
 // Signal names.
@@ -53,17 +54,63 @@ type RetryState struct {
 	Updated time.Time
 }
 
-// WorkflowOf returns the workflow function of op (SyncWorkflow or
-// DeleteWorkflow), to start, run as a child or continue as.
-func WorkflowOf(op engine.Op) any {
-	switch op {
-	case engine.OpSync:
-		return SyncWorkflow
-	case engine.OpDelete:
-		return DeleteWorkflow
+// The workflow type names of the object workflows. Each workflow function
+// is registered under two: the current name (SyncType, DeleteType), which
+// starters start, and under which parents start children and runs continue
+// as new; and its legacy name (SyncWorkflow, DeleteWorkflow), for the runs
+// started before the current names, which keep their family. A run of a
+// current name takes every change made before that name without
+// workflow.GetVersion (see initChanges): each change ID a run records
+// costs it a marker event and a search-attribute upsert
+// (TemporalChangeVersion), a billable action. A change of the commands
+// the workflows issue either calls GetVersion in both families, or gives
+// the current family new names (see the README's "Changing workflow
+// code").
+const (
+	SyncType   = "SyncWorkflow3"
+	DeleteType = "DeleteWorkflow3"
+
+	legacySyncType   = "SyncWorkflow"
+	legacyDeleteType = "DeleteWorkflow"
+)
+
+// Registry is where workflows are registered: a worker, or the SDK's test
+// environment.
+type Registry interface {
+	RegisterWorkflowWithOptions(w any, options workflow.RegisterOptions)
+}
+
+// Register registers SyncWorkflow and DeleteWorkflow in r under their
+// current and legacy type names.
+func Register(r Registry) {
+	r.RegisterWorkflowWithOptions(SyncWorkflow, workflow.RegisterOptions{Name: SyncType})
+	r.RegisterWorkflowWithOptions(DeleteWorkflow, workflow.RegisterOptions{Name: DeleteType})
+	r.RegisterWorkflowWithOptions(SyncWorkflow, workflow.RegisterOptions{Name: legacySyncType})
+	r.RegisterWorkflowWithOptions(DeleteWorkflow, workflow.RegisterOptions{Name: legacyDeleteType})
+}
+
+// WorkflowOf returns the current workflow type name of op (SyncType or
+// DeleteType), to start.
+func WorkflowOf(op engine.Op) string { return typeOf(op, true) }
+
+// typeOf returns the workflow type name of op in the current family, or
+// in the legacy one.
+func typeOf(op engine.Op, current bool) string {
+	switch {
+	case op == engine.OpSync && current:
+		return SyncType
+	case op == engine.OpSync:
+		return legacySyncType
+	case op == engine.OpDelete && current:
+		return DeleteType
+	case op == engine.OpDelete:
+		return legacyDeleteType
 	}
 	panic(fmt.Sprintf("workflows: unknown operation %q", string(op)))
 }
+
+// isCurrentType reports whether name is a type name of the current family.
+func isCurrentType(name string) bool { return name == SyncType || name == DeleteType }
 
 // Params are the settings every object workflow runs with; children inherit
 // them from their parent.

@@ -21,10 +21,10 @@ import (
 // A deliberate change of the workflows' code, and what workflow.GetVersion
 // does for the workflows in flight when it ships.
 //
-// The change: before each sync step (the SyncObject activity), the sync
-// workflow runs a Precheck local activity. It is made by a worker
-// interceptor, so that the workflow that changes is the real SyncWorkflow,
-// changed at the place an edit of step.go would change it: in the middle of
+// The change: before each sync step (the SyncObject or SyncReady
+// activity), the sync workflow runs a Precheck local activity. It is made
+// by a worker interceptor, so that the workflow that changes is the real
+// SyncWorkflow, changed at the place an edit of step.go would change it: in the middle of
 // a run, after its inspections, policies and dependencies, where the
 // workflows in flight at an upgrade are. (A wrapper registered under the
 // SyncWorkflow name could only add a step before or after the whole run.)
@@ -43,8 +43,8 @@ const changeID = "precheck-before-sync"
 const changedHistoryDir = "testdata/changed"
 
 // precheckChange is the deliberate change, as a worker interceptor: before
-// each SyncObject activity, a Precheck local activity. Guarded, it does so
-// only in runs for which workflow.GetVersion(changeID) says version 1: the
+// each SyncObject or SyncReady activity, a Precheck local activity.
+// Guarded, it does so only in runs for which workflow.GetVersion(changeID) says version 1: the
 // runs that reach their first step on the changed code.
 type precheckChange struct {
 	interceptor.WorkerInterceptorBase
@@ -91,7 +91,7 @@ type precheckOutbound struct {
 }
 
 func (o *precheckOutbound) ExecuteActivity(ctx workflow.Context, activityType string, args ...any) workflow.Future {
-	if activityType == "SyncObject" && (!o.c.guarded || workflow.GetVersion(ctx, changeID, workflow.DefaultVersion, 1) == 1) {
+	if (activityType == "SyncObject" || activityType == "SyncReady") && (!o.c.guarded || workflow.GetVersion(ctx, changeID, workflow.DefaultVersion, 1) == 1) {
 		lctx := workflow.WithLocalActivityOptions(ctx, workflow.LocalActivityOptions{StartToCloseTimeout: 10 * time.Second})
 		if err := workflow.ExecuteLocalActivity(lctx, o.c.w.Precheck, args...).Get(ctx, nil); err != nil {
 			f, s := workflow.NewFuture(ctx)
@@ -116,12 +116,13 @@ func replayWith(t *testing.T, f string, change interceptor.WorkerInterceptor) er
 	return replaytest.Replay(h, o)
 }
 
-// syncSteps returns how many SyncObject activities the history f records.
+// syncSteps returns how many SyncObject and SyncReady activities the
+// history f records.
 func syncSteps(t *testing.T, f string) int {
 	t.Helper()
 	h, err := replaytest.Load(f)
 	require.NoError(t, err)
-	return replaytest.Count(h, evActivity, "SyncObject")
+	return replaytest.Count(h, evActivity, "SyncObject") + replaytest.Count(h, evActivity, "SyncReady")
 }
 
 // The change without workflow.GetVersion: every recorded run that reached a

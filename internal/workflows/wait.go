@@ -39,10 +39,30 @@ func contentOf(ins activities.Inspection) content {
 	return content{exists: ins.Exists, deleted: ins.Deleted, blocked: ins.Blocked, writeProtect: ins.WriteProtect, updated: ins.Updated}
 }
 
+// Versions of changeSignals. A version of the same change ID rather than a
+// change ID of its own: each change ID a run records costs it a marker and
+// a search-attribute upsert (TemporalChangeVersion), a billable action.
+const (
+	// versionChangeSignals: waits interrupted by SignalChanged, retries as
+	// workflow timers.
+	versionChangeSignals workflow.Version = 1
+	// versionSyncReady: also, the sync workflow's first look at its object
+	// is the SyncReady activity (see run.look).
+	versionSyncReady workflow.Version = 2
+)
+
 // initChanges decides whether the run's waits can be interrupted (see
-// changeSignals).
+// changeSignals), and how it looks at its object: a run of a current type
+// name (SyncType, DeleteType) has every change up to versionSyncReady and
+// records no version; a run of a legacy one asks workflow.GetVersion.
 func (r *run) initChanges(ctx workflow.Context) {
-	r.v2 = workflow.GetVersion(ctx, changeSignals, workflow.DefaultVersion, 1) == 1
+	r.current = isCurrentType(workflow.GetInfo(ctx).WorkflowType.Name)
+	v := versionSyncReady
+	if !r.current {
+		v = workflow.GetVersion(ctx, changeSignals, workflow.DefaultVersion, versionSyncReady)
+	}
+	r.v2 = v >= versionChangeSignals
+	r.syncReady = v >= versionSyncReady
 	r.changed = workflow.GetSignalChannel(ctx, SignalChanged)
 }
 
@@ -167,13 +187,22 @@ func (r *run) receiveDone(ctx workflow.Context) (bool, error) {
 // setRetry writes the memo of a failing step's retries: attempt made, the
 // next at next; attempt 0 removes them.
 func (r *run) setRetry(ctx workflow.Context, attempt int, next time.Time) {
-	if attempt == 0 {
-		if r.retryShown {
-			r.upsert(ctx, workflow.UpsertMemo(ctx, map[string]any{memoAttempt: nil, memoNextRetry: nil}))
-			r.retryShown = false
-		}
+	var memo map[string]any
+	switch {
+	case attempt > 0:
+		memo = map[string]any{memoAttempt: attempt, memoNextRetry: next.UTC().Format(time.RFC3339Nano)}
+		r.retryShown = true
+	case r.retryShown:
+		memo = map[string]any{memoAttempt: nil, memoNextRetry: nil}
+		r.retryShown = false
+	default:
 		return
 	}
-	r.upsert(ctx, workflow.UpsertMemo(ctx, map[string]any{memoAttempt: attempt, memoNextRetry: next.UTC().Format(time.RFC3339Nano)}))
-	r.retryShown = true
+	if r.current {
+		// Written with the state that follows (setState): one memo
+		// change, one billable action.
+		r.memoNext = memo
+		return
+	}
+	r.upsert(ctx, workflow.UpsertMemo(ctx, memo))
 }

@@ -146,9 +146,21 @@ func (w *world) Inspect(_ context.Context, r models.Ref) (activities.Inspection,
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	w.record("Inspect", r)
+	return w.inspect(r), nil
+}
+
+// ready reports whether r is activities.Inspection.Ready, recording
+// nothing.
+func (w *world) ready(r models.Ref) bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.inspect(r).Ready()
+}
+
+func (w *world) inspect(r models.Ref) activities.Inspection {
 	o, ok := w.objs[r]
 	if !ok {
-		return activities.Inspection{}, nil
+		return activities.Inspection{}
 	}
 	ins := activities.Inspection{
 		Exists: true, Deleted: o.deleted, WriteProtect: o.writeProtect, Blocked: o.blocked,
@@ -163,7 +175,7 @@ func (w *world) Inspect(_ context.Context, r models.Ref) (activities.Inspection,
 		ins.Deps = append(ins.Deps, ds)
 	}
 	w.inspectGraph(r, &ins)
-	return ins, nil
+	return ins
 }
 
 func (w *world) RunPolicy(_ context.Context, r models.Ref) (activities.Outcome, error) {
@@ -197,6 +209,12 @@ func (w *world) SyncObject(_ context.Context, r models.Ref) (activities.SyncResu
 	}
 	o.pending, o.synced, o.code, o.status = false, true, models.CodeOK, "OK"
 	return activities.SyncResult{Outcome: activities.OutcomeOK}, nil
+}
+
+// SyncReady is activities.SyncReady over the world's Inspect and
+// SyncObject.
+func (w *world) SyncReady(ctx context.Context, r models.Ref) (activities.ReadySync, error) {
+	return activities.SyncIfReady(ctx, r, w.Inspect, w.SyncObject)
 }
 
 func (w *world) DeleteObject(_ context.Context, r models.Ref) (activities.Outcome, error) {

@@ -54,7 +54,9 @@ func BinDir(t testing.TB) string {
 // Start starts a cluster with opts, filling in what a test's cluster
 // needs when unset: BinDir (BinDir), Dir (a temporary one), DatabaseURL,
 // Database (prefix and a random suffix), no Web UI, and a log. Tests kill
-// Temporal's services, never PostgreSQL, so commits are asynchronous. When
+// Temporal's services, never the shared PostgreSQL, so commits there are
+// asynchronous; on a server of the test's own (DatabaseURL set), which it
+// may crash, they stay synchronous. When
 // the test ends the cluster is killed (a graceful stop takes seconds per
 // service), stopped and its databases dropped; when it failed, the log and
 // the ends of the services' logs are logged.
@@ -68,6 +70,7 @@ func Start(t testing.TB, prefix string, opts cluster.Options) *cluster.Cluster {
 	}
 	if opts.DatabaseURL == "" {
 		opts.DatabaseURL = testenv.DatabaseURL()
+		opts.AsyncCommit = true
 	}
 	if opts.Database == "" {
 		opts.Database = prefix + testenv.Random(4)
@@ -75,7 +78,6 @@ func Start(t testing.TB, prefix string, opts cluster.Options) *cluster.Cluster {
 	if opts.UIPort == 0 {
 		opts.UIPort = -1
 	}
-	opts.AsyncCommit = true
 	logs := &testenv.SyncBuffer{}
 	if opts.Log == nil {
 		opts.Log = slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelInfo}))
