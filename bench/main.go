@@ -15,7 +15,9 @@
 //
 // The files: main.go the flags and the report, raw.go the raw Temporal
 // baseline, env.go the benchmark synchronizer, scenarios.go the runs of
-// tsync (2 to 5), rss.go the processes of 6.
+// tsync (2 to 5), rss.go the processes of 6, cost.go the events and
+// actions per object, backlog.go -backlog, cpu.go the CPU time per object
+// of each side (bench and workers, Temporal, PostgreSQL) and -cpuprofile.
 package main
 
 import (
@@ -67,6 +69,9 @@ type Result struct {
 	IndependentActionsRatio float64 `json:"independent_actions_ratio,omitempty"`
 	// Backlog is the -backlog run.
 	Backlog *Backlog `json:"backlog,omitempty"`
+	// CPU is the CPU time per object of the baseline, independent and dag
+	// runs, by side (see cpuUse).
+	CPU map[string]CPUPerObject `json:"cpu_per_object,omitempty"`
 }
 
 type bench struct {
@@ -94,6 +99,7 @@ func main() {
 	skip := flag.String("skip", "", "comma-separated parts to skip: baseline,independent,dag,pickup,cost,fetch,rss")
 	backlog := flag.Int("backlog", 0, "backlog: objects inserted at once and synced by worker and starter processes, against raw for the same count (0: skip; e.g. 100000)")
 	backlogDAG := flag.Bool("backlog-dag", false, "backlog: a graph of sites (networks, slices, instances) rather than independent objects")
+	cpuProfile := flag.String("cpuprofile", "", "write CPU profiles of this process (its in-process worker and starter) for the baseline and independent runs to <prefix>-baseline.pprof and <prefix>-independent.pprof")
 	asJSON := flag.Bool("json", false, "print the result as one JSON record on stdout (the lines go to stderr)")
 	temporalAddr := flag.String("temporal", "", "host:port of a Temporal server to use (default: start a dev server from bin/temporal, in memory)")
 	flag.Parse()
@@ -135,7 +141,7 @@ func main() {
 	for _, s := range strings.Split(*skip, ",") {
 		skipped[strings.TrimSpace(s)] = true
 	}
-	r := Result{Workers: b.workers}
+	r := Result{Workers: b.workers, CPU: map[string]CPUPerObject{}}
 	procs := "worker in this process"
 	if b.workers > 0 {
 		procs = fmt.Sprintf("%d worker process(es) (raw and tsync alike)", b.workers)
@@ -146,12 +152,18 @@ func main() {
 	}
 	if !skipped["baseline"] {
 		r.BaselineN = *n
+		stop, before := must(profile(*cpuProfile, "baseline")), readCPU()
 		r.BaselineRate, r.BaselineCost = must2(b.baseline(ctx, *n, true))
+		r.CPU["raw"] = cpuSince(before, *n)
+		stop()
 		fmt.Fprintf(b.out, "baseline: %d workflows with one no-op activity: %.1f workflows/s\n", *n, r.BaselineRate)
 	}
 	if !skipped["independent"] {
 		r.IndependentN = *n
+		stop, before := must(profile(*cpuProfile, "independent")), readCPU()
 		r.IndependentRate = must(b.independent(ctx, *n))
+		r.CPU["independent"] = cpuSince(before, *n)
+		stop()
 		fmt.Fprintf(b.out, "independent: %d objects with a no-op step: %.1f objects/s\n", *n, r.IndependentRate)
 		if r.BaselineRate > 0 {
 			r.IndependentRatio = r.IndependentRate / r.BaselineRate
@@ -159,7 +171,9 @@ func main() {
 		}
 	}
 	if !skipped["dag"] {
+		before := readCPU()
 		count, wall := must2(b.dag(ctx, *sites, *networks, *slicesPer, *instances))
+		r.CPU["dag"] = cpuSince(before, count)
 		r.DAGN, r.DAGSeconds = count, wall.Seconds()
 		fmt.Fprintf(b.out, "dag: %d objects (%d sites x (%d networks + %d slices x %d instances)): all in sync after %.2fs\n",
 			count, *sites, *networks, *slicesPer, *instances, wall.Seconds())
@@ -168,6 +182,15 @@ func main() {
 			r.DAGRatio = r.DAGSeconds / r.DAGIdealSeconds
 			fmt.Fprintf(b.out, "dag ratio: %.2f (N / baseline rate = %.2fs)\n", r.DAGRatio, r.DAGIdealSeconds)
 		}
+	}
+	if len(r.CPU) > 0 {
+		var parts []string
+		for _, k := range []string{"raw", "independent", "dag"} {
+			if c, ok := r.CPU[k]; ok {
+				parts = append(parts, k+": "+c.String())
+			}
+		}
+		fmt.Fprintf(b.out, "cpu per object (ms): %s\n", strings.Join(parts, "; "))
 	}
 	if !skipped["pickup"] {
 		p50, p99 := must2(b.pickup(ctx, *samples))
