@@ -14,13 +14,17 @@ import (
 // Where the time goes: the CPU time that each side of a run uses, per
 // object, read from the kernel's accounting before and after it.
 
-// cpuUse is CPU time used so far (user and system): by the bench's own
-// process and its worker and starter processes; by the Temporal server
-// (the dev server the bench started, or any temporal-server process); and
-// by every PostgreSQL process of the machine (the shared server: other
-// work on the machine shows in it too, so quote it from a quiet machine).
-type cpuUse struct {
-	Bench, Temporal, Postgres time.Duration
+// cpuUse is CPU time used so far (user and system), by process: the
+// bench's own (pid 0 here) and its worker and starter processes ("bench");
+// the Temporal server ("temporal": the dev server the bench started, or any
+// temporal-server process); and every PostgreSQL process of the machine
+// ("postgres": the shared server, where other work on the machine shows
+// too, so quote it from a quiet machine).
+type cpuUse map[int]procCPU
+
+type procCPU struct {
+	side string
+	used time.Duration
 }
 
 // clockTick is the unit of /proc/<pid>/stat's times (USER_HZ, 100 on
@@ -29,10 +33,10 @@ const clockTick = 10 * time.Millisecond
 
 // readCPU reads cpuUse now. Processes it cannot read are left out.
 func readCPU() cpuUse {
-	var u cpuUse
+	u := cpuUse{}
 	var ru syscall.Rusage
 	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) == nil {
-		u.Bench = time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+		u[0] = procCPU{"bench", time.Duration(ru.Utime.Nano() + ru.Stime.Nano())}
 	}
 	self := os.Getpid()
 	entries, _ := os.ReadDir("/proc")
@@ -45,11 +49,11 @@ func readCPU() cpuUse {
 		switch {
 		case !ok:
 		case comm == "temporal" || comm == "temporal-server":
-			u.Temporal += used
+			u[pid] = procCPU{"temporal", used}
 		case comm == "postgres":
-			u.Postgres += used
+			u[pid] = procCPU{"postgres", used}
 		case ppid == self:
-			u.Bench += used
+			u[pid] = procCPU{"bench", used}
 		}
 	}
 	return u
@@ -89,11 +93,16 @@ func (c CPUPerObject) String() string {
 	return fmt.Sprintf("bench/workers %.2f, temporal %.2f, postgres %.2f", c.Bench, c.Temporal, c.Postgres)
 }
 
-// cpuSince is the CPU time used since before, per object of n.
+// cpuSince is the CPU time used since before, per object of n: by each
+// process alive now, its time since before (all of it, for a process
+// started since). A process that ended meanwhile is left out.
 func cpuSince(before cpuUse, n int) CPUPerObject {
-	now := readCPU()
+	sides := map[string]time.Duration{}
+	for pid, now := range readCPU() {
+		sides[now.side] += now.used - before[pid].used
+	}
 	per := func(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) / float64(n) }
-	return CPUPerObject{Bench: per(now.Bench - before.Bench), Temporal: per(now.Temporal - before.Temporal), Postgres: per(now.Postgres - before.Postgres)}
+	return CPUPerObject{Bench: per(sides["bench"]), Temporal: per(sides["temporal"]), Postgres: per(sides["postgres"])}
 }
 
 // profile writes a CPU profile of this process to <prefix>-<name>.pprof

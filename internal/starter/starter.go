@@ -240,9 +240,16 @@ func (s *Starter) Scan(ctx context.Context) (int, error) {
 	s.prune(time.Now())
 	total := 0
 	var errs []error
+	// pending counts the objects this scan started, by model: the models
+	// come dependencies first, so those of a model's dependencies are
+	// known when it is scanned (see scanModel's waits).
+	pending := map[string]int{}
 	for _, deletion := range []bool{false, true} {
 		for _, model := range s.sync.Models() {
-			n, err := s.scanModel(ctx, model, deletion)
+			n, err := s.scanModel(ctx, model, deletion, !deletion && s.dependsOnAny(model, pending))
+			if !deletion {
+				pending[model] = n
+			}
 			total += n
 			if err != nil {
 				if ctx.Err() != nil || errors.Is(err, errStart) {
@@ -260,8 +267,25 @@ func (s *Starter) Scan(ctx context.Context) (int, error) {
 	return total, errors.Join(errs...)
 }
 
-// scanModel is Scan of one model, for sync or deletion.
-func (s *Starter) scanModel(ctx context.Context, model string, deletion bool) (int, error) {
+// dependsOnAny reports whether model links to another model with objects
+// in pending.
+func (s *Starter) dependsOnAny(model string, pending map[string]int) bool {
+	m, ok := s.store.Graph().Model(model)
+	if !ok {
+		return false
+	}
+	for _, l := range m.Links {
+		if l.Dest != model && pending[l.Dest] > 0 {
+			return true
+		}
+	}
+	return false
+}
+
+// scanModel is Scan of one model, for sync or deletion. waits tells the
+// workflows it starts that their dependencies are likely pending too
+// (workflows.Request.Waits).
+func (s *Starter) scanModel(ctx context.Context, model string, deletion, waits bool) (int, error) {
 	step, _ := s.sync.Step(model)
 	total := 0
 	var after int64
@@ -289,7 +313,7 @@ func (s *Starter) scanModel(ctx context.Context, model string, deletion bool) (i
 			if s.changedSince(ref, updated[id]) {
 				how = signalOrStart
 			}
-			g.Go(func() error { return s.startOrSignal(gctx, ref, deletion, updated[id], how) })
+			g.Go(func() error { return s.startOrSignal(gctx, ref, deletion, updated[id], how, waits) })
 		}
 		if err := g.Wait(); err != nil {
 			return total, startError(err)
@@ -316,7 +340,7 @@ func (s *Starter) Start(ctx context.Context, ref models.Ref, deletion bool) erro
 // deferred, awaiting dependencies) looks at it again at once; with no
 // workflow running, it starts the sync (or delete) workflow of ref.
 func (s *Starter) Signal(ctx context.Context, ref models.Ref, deletion bool) error {
-	return s.startOrSignal(ctx, ref, deletion, time.Time{}, signalOrStart)
+	return s.startOrSignal(ctx, ref, deletion, time.Time{}, signalOrStart, false)
 }
 
 // startNew starts the sync workflow of ref, announced created with
@@ -324,17 +348,17 @@ func (s *Starter) Signal(ctx context.Context, ref models.Ref, deletion bool) err
 // again with the id of one deleted, or a scan that started it first), it
 // signals that one instead, as Signal does.
 func (s *Starter) startNew(ctx context.Context, ref models.Ref, deletion bool, updated time.Time) error {
-	err := s.startOrSignal(ctx, ref, deletion, updated, startOnly)
+	err := s.startOrSignal(ctx, ref, deletion, updated, startOnly, false)
 	var running *serviceerror.WorkflowExecutionAlreadyStarted
 	if errors.As(err, &running) {
-		return s.startOrSignal(ctx, ref, deletion, updated, signalOrStart)
+		return s.startOrSignal(ctx, ref, deletion, updated, signalOrStart, false)
 	}
 	return err
 }
 
 // start is Start for content updated (zero: unknown), recording the run.
 func (s *Starter) start(ctx context.Context, ref models.Ref, deletion bool, updated time.Time) error {
-	return s.startOrSignal(ctx, ref, deletion, updated, startOrJoin)
+	return s.startOrSignal(ctx, ref, deletion, updated, startOrJoin, false)
 }
 
 // startMode is what startOrSignal does about a workflow of the object
@@ -351,8 +375,8 @@ const (
 )
 
 // startOrSignal starts the workflow of ref, or does what how says to the
-// one already running.
-func (s *Starter) startOrSignal(ctx context.Context, ref models.Ref, deletion bool, updated time.Time, how startMode) error {
+// one already running; waits is its Request's.
+func (s *Starter) startOrSignal(ctx context.Context, ref models.Ref, deletion bool, updated time.Time, how startMode, waits bool) error {
 	op := engine.OpFor(deletion)
 	opts := client.StartWorkflowOptions{
 		ID:                       workflows.WorkflowID(s.opts.Params.Synchronizer, ref),
@@ -363,7 +387,7 @@ func (s *Starter) startOrSignal(ctx context.Context, ref models.Ref, deletion bo
 	if s.opts.Params.SearchAttributes {
 		opts.TypedSearchAttributes = workflows.StartAttributes(s.opts.Params.Synchronizer, ref, op).Typed
 	}
-	req := workflows.Request{Object: ref, Params: s.opts.Params}
+	req := workflows.Request{Object: ref, Params: s.opts.Params, Waits: waits}
 	var run client.WorkflowRun
 	var err error
 	if how == startOnly {
@@ -433,13 +457,13 @@ func (s *Starter) listen(ctx context.Context, wake chan<- struct{}) {
 		switch c.Op {
 		case models.OpPoliced:
 			// The workflow's own policies ran: it looks again by itself.
-			err = s.startOrSignal(ctx, ref, deletion, c.Updated, startOrJoin)
+			err = s.startOrSignal(ctx, ref, deletion, c.Updated, startOrJoin, false)
 		case models.OpCreate:
 			// A new row has no workflow yet, as a rule: a signal would
 			// cost an action (and an event) for nothing.
 			err = s.startNew(ctx, ref, deletion, c.Updated)
 		default:
-			err = s.startOrSignal(ctx, ref, deletion, c.Updated, signalOrStart)
+			err = s.startOrSignal(ctx, ref, deletion, c.Updated, signalOrStart, false)
 		}
 		if err != nil && !errors.Is(err, context.Canceled) {
 			s.log.Error("start on change failed", "object", c.Model, "id", c.ID, "error", err)

@@ -48,6 +48,8 @@ type start struct {
 	Ref      models.Ref
 	At       time.Time
 	Attempt  int32
+	// Local is set for a local activity.
+	Local bool
 }
 
 type harness struct {
@@ -135,7 +137,7 @@ func newHarness(t *testing.T, w *world, opts harnessOptions) *harness {
 		r, _ := args[0].(models.Ref)
 		h.mu.Lock()
 		defer h.mu.Unlock()
-		h.starts = append(h.starts, start{Activity: info.ActivityType.Name, Ref: r, At: env.Now(), Attempt: info.Attempt})
+		h.starts = append(h.starts, start{Activity: info.ActivityType.Name, Ref: r, At: env.Now(), Attempt: info.Attempt, Local: true})
 	})
 	env.SetOnChildWorkflowStartedListener(func(info *workflow.Info, _ workflow.Context, _ converter.EncodedValues) {
 		h.mu.Lock()

@@ -115,11 +115,12 @@ func (r *run) sync(ctx workflow.Context) (Result, error) {
 // has run in it, and ran is the step's result (or, when the step failed or
 // deferred and its wait is over, an empty result: the caller looks again);
 // otherwise ran is nil and ins is the inspection, as inspect returns it.
-// A held run looks with the Inspect local activity, cheaper than an
-// activity when, as a rule, it is still held.
+// A run held at its last look, or at its first look one whose starter said
+// it Waits, looks with the Inspect local activity: cheaper than an
+// activity when, as a rule, it must wait.
 func (r *run) look(ctx workflow.Context) (ins activities.Inspection, ran *activities.SyncResult, err error) {
-	held := r.held
-	r.held = false
+	held := r.held || r.req.Waits
+	r.held, r.req.Waits = false, false
 	if !r.syncReady || r.next != nil || held {
 		ins, err = r.inspect(ctx)
 		return ins, nil, err

@@ -2,6 +2,7 @@ package workflows_test
 
 import (
 	"errors"
+	"fmt"
 	"testing"
 
 	"github.com/stretchr/testify/mock"
@@ -120,4 +121,30 @@ func TestSyncRunsPoliciesFirst(t *testing.T) {
 		"SyncObject Slice 1",
 	}, w.callLog())
 	inSync(t, w, site, slice)
+}
+
+// An object's first look is the SyncReady activity, which runs its step
+// when it is ready; with Waits (its starter saw its dependencies pending),
+// it is the Inspect local activity, and the step its own activity after
+// the dependencies. Either way, the Slice is synced after the Site.
+func TestSyncFirstLookSyncReadyUnlessWaits(t *testing.T) {
+	site, slice := ref("Site", 1), ref("Slice", 1)
+	for _, waits := range []bool{false, true} {
+		t.Run(fmt.Sprintf("waits=%v", waits), func(t *testing.T) {
+			w := newWorld()
+			w.add(site, object{pending: true})
+			w.add(slice, object{pending: true, deps: []models.Ref{site}})
+			h := newHarness(t, w, harnessOptions{})
+			h.env.SetStartWorkflowOptions(workflowOptions(workflows.WorkflowID(testParams.Synchronizer, slice)))
+			h.env.ExecuteWorkflow(workflows.SyncType, workflows.Request{Object: slice, Params: testParams, Waits: waits})
+			require.True(t, h.env.IsWorkflowCompleted())
+			require.NoError(t, h.env.GetWorkflowError())
+			require.Equal(t, []models.Ref{site, slice}, w.callsOf("SyncObject"))
+
+			first := h.startsOf("Inspect", slice)[0]
+			require.Equal(t, waits, first.Local, "the Slice's first look is local")
+			// The Site, a child with no Waits, always looks with SyncReady.
+			require.False(t, h.startsOf("Inspect", site)[0].Local)
+		})
+	}
 }

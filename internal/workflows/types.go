@@ -152,6 +152,12 @@ type Request struct {
 	// Retry is the backoff of a failing step, carried across
 	// continue-as-new.
 	Retry *RetryState `json:",omitempty"`
+	// Waits is the starter's hint that the object's dependencies are
+	// likely pending too (objects of the models it links to were started
+	// by the same scan): the workflow then first looks at it with the
+	// Inspect local activity, which costs less than SyncReady, an activity,
+	// when it must wait anyway (see run.look).
+	Waits bool `json:",omitempty"`
 }
 
 // Result is what an object workflow returns, and what it signals to its
