@@ -11,6 +11,7 @@ import (
 	mrand "math/rand/v2"
 	"os"
 	"os/exec"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -281,6 +282,42 @@ func TestStepHangingPastTimeout(t *testing.T) {
 	hang = false
 	mu.Unlock()
 	e.waitInSync(40*time.Second, item)
+	e.settled([]models.Ref{item})
+}
+
+// A step that ignores its context and outlives step_timeout by far is not
+// overlapped by the attempts that replace it: they wait for it (or fail
+// saying so, and are retried). The object changes meanwhile, so that a
+// second call must run: it begins after the first ended.
+func TestStepOutlivingTimeoutNotOverlapped(t *testing.T) {
+	t.Parallel()
+	const hang = 5 * time.Second
+	e := newEnv(t, func(c *config.Config) { c.StepTimeout = 2 * time.Second })
+	var once sync.Once
+	started := make(chan struct{})
+	e.rec.SetHook(func(ctx context.Context, op string, ref models.Ref, obj models.Object) error {
+		first := false
+		once.Do(func() { first = true })
+		if first {
+			close(started)
+			time.Sleep(hang) // deaf to ctx
+		}
+		return nil
+	})
+	item := e.insert(&testmodels.Item{Name: "outlives"})
+	e.startWorker()
+	e.startStarter()
+	<-started
+	require.NoError(t, e.app.Store.Touch(e.ctx, item.Model, item.ID))
+	e.waitInSync(40*time.Second, item)
+	// Calls are recorded as they end: wait for the first one too.
+	require.Eventually(t, func() bool { return len(e.rec.CallsOf("sync", item)) >= 2 }, 2*hang, 20*time.Millisecond)
+	calls := e.rec.CallsOf("sync", item)
+	slices.SortFunc(calls, func(a, b testmodels.Call) int { return a.Start.Compare(b.Start) })
+	require.GreaterOrEqual(t, calls[0].End.Sub(calls[0].Start), hang)
+	for i := 1; i < len(calls); i++ {
+		require.False(t, calls[i].Start.Before(calls[i-1].End), "call %d began before call %d ended: %+v", i, i-1, calls)
+	}
 	e.settled([]models.Ref{item})
 }
 

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"log/slog"
 	"runtime/debug"
+	"sync"
 	"time"
 
 	"go.temporal.io/sdk/activity"
@@ -45,6 +46,12 @@ type Activities struct {
 	// Ansible runs the playbooks of steps that are tsync.AnsibleSteps (see
 	// ansible.go); nil uses a runner with zero ansible.Options.
 	Ansible *ansible.Runner
+
+	// lockOnce makes locks, the sessions holding the locks of its step
+	// calls (exclusive.go), at the first call: an Activities must not be
+	// copied once used.
+	lockOnce sync.Once
+	locks    *locker
 }
 
 // New returns the activities of synchronizer sync over store.
@@ -301,8 +308,8 @@ func (a *Activities) RecordStatus(ctx context.Context, ref models.Ref, code int,
 	return a.state().RecordStatus(ctx, ref, code, status)
 }
 
-// call runs a step call fn for operation op on ref by RunStep, and records
-// its outcome and duration in the metrics.
+// call runs a step call fn for operation op on ref by RunStep, under ref's
+// lock (exclusive.go), and records its outcome and duration in the metrics.
 func (a *Activities) call(ctx context.Context, ref models.Ref, op string, fn func(context.Context) error) error {
 	start := time.Now()
 	stepCtx := ctx
@@ -315,7 +322,7 @@ func (a *Activities) call(ctx context.Context, ref models.Ref, op string, fn fun
 		stepCtx, cancel = context.WithDeadline(ctx, deadline.Add(-margin))
 		defer cancel()
 	}
-	err := RunStep(stepCtx, fn)
+	err := RunStep(stepCtx, a.exclusive(ref, fn))
 	if err != nil && ctx.Err() == nil && errors.Is(stepCtx.Err(), context.DeadlineExceeded) {
 		err = fmt.Errorf("step timed out (step_timeout): %w", err)
 	}
