@@ -70,6 +70,8 @@ func (a *App) runWorker(ctx context.Context) error {
 	}
 	var polling atomic.Int32
 	a.Health.Set(pollingCheck(&polling, a.Config.Temporal.TaskQueue))
+	acts := a.Activities()
+	defer acts.Close()
 	a.Log.Info("worker running", "task_queue", a.Config.Temporal.TaskQueue, "namespace", a.Config.Temporal.Namespace)
 	return worker.Run(ctx, a.Client, worker.Options{
 		TaskQueue:   a.Config.Temporal.TaskQueue,
@@ -85,7 +87,7 @@ func (a *App) runWorker(ctx context.Context) error {
 				polling.Store(pollingStopped)
 			}
 		},
-	}, a.Activities())
+	}, acts)
 }
 
 // shutdownWith marks the app's shutdown on its health (readiness fails)

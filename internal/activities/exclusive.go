@@ -192,6 +192,23 @@ func (s *lockShard) release(k lockKey) {
 	}
 }
 
+// Close closes the sessions of a's step locks, releasing the locks still
+// held: call it once no step call runs any more (a worker's Run has
+// returned). A call after Close opens them again.
+func (a *Activities) Close() {
+	if a.Store == nil {
+		return
+	}
+	for _, s := range a.lockerOf().shards {
+		s.sem <- struct{}{}
+		if s.idle != nil {
+			s.idle.Stop()
+		}
+		s.drop()
+		<-s.sem
+	}
+}
+
 // closeIdle closes the connection when no lock is held on it.
 func (s *lockShard) closeIdle() {
 	s.sem <- struct{}{}

@@ -236,6 +236,22 @@ func TestPanickingCallReleasesItsLock(t *testing.T) {
 	require.Empty(t, locksOf(t, w1, "Site"))
 }
 
+// Close closes the lock sessions a call left open (they linger for the
+// next call), and a call after it opens one again.
+func TestCloseClosesLockSessions(t *testing.T) {
+	ctx := storetest.Ctx(t)
+	w1, _ := twoWorkers(t)
+	x := models.Ref{Model: "Site", ID: 1}
+	noop := func(context.Context) error { return nil }
+	require.NoError(t, w1.Call(ctx, x, "sync", noop))
+	require.Equal(t, 1, w1.LockSessions(), "the session lingers")
+	w1.Close()
+	require.Zero(t, w1.LockSessions())
+	require.NoError(t, w1.Call(ctx, x, "sync", noop))
+	require.Equal(t, 1, w1.LockSessions())
+	w1.Close()
+}
+
 // BenchmarkExclusive measures the lock's cost per step call (lock and
 // unlock), against one round trip of the pool's (SELECT 1).
 func BenchmarkExclusive(b *testing.B) {

@@ -38,3 +38,16 @@ func (a *Activities) HeldLocks() []int64 {
 	}
 	return out
 }
+
+// LockSessions counts the open sessions of a's step locks.
+func (a *Activities) LockSessions() int {
+	n := 0
+	for _, s := range a.lockerOf().shards {
+		s.sem <- struct{}{}
+		if s.conn != nil {
+			n++
+		}
+		<-s.sem
+	}
+	return n
+}
