@@ -50,7 +50,11 @@ func (s *step) Synchronizes() []models.Object { return soakModels() }
 func (s *step) record(ctx context.Context, op string, obj models.Object, body func(context.Context) (string, error)) error {
 	r := testmodels.RefOf(obj)
 	var call int64
-	if err := s.pool.QueryRow(ctx, `INSERT INTO `+s.calls+` (proc, pid, op, model, object, updated, start_at)
+	// Not cancelled with the call: a start committed but not seen by the
+	// call (its context ended during the INSERT) would be a call that never
+	// ended, overlapping the next one in the audit though its body never
+	// ran.
+	if err := s.pool.QueryRow(context.WithoutCancel(ctx), `INSERT INTO `+s.calls+` (proc, pid, op, model, object, updated, start_at)
 		VALUES ($1, $2, $3, $4, $5, $6, clock_timestamp()) RETURNING call`, s.proc, os.Getpid(), op, r.Model, r.ID, obj.SyncState().Updated).Scan(&call); err != nil {
 		return fmt.Errorf("record the call: %w", err)
 	}

@@ -244,12 +244,12 @@ func afterStep(ctx context.Context) (context.Context, context.CancelFunc) {
 //
 // seen is the updated value a sync attempt began with (zero for deletes
 // and policies): when a sync of that content has succeeded meanwhile (by an
-// attempt that replaced this one after a timeout), the error is not
-// recorded over that success.
+// attempt that replaced this one after a timeout), neither the error nor
+// the deferral is recorded over that success.
 func (a *Activities) recordFailure(ctx context.Context, ref models.Ref, stepErr error, holdDependents bool, seen time.Time) error {
 	text := syncstate.StatusText(stepErr.Error())
 	if engine.Classify(stepErr) == engine.Deferred {
-		if err := a.state().RecordStatus(ctx, ref, models.CodePending, "deferred: "+text); err != nil {
+		if _, err := a.state().RecordDeferral(ctx, ref, seen, "deferred: "+text); err != nil {
 			return fmt.Errorf("%s %d: %w", ref.Model, ref.ID, err)
 		}
 		return temporal.NewNonRetryableApplicationError(text, ErrTypeDeferred, nil)

@@ -454,3 +454,34 @@ func TestRecordSyncErrorAfterSuccess(t *testing.T) {
 	require.Equal(t, models.CodeError, got.BackendCode)
 	require.Equal(t, "new failure", got.BackendStatus)
 }
+
+// So does a deferral: the one of an attempt that outlived its timeout does
+// not overwrite the success of its replacement; for newer content, or with
+// no content known (zero), it is recorded.
+func TestRecordDeferralAfterSuccess(t *testing.T) {
+	s := newStore(t, chainRegistry(t))
+	site := insertSite(t, s, "a")
+	ref := models.Ref{Model: "Site", ID: site.ID}
+	_, err := s.RecordSuccess(ctx(t), ref, site.Updated, "OK")
+	require.NoError(t, err)
+	recorded, err := s.RecordDeferral(ctx(t), ref, site.Updated, "deferred: late")
+	require.NoError(t, err)
+	require.False(t, recorded)
+	got := load[Site](t, s, site.ID)
+	require.Equal(t, models.CodeOK, got.BackendCode)
+	require.Equal(t, "OK", got.BackendStatus)
+
+	require.NoError(t, s.Store.Touch(ctx(t), "Site", site.ID))
+	got = load[Site](t, s, site.ID)
+	recorded, err = s.RecordDeferral(ctx(t), ref, got.Updated, "deferred: not yet")
+	require.NoError(t, err)
+	require.True(t, recorded)
+	got = load[Site](t, s, site.ID)
+	require.Equal(t, models.CodePending, got.BackendCode)
+	require.Equal(t, "deferred: not yet", got.BackendStatus)
+
+	recorded, err = s.RecordDeferral(ctx(t), ref, time.Time{}, "deferred: policy")
+	require.NoError(t, err)
+	require.True(t, recorded)
+	require.Equal(t, "deferred: policy", load[Site](t, s, site.ID).BackendStatus)
+}

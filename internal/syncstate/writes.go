@@ -116,6 +116,30 @@ func (s *Store) RecordStatus(ctx context.Context, ref models.Ref, code int, stat
 	return nil
 }
 
+// RecordDeferral records a deferred attempt: code 0 (pending) and status,
+// as RecordStatus, for an attempt that began when the object's updated was
+// seen (zero: unknown). Like RecordSyncError, it records nothing, and
+// reports false, when a sync of that content or a later one has succeeded
+// since.
+func (s *Store) RecordDeferral(ctx context.Context, ref models.Ref, seen time.Time, status string) (bool, error) {
+	m, err := s.model(ref.Model)
+	if err != nil {
+		return false, err
+	}
+	var since *time.Time
+	if !seen.IsZero() {
+		since = &seen
+	}
+	tag, err := s.Pool().Exec(ctx, `UPDATE `+s.Table(m)+` SET backend_code = $2, backend_status = $3
+		WHERE id = $1 AND (backend_code, backend_status) IS DISTINCT FROM ($2, $3)
+		AND NOT ($4::timestamptz IS NOT NULL AND enacted IS NOT NULL AND enacted >= $4)`,
+		ref.ID, models.CodePending, StatusText(status), since)
+	if err != nil {
+		return false, fmt.Errorf("record deferral %s %d: %w", ref.Model, ref.ID, err)
+	}
+	return tag.RowsAffected() > 0, nil
+}
+
 // HoldDependents records, on every pending object that depends on ref
 // directly or through other pending objects, code 2 and the status "Failed
 // due to error in model M id N: text". It returns the objects it marked.
