@@ -71,7 +71,7 @@ func (a *App) runWorker(ctx context.Context) error {
 	var polling atomic.Int32
 	a.Health.Set(pollingCheck(&polling, a.Config.Temporal.TaskQueue))
 	acts := a.Activities()
-	defer acts.Close()
+	defer activities.CloseLocks(acts)
 	a.Log.Info("worker running", "task_queue", a.Config.Temporal.TaskQueue, "namespace", a.Config.Temporal.Namespace)
 	return worker.Run(ctx, a.Client, worker.Options{
 		TaskQueue:   a.Config.Temporal.TaskQueue,

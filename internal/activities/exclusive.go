@@ -192,10 +192,11 @@ func (s *lockShard) release(k lockKey) {
 	}
 }
 
-// Close closes the sessions of a's step locks, releasing the locks still
-// held: call it once no step call runs any more (a worker's Run has
-// returned). A call after Close opens them again.
-func (a *Activities) Close() {
+// CloseLocks closes the sessions of a's step locks, releasing the locks
+// still held: call it once no step call runs any more (a worker's Run has
+// returned). A call after it opens them again. (A function, not a method:
+// every exported method of Activities is registered as an activity.)
+func CloseLocks(a *Activities) {
 	if a.Store == nil {
 		return
 	}

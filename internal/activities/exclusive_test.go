@@ -236,7 +236,7 @@ func TestPanickingCallReleasesItsLock(t *testing.T) {
 	require.Empty(t, locksOf(t, w1, "Site"))
 }
 
-// Close closes the lock sessions a call left open (they linger for the
+// CloseLocks closes the lock sessions a call left open (they linger for the
 // next call), and a call after it opens one again.
 func TestCloseClosesLockSessions(t *testing.T) {
 	ctx := storetest.Ctx(t)
@@ -245,11 +245,11 @@ func TestCloseClosesLockSessions(t *testing.T) {
 	noop := func(context.Context) error { return nil }
 	require.NoError(t, w1.Call(ctx, x, "sync", noop))
 	require.Equal(t, 1, w1.LockSessions(), "the session lingers")
-	w1.Close()
+	activities.CloseLocks(w1)
 	require.Zero(t, w1.LockSessions())
 	require.NoError(t, w1.Call(ctx, x, "sync", noop))
 	require.Equal(t, 1, w1.LockSessions())
-	w1.Close()
+	activities.CloseLocks(w1)
 }
 
 // BenchmarkExclusive measures the lock's cost per step call (lock and
