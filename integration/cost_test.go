@@ -9,6 +9,7 @@ import (
 	enumspb "go.temporal.io/api/enums/v1"
 	historypb "go.temporal.io/api/history/v1"
 	"go.temporal.io/api/workflowservice/v1"
+	"go.temporal.io/sdk/converter"
 
 	"github.com/tsync/tsync/config"
 	"github.com/tsync/tsync/internal/replaytest"
@@ -73,4 +74,38 @@ func history(t *testing.T, e *env, id, run string) *historypb.History {
 		h.Events = append(h.Events, ev)
 	}
 	return h
+}
+
+// A scan that starts a chain's objects together tells those whose
+// dependencies it started too that they will likely wait (Request.Waits):
+// they look first with the Inspect local activity rather than SyncReady,
+// an activity that would only find them waiting. The Site, with no
+// dependency, still looks and syncs in one SyncReady.
+func TestScanHintsObjectsWhoseDependenciesArePending(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, func(c *config.Config) { c.LoopInterval = time.Minute })
+	site, slice, inst := e.insertChain() // before the starter: its first scan starts them
+	e.startWorker()
+	e.startStarter()
+	e.waitInSync(30*time.Second, site, slice, inst)
+
+	for _, c := range []struct {
+		ref   models.Ref
+		waits bool
+	}{{site, false}, {slice, true}, {inst, true}} {
+		id := workflows.WorkflowID(e.cfg.ObserverName, c.ref)
+		h := history(t, e, id, "")
+		var req workflows.Request
+		in := h.Events[0].GetWorkflowExecutionStartedEventAttributes().GetInput()
+		require.NoError(t, converter.GetDefaultDataConverter().FromPayloads(in, &req))
+		require.Equal(t, c.waits, req.Waits, "%s: waits", c.ref)
+		inspects := replaytest.Count(h, enumspb.EVENT_TYPE_MARKER_RECORDED, "Inspect")
+		readies := replaytest.Count(h, enumspb.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED, "SyncReady")
+		if c.waits {
+			require.Positive(t, inspects, "%s: looks with Inspect", c.ref)
+		} else {
+			require.Zero(t, inspects, "%s: no Inspect", c.ref)
+			require.Equal(t, 1, readies, "%s: one SyncReady", c.ref)
+		}
+	}
 }
