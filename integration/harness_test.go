@@ -165,12 +165,14 @@ func inSync(b *models.Base) bool {
 	return b.BackendCode == models.CodeOK && b.BackendStatus == "OK" && b.Enacted != nil && b.Enacted.Equal(b.Updated)
 }
 
-// waitInSync waits until every ref is in sync.
+// waitInSync waits until every ref is in sync. A failed read is "not yet":
+// fault tests cut the app's connections, the harness's reads among them.
 func (e *env) waitInSync(timeout time.Duration, refs ...models.Ref) {
 	e.t.Helper()
 	require.Eventually(e.t, func() bool {
 		for _, r := range refs {
-			if !inSync(e.get(r)) {
+			obj, err := e.app.Store.Get(e.ctx, r.Model, r.ID)
+			if err != nil || !inSync(obj.SyncState()) {
 				return false
 			}
 		}
