@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/tsync/tsync/config"
@@ -99,7 +100,10 @@ func TestAnyWriter(t *testing.T) {
 	_, err = tx.Exec(e.ctx, `DELETE FROM `+w.table("slice")+` WHERE id = $1`, slice.ID)
 	require.NoError(t, err)
 	require.NoError(t, tx.Commit(e.ctx))
-	require.Eventually(t, func() bool { return !e.exists(site) && !e.exists(slice) }, 10*time.Second, 20*time.Millisecond, e.describe(site, slice))
+	if !assert.Eventually(t, func() bool { return !e.exists(site) && !e.exists(slice) }, 10*time.Second, 20*time.Millisecond) {
+		// The state when the wait gave up, not when it began.
+		t.Fatalf("not purged: %s; delete calls %v", e.describe(site, slice), e.rec.Order("delete"))
+	}
 	require.Equal(t, []models.Ref{slice, site}, e.rec.Order("delete"))
 	require.Equal(t, []string{"renamed"}, names.of("delete", site))
 	require.Equal(t, []string{"sl1"}, names.of("delete", slice))
