@@ -93,7 +93,7 @@ func (r *run) delete(ctx workflow.Context) (Result, error) {
 			if err != nil {
 				return Result{}, err
 			}
-			if !allGone(results) {
+			if !allGone(results) && !r.recheckAtOnce(ctx, results) {
 				if err := r.pause(ctx); err != nil {
 					return Result{}, err
 				}
@@ -113,6 +113,26 @@ func (r *run) delete(ctx workflow.Context) (Result, error) {
 		}
 		// Skipped: undeleted or write-protected meanwhile; look again.
 	}
+}
+
+// deleteRecheck is the workflow.GetVersion change ID of a deletion that
+// looks again at once, rather than after a loop interval, when the
+// dependents it waited for are gone or must be looked at again (their
+// workflow ended as it subscribed, or ended with StateRecheck), as a sync
+// does for its dependencies. It is asked only there, so that only the runs
+// that reach it pay its marker.
+const deleteRecheck = "delete-recheck"
+
+// recheckAtOnce reports whether the deletion looks again at once after
+// results: none failed or was held (each is gone or to be looked at again),
+// under deleteRecheck.
+func (r *run) recheckAtOnce(ctx workflow.Context, results []Result) bool {
+	for _, res := range results {
+		if res.Outcome != StateGone && res.Outcome != StateRecheck {
+			return false
+		}
+	}
+	return workflow.GetVersion(ctx, deleteRecheck, workflow.DefaultVersion, 1) >= 1
 }
 
 func allGone(results []Result) bool {

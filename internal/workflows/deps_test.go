@@ -31,7 +31,7 @@ func TestSyncDiamondSyncsSharedDependencyOnce(t *testing.T) {
 	w.add(c, object{pending: true, deps: []models.Ref{d}})
 	w.add(a, object{pending: true, deps: []models.Ref{b, c}})
 	h := newHarness(t, w, harnessOptions{
-		syncDelay:      map[models.Ref]time.Duration{d: time.Second},
+		stepDelay:      map[models.Ref]time.Duration{d: time.Second},
 		subscribeDelay: 100 * time.Millisecond,
 	})
 
@@ -56,22 +56,22 @@ func TestSyncDiamondSyncsSharedDependencyOnce(t *testing.T) {
 	inSync(t, w, a, b, c, d)
 }
 
-// sharedDependencyParent starts dep's SyncWorkflow as a child, then, a second
-// later, the SyncWorkflows of dependents (which depend on dep) as children,
-// and returns every result.
-func sharedDependencyParent(ctx workflow.Context, p workflows.Params, dep models.Ref, dependents []models.Ref) ([]workflows.Result, error) {
+// sharedDependencyParent starts the workflow of type wf (SyncType or
+// DeleteType) of first as a child, then, a second later, those of then
+// (which wait for first) as children, and returns every result.
+func sharedDependencyParent(ctx workflow.Context, wf string, p workflows.Params, first models.Ref, then []models.Ref) ([]workflows.Result, error) {
 	startChild := func(r models.Ref) workflow.ChildWorkflowFuture {
 		cctx := workflow.WithChildOptions(ctx, workflow.ChildWorkflowOptions{WorkflowID: workflows.WorkflowID(p.Synchronizer, r)})
-		return workflow.ExecuteChildWorkflow(cctx, workflows.SyncType, workflows.Request{Object: r, Params: p})
+		return workflow.ExecuteChildWorkflow(cctx, wf, workflows.Request{Object: r, Params: p})
 	}
-	futures := []workflow.ChildWorkflowFuture{startChild(dep)}
+	futures := []workflow.ChildWorkflowFuture{startChild(first)}
 	if err := futures[0].GetChildWorkflowExecution().Get(ctx, nil); err != nil {
 		return nil, err
 	}
 	if err := workflow.Sleep(ctx, time.Second); err != nil {
 		return nil, err
 	}
-	for _, r := range dependents {
+	for _, r := range then {
 		futures = append(futures, startChild(r))
 	}
 	var results []workflows.Result
@@ -94,11 +94,11 @@ func TestSyncWaitsForRunningDependency(t *testing.T) {
 	w.add(d, object{pending: true})
 	w.add(b, object{pending: true, deps: []models.Ref{d}})
 	w.add(c, object{pending: true, deps: []models.Ref{d}})
-	h := newHarness(t, w, harnessOptions{syncDelay: map[models.Ref]time.Duration{d: 10 * time.Second}})
+	h := newHarness(t, w, harnessOptions{stepDelay: map[models.Ref]time.Duration{d: 10 * time.Second}})
 	h.env.RegisterWorkflow(sharedDependencyParent)
 
 	h.env.SetStartWorkflowOptions(workflowOptions("t/parent"))
-	h.env.ExecuteWorkflow(sharedDependencyParent, testParams, d, []models.Ref{b, c})
+	h.env.ExecuteWorkflow(sharedDependencyParent, workflows.SyncType, testParams, d, []models.Ref{b, c})
 	require.True(t, h.env.IsWorkflowCompleted())
 	require.NoError(t, h.env.GetWorkflowError())
 	var results []workflows.Result
@@ -135,13 +135,13 @@ func TestSyncDependencyEndsAsWeSubscribe(t *testing.T) {
 	w.add(d, object{pending: true})
 	w.add(b, object{pending: true, deps: []models.Ref{d}})
 	h := newHarness(t, w, harnessOptions{
-		syncDelay:      map[models.Ref]time.Duration{d: 2 * time.Second},
+		stepDelay:      map[models.Ref]time.Duration{d: 2 * time.Second},
 		subscribeDelay: 5 * time.Second,
 	})
 	h.env.RegisterWorkflow(sharedDependencyParent)
 
 	h.env.SetStartWorkflowOptions(workflowOptions("t/parent"))
-	h.env.ExecuteWorkflow(sharedDependencyParent, testParams, d, []models.Ref{b})
+	h.env.ExecuteWorkflow(sharedDependencyParent, workflows.SyncType, testParams, d, []models.Ref{b})
 	require.True(t, h.env.IsWorkflowCompleted())
 	require.NoError(t, h.env.GetWorkflowError())
 	var results []workflows.Result

@@ -64,9 +64,9 @@ type harness struct {
 }
 
 type harnessOptions struct {
-	// syncDelay delays the SyncObject result of these objects on the test
-	// clock.
-	syncDelay map[models.Ref]time.Duration
+	// stepDelay delays the SyncObject (SyncReady) and DeleteObject results
+	// of these objects on the test clock.
+	stepDelay map[models.Ref]time.Duration
 	// subscribeDelay delays every SignalSubscribe signal on the test clock
 	// (see delaySubscribe).
 	subscribeDelay time.Duration
@@ -95,17 +95,18 @@ func newHarness(t *testing.T, w *world, opts harnessOptions) *harness {
 
 	// The fakes are Maybe: tests assert the calls the world recorded.
 	env.OnActivity(acts.Inspect, mock.Anything, mock.Anything).Return(w.Inspect).Maybe()
-	for r, d := range opts.syncDelay {
+	for r, d := range opts.stepDelay {
 		env.OnActivity(acts.SyncObject, mock.Anything, r).After(d).Return(w.SyncObject).Maybe()
 		env.OnActivity(acts.SyncReady, mock.Anything, r).After(d).Return(w.SyncReady).Maybe()
+		env.OnActivity(acts.DeleteObject, mock.Anything, r).After(d).Return(w.DeleteObject).Maybe()
 	}
 	notDelayed := mock.MatchedBy(func(r models.Ref) bool {
-		_, delayed := opts.syncDelay[r]
+		_, delayed := opts.stepDelay[r]
 		return !delayed
 	})
 	env.OnActivity(acts.SyncObject, mock.Anything, notDelayed).Return(w.SyncObject).Maybe()
 	env.OnActivity(acts.SyncReady, mock.Anything, notDelayed).Return(w.SyncReady).Maybe()
-	env.OnActivity(acts.DeleteObject, mock.Anything, mock.Anything).Return(w.DeleteObject).Maybe()
+	env.OnActivity(acts.DeleteObject, mock.Anything, notDelayed).Return(w.DeleteObject).Maybe()
 	env.OnActivity(acts.RunPolicy, mock.Anything, mock.Anything).Return(w.RunPolicy).Maybe()
 	env.OnActivity(acts.Dependents, mock.Anything, mock.Anything).Return(w.Dependents).Maybe()
 	env.OnActivity(acts.RecordStatus, mock.Anything, mock.Anything, mock.Anything, mock.Anything).Return(w.RecordStatus).Maybe()
