@@ -59,12 +59,12 @@ func (b *bench) backlog(ctx context.Context, n int, dag bool) (Backlog, error) {
 	defer cleanup()
 	tables := []string{"item"}
 	if dag {
-		const networks, slices, instances = 2, 4, 5
-		sites := max(1, n/(1+networks+slices+slices*instances))
-		if err := e.insertDAG(ctx, sites, networks, slices, instances); err != nil {
+		d := dagShape{networks: 2, slices: 4, instances: 5}
+		d.sites = max(1, n/d.count1())
+		if err := e.insertDAG(ctx, d.sites, d.networks, d.slices, d.instances); err != nil {
 			return r, err
 		}
-		r.N = sites * (1 + networks + slices + slices*instances)
+		r.N = d.count()
 		tables = []string{"site", "network", "slice", "instance"}
 	} else if _, err := e.pool.Exec(ctx, `INSERT INTO `+e.table("item")+` (name) SELECT 'item-' || g FROM generate_series(1, $1::int) g`, n); err != nil {
 		return r, err

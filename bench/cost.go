@@ -158,53 +158,89 @@ func (f *failOnce) SyncRecord(ctx context.Context, obj models.Object) error {
 
 // costs measures the cost per object of each kind of sync, on n objects
 // each: an independent object, a DAG object whose dependency is in sync,
-// a failure with one retry, and a deferral.
+// a failure with one retry, a deferral, and an object of a whole graph of
+// sites inserted at once (the dag run's, where objects wait for others).
 func (b *bench) costs(ctx context.Context, n int) (map[string]Cost, error) {
 	out := map[string]Cost{}
 	var err error
-	if out["independent"], err = b.costRun(ctx, noop{}, n, false); err != nil {
+	if out["independent"], err = b.costRun(ctx, noop{}, n, items); err != nil {
 		return nil, err
 	}
-	if out["dag object, dependency in sync"], err = b.costRun(ctx, noop{}, n, true); err != nil {
+	if out["dag object, dependency in sync"], err = b.costRun(ctx, noop{}, n, slicesOfSyncedSite); err != nil {
 		return nil, err
 	}
-	if out["failure with one retry"], err = b.costRun(ctx, &failOnce{}, n, false); err != nil {
+	if out["failure with one retry"], err = b.costRun(ctx, &failOnce{}, n, items); err != nil {
 		return nil, err
 	}
-	if out["deferral"], err = b.costRun(ctx, &failOnce{deferIt: true}, n, false); err != nil {
+	if out["deferral"], err = b.costRun(ctx, &failOnce{deferIt: true}, n, items); err != nil {
+		return nil, err
+	}
+	if out["dag of sites at once"], err = b.costRun(ctx, noop{}, n, sitesAtOnce); err != nil {
 		return nil, err
 	}
 	return out, nil
 }
 
-// costRun syncs n objects with step and counts their workflows: Items, or
-// (dag) Slices of a Site synced before them.
-func (b *bench) costRun(ctx context.Context, step tsync.Step, n int, dag bool) (Cost, error) {
+// A costKind inserts about n objects to count and returns their number,
+// the tables to wait for, and the workflow IDs to count ("" all). Its
+// objects are inserted while the worker and starter run (each announced),
+// or with before, before they start (found by the starter's first scan).
+type costKind struct {
+	before bool
+	insert func(ctx context.Context, e *env, n int) (objects int, tables []string, match string, err error)
+}
+
+// items: n independent Items.
+var items = costKind{insert: func(ctx context.Context, e *env, n int) (int, []string, string, error) {
+	_, err := e.pool.Exec(ctx, `INSERT INTO `+e.table("item")+` (name) SELECT 'item-' || g FROM generate_series(1, $1::int) g`, n)
+	return n, []string{"item"}, "/Item/", err
+}}
+
+// slicesOfSyncedSite: n Slices of a Site synced before them.
+var slicesOfSyncedSite = costKind{insert: func(ctx context.Context, e *env, n int) (int, []string, string, error) {
+	site := &testmodels.Site{Name: "site"}
+	if err := e.app.Store.Insert(ctx, site); err != nil {
+		return 0, nil, "", err
+	}
+	if err := e.waitInSync(ctx, "site"); err != nil {
+		return 0, nil, "", err
+	}
+	_, err := e.pool.Exec(ctx, `INSERT INTO `+e.table("slice")+` (name, site_id) SELECT 'slice-' || g, $2 FROM generate_series(1, $1::int) g`, n, site.ID)
+	return n, []string{"slice"}, "/Slice/", err
+}}
+
+// sitesAtOnce: the dag run's graph, with as many sites as make about n
+// objects, pending before the worker and starter start.
+var sitesAtOnce = costKind{before: true, insert: func(ctx context.Context, e *env, n int) (int, []string, string, error) {
+	d := dagShape{networks: 2, slices: 4, instances: 5}
+	d.sites = max(1, n/d.count1())
+	err := e.insertDAG(ctx, d.sites, d.networks, d.slices, d.instances)
+	return d.count(), []string{"site", "network", "slice", "instance"}, "", err
+}}
+
+// costRun syncs the objects of kind with step and counts their workflows.
+func (b *bench) costRun(ctx context.Context, step tsync.Step, n int, kind costKind) (Cost, error) {
 	e, cleanup, err := b.open(ctx, step)
 	if err != nil {
 		return Cost{}, err
 	}
 	defer cleanup()
 	e.workers = 0 // the step is this process's
-	stop := e.run(ctx)
-	defer stop()
-	table, match := "item", "/Item/"
-	if dag {
-		table, match = "slice", "/Slice/"
-		site := &testmodels.Site{Name: "site"}
-		if err := e.app.Store.Insert(ctx, site); err != nil {
-			return Cost{}, err
-		}
-		if err := e.waitInSync(ctx, "site"); err != nil {
-			return Cost{}, err
-		}
-		if _, err := e.pool.Exec(ctx, `INSERT INTO `+e.table("slice")+` (name, site_id) SELECT 'slice-' || g, $2 FROM generate_series(1, $1::int) g`, n, site.ID); err != nil {
-			return Cost{}, err
-		}
-	} else if _, err := e.pool.Exec(ctx, `INSERT INTO `+e.table("item")+` (name) SELECT 'item-' || g FROM generate_series(1, $1::int) g`, n); err != nil {
+	var stop func()
+	if !kind.before {
+		stop = e.run(ctx)
+	}
+	objects, tables, match, err := kind.insert(ctx, e, n)
+	if stop == nil && err == nil {
+		stop = e.run(ctx)
+	}
+	if stop != nil {
+		defer stop()
+	}
+	if err != nil {
 		return Cost{}, err
 	}
-	if err := e.waitInSync(ctx, table); err != nil {
+	if err := e.waitInSync(ctx, tables...); err != nil {
 		return Cost{}, err
 	}
 	// The workflows close right after their last write.
@@ -220,5 +256,5 @@ func (b *bench) costRun(ctx context.Context, step tsync.Step, n int, dag bool) (
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	return costOf(ctx, e.app.Client, e.app.Config.Temporal.TaskQueue, match, n)
+	return costOf(ctx, e.app.Client, e.app.Config.Temporal.TaskQueue, match, objects)
 }

@@ -6,7 +6,8 @@
 //  2. independent: N pending objects with a no-op step (objects/s), and the
 //     ratio to the baseline;
 //  3. dag: a Site/Network/Slice/Instance graph with shared networks: wall
-//     time until all are in sync, and its ratio to N / baseline rate;
+//     time until all are in sync, and its ratio to N / baseline rate (2 and
+//     3 run in rounds, each between two baseline runs: see rounds.go);
 //  4. pickup latency at idle, from a model save to SyncRecord starting;
 //  5. FetchPending on a large table with few pending objects, and its plan;
 //  6. peak RSS of a worker and a starter process with many objects pending.
@@ -15,9 +16,10 @@
 //
 // The files: main.go the flags and the report, raw.go the raw Temporal
 // baseline, env.go the benchmark synchronizer, scenarios.go the runs of
-// tsync (2 to 5), rss.go the processes of 6, cost.go the events and
-// actions per object, backlog.go -backlog, cpu.go the CPU time per object
-// of each side (bench and workers, Temporal, PostgreSQL) and -cpuprofile.
+// tsync (2 to 5), rounds.go their alternation with the baseline, rss.go
+// the processes of 6, cost.go the events and actions per object,
+// backlog.go -backlog, cpu.go the CPU time per object of each side (bench
+// and workers, Temporal, PostgreSQL) and -cpuprofile.
 package main
 
 import (
@@ -67,6 +69,9 @@ type Result struct {
 	// IndependentActionsRatio is an independent object's actions over
 	// the raw workflow's.
 	IndependentActionsRatio float64 `json:"independent_actions_ratio,omitempty"`
+	// Rounds are the figures of every raw and tsync run (the fields
+	// above hold their medians).
+	Rounds *Rounds `json:"rounds,omitempty"`
 	// Backlog is the -backlog run.
 	Backlog *Backlog `json:"backlog,omitempty"`
 	// CPU is the CPU time per object of the baseline, independent and dag
@@ -96,7 +101,8 @@ func main() {
 	rssPending := flag.Int("rss-pending", 10_000, "RSS: objects pending")
 	workers := flag.Int("workers", 0, "baseline, independent, dag, cost: run this many worker processes (and a starter process) rather than one worker in this process")
 	costN := flag.Int("cost-n", 100, "cost: objects per kind of sync whose histories are counted")
-	skip := flag.String("skip", "", "comma-separated parts to skip: baseline,independent,dag,pickup,cost,fetch,rss")
+	rounds := flag.Int("rounds", 3, "rounds of the independent and dag runs, each run between two raw baseline runs and its ratio against their mean (the ratios printed are the medians)")
+	skip := flag.String("skip", "", "comma-separated parts to skip: baseline (and with it the rounds: independent and dag),independent,dag,pickup,cost,fetch,rss")
 	backlog := flag.Int("backlog", 0, "backlog: objects inserted at once and synced by worker and starter processes, against raw for the same count (0: skip; e.g. 100000)")
 	backlogDAG := flag.Bool("backlog-dag", false, "backlog: a graph of sites (networks, slices, instances) rather than independent objects")
 	cpuProfile := flag.String("cpuprofile", "", "write CPU profiles of this process (its in-process worker and starter) for the baseline and independent runs to <prefix>-baseline.pprof and <prefix>-independent.pprof")
@@ -150,37 +156,20 @@ func main() {
 	if serverLog != "" {
 		fmt.Fprintf(b.out, "dev server log: %s\n", serverLog)
 	}
-	if !skipped["baseline"] {
-		r.BaselineN = *n
-		stop, before := must(profile(*cpuProfile, "baseline")), readCPU()
-		r.BaselineRate, r.BaselineCost = must2(b.baseline(ctx, *n, true))
-		r.CPU["raw"] = cpuSince(before, *n)
-		stop()
-		fmt.Fprintf(b.out, "baseline: %d workflows with one no-op activity: %.1f workflows/s\n", *n, r.BaselineRate)
-	}
-	if !skipped["independent"] {
-		r.IndependentN = *n
-		stop, before := must(profile(*cpuProfile, "independent")), readCPU()
-		r.IndependentRate = must(b.independent(ctx, *n))
-		r.CPU["independent"] = cpuSince(before, *n)
-		stop()
-		fmt.Fprintf(b.out, "independent: %d objects with a no-op step: %.1f objects/s\n", *n, r.IndependentRate)
-		if r.BaselineRate > 0 {
-			r.IndependentRatio = r.IndependentRate / r.BaselineRate
-			fmt.Fprintf(b.out, "independent ratio: %.2f\n", r.IndependentRatio)
+	plan := roundsPlan{rounds: *rounds, n: *n, cpuPrefix: *cpuProfile,
+		dag: dagShape{sites: *sites, networks: *networks, slices: *slicesPer, instances: *instances}}
+	for _, kind := range []string{"independent", "dag"} {
+		if !skipped[kind] {
+			plan.kinds = append(plan.kinds, kind)
 		}
 	}
-	if !skipped["dag"] {
-		before := readCPU()
-		count, wall := must2(b.dag(ctx, *sites, *networks, *slicesPer, *instances))
-		r.CPU["dag"] = cpuSince(before, count)
-		r.DAGN, r.DAGSeconds = count, wall.Seconds()
-		fmt.Fprintf(b.out, "dag: %d objects (%d sites x (%d networks + %d slices x %d instances)): all in sync after %.2fs\n",
-			count, *sites, *networks, *slicesPer, *instances, wall.Seconds())
-		if r.BaselineRate > 0 {
-			r.DAGIdealSeconds = float64(count) / r.BaselineRate
-			r.DAGRatio = r.DAGSeconds / r.DAGIdealSeconds
-			fmt.Fprintf(b.out, "dag ratio: %.2f (N / baseline rate = %.2fs)\n", r.DAGRatio, r.DAGIdealSeconds)
+	if !skipped["baseline"] {
+		if plan.rounds < 1 {
+			plan.kinds = nil
+		}
+		r.Rounds = &Rounds{}
+		if err := b.rounds(ctx, plan, &r); err != nil {
+			fail(err)
 		}
 	}
 	if len(r.CPU) > 0 {
@@ -225,7 +214,7 @@ func main() {
 }
 
 // costOrder is the order in which the kinds of sync are printed.
-var costOrder = []string{"independent", "dag object, dependency in sync", "failure with one retry", "deferral"}
+var costOrder = []string{"independent", "dag object, dependency in sync", "failure with one retry", "deferral", "dag of sites at once"}
 
 // printCosts prints the "events per object:" and "actions per object:"
 // lines, the raw workflow's first.

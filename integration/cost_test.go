@@ -1,6 +1,7 @@
 package integration
 
 import (
+	"context"
 	"fmt"
 	"testing"
 	"time"
@@ -76,12 +77,13 @@ func history(t *testing.T, e *env, id, run string) *historypb.History {
 	return h
 }
 
-// A scan that starts a chain's objects together tells those whose
-// dependencies it started too that they will likely wait (Request.Waits):
-// they look first with the Inspect local activity rather than SyncReady,
-// an activity that would only find them waiting. The Site, with no
-// dependency, still looks and syncs in one SyncReady.
-func TestScanHintsObjectsWhoseDependenciesArePending(t *testing.T) {
+// A scan that finds a chain's objects pending together starts them in
+// waves: the Slice's workflow once the Site is in sync, the Instance's once
+// the Slice is. Each then costs what an object with nothing to wait for
+// costs (one SyncReady; no Inspect, child workflow or signal), rather than
+// waiting in its workflow for its dependencies' (issue 15: in a graph of
+// sites pending at once, that waiting was the extra server work).
+func TestScanStartsDependentsInWaves(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, func(c *config.Config) { c.LoopInterval = time.Minute })
 	site, slice, inst := e.insertChain() // before the starter: its first scan starts them
@@ -89,23 +91,72 @@ func TestScanHintsObjectsWhoseDependenciesArePending(t *testing.T) {
 	e.startStarter()
 	e.waitInSync(30*time.Second, site, slice, inst)
 
+	var prev models.Ref
+	for _, ref := range []models.Ref{site, slice, inst} {
+		h := history(t, e, workflows.WorkflowID(e.cfg.ObserverName, ref), "")
+		require.False(t, startRequest(t, h).Waits, "%s: waits", ref)
+		require.Zero(t, replaytest.Count(h, enumspb.EVENT_TYPE_MARKER_RECORDED, "Inspect"), "%s: no Inspect", ref)
+		require.Equal(t, 1, replaytest.Count(h, enumspb.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED, "SyncReady"), "%s: one SyncReady", ref)
+		require.Zero(t, replaytest.Count(h, enumspb.EVENT_TYPE_START_CHILD_WORKFLOW_EXECUTION_INITIATED, ""), "%s: no child", ref)
+		require.Zero(t, replaytest.Count(h, enumspb.EVENT_TYPE_SIGNAL_EXTERNAL_WORKFLOW_EXECUTION_INITIATED, ""), "%s: no signal sent", ref)
+		if prev != (models.Ref{}) {
+			calls := e.rec.CallsOf("sync", prev)
+			require.Len(t, calls, 1, "%s synced once", prev)
+			require.False(t, h.Events[0].GetEventTime().AsTime().Before(calls[0].End), "%s started after %s was synced", ref, prev)
+		}
+		prev = ref
+	}
+}
+
+// A wave that stalls (no dependency got in sync for WaveStall: here the
+// Site's step takes 3s) does not hold its dependents back: the scan starts
+// them with the Waits hint, and they wait in their workflows, looking
+// first with the Inspect local activity rather than SyncReady, an
+// activity that would only find them waiting.
+func TestScanStartsDependentsOfAStalledWave(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, func(c *config.Config) { c.LoopInterval = time.Minute })
+	site, slice, inst := e.insertChain()
+	e.rec.SetHook(func(ctx context.Context, op string, ref models.Ref, _ models.Object) error {
+		if ref == site {
+			select {
+			case <-ctx.Done():
+			case <-time.After(3 * time.Second):
+			}
+		}
+		return nil
+	})
+	e.startWorker()
+	e.startStarter()
+	e.waitInSync(30*time.Second, site, slice, inst)
+
+	siteSynced := e.rec.CallsOf("sync", site)
+	require.Len(t, siteSynced, 1)
 	for _, c := range []struct {
 		ref   models.Ref
 		waits bool
 	}{{site, false}, {slice, true}, {inst, true}} {
-		id := workflows.WorkflowID(e.cfg.ObserverName, c.ref)
-		h := history(t, e, id, "")
-		var req workflows.Request
-		in := h.Events[0].GetWorkflowExecutionStartedEventAttributes().GetInput()
-		require.NoError(t, converter.GetDefaultDataConverter().FromPayloads(in, &req))
-		require.Equal(t, c.waits, req.Waits, "%s: waits", c.ref)
+		h := history(t, e, workflows.WorkflowID(e.cfg.ObserverName, c.ref), "")
+		require.Equal(t, c.waits, startRequest(t, h).Waits, "%s: waits", c.ref)
 		inspects := replaytest.Count(h, enumspb.EVENT_TYPE_MARKER_RECORDED, "Inspect")
 		readies := replaytest.Count(h, enumspb.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED, "SyncReady")
-		if c.waits {
-			require.Positive(t, inspects, "%s: looks with Inspect", c.ref)
-		} else {
+		if !c.waits {
 			require.Zero(t, inspects, "%s: no Inspect", c.ref)
 			require.Equal(t, 1, readies, "%s: one SyncReady", c.ref)
+			continue
 		}
+		require.Positive(t, inspects, "%s: looks with Inspect", c.ref)
+		// Started about WaveStall (1s) after the scan began, long before
+		// the Site's 3s step ended.
+		require.True(t, h.Events[0].GetEventTime().AsTime().Before(siteSynced[0].End), "%s started while the Site synced", c.ref)
 	}
+}
+
+// startRequest decodes the Request that started the run of h.
+func startRequest(t *testing.T, h *historypb.History) workflows.Request {
+	t.Helper()
+	var req workflows.Request
+	in := h.Events[0].GetWorkflowExecutionStartedEventAttributes().GetInput()
+	require.NoError(t, converter.GetDefaultDataConverter().FromPayloads(in, &req))
+	return req
 }

@@ -64,7 +64,13 @@ func TestFailingSyncIsVisible(t *testing.T) {
 	require.Equal(t, workflows.StateError, s.State)
 	require.Equal(t, "switch unreachable", s.Status)
 	require.Equal(t, "sync", s.Operation)
-	require.Eventually(t, func() bool { return live(sliceID).State == workflows.StateWaiting }, 10*time.Second, 50*time.Millisecond)
+	// The scan starts the Slice's workflow once the Site's wave stalls (a
+	// second without the Site getting in sync: see starter.Scan).
+	require.Eventually(t, func() bool {
+		v, err := e.app.Client.QueryWorkflow(e.ctx, sliceID, "", workflows.QueryState)
+		var s workflows.LiveState
+		return err == nil && v.Get(&s) == nil && s.State == workflows.StateWaiting
+	}, 10*time.Second, 50*time.Millisecond)
 	require.Equal(t, fmt.Sprintf("Failed due to error in model Site id %d: switch unreachable", site.ID), e.get(slice).BackendStatus)
 
 	failing.Store(false)

@@ -38,6 +38,10 @@ type Options struct {
 	BatchSize int
 	// Concurrency bounds the workflow starts in flight.
 	Concurrency int
+	// WaveStall is how long a scan waits for the objects of a model's
+	// dependencies to get in sync, without any doing so, before it starts
+	// the model's workflows anyway (see Scan); 0 means 1s.
+	WaveStall time.Duration
 	// Params are given to every workflow; Params.Synchronizer names the IDs.
 	Params workflows.Params
 	// Logger receives the starter's logs; nil discards them.
@@ -142,6 +146,9 @@ func New(c client.Client, sync *engine.Synchronizer, store *models.Store, opts O
 	if opts.LoopInterval <= 0 {
 		opts.LoopInterval = time.Second
 	}
+	if opts.WaveStall <= 0 {
+		opts.WaveStall = time.Second
+	}
 	log := opts.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -230,76 +237,26 @@ func SearchAttributesNotServed(err error) bool {
 	return false
 }
 
-// Scan starts a workflow for every pending object of every synchronized
-// model (sync first, then deletion), batch by batch, and returns how many it
-// started or found running. A model whose pending objects cannot be listed
-// is skipped, its error returned with the others'; a workflow that cannot
-// be started ends the scan (the next one tries again).
-func (s *Starter) Scan(ctx context.Context) (int, error) {
-	s.scans.Add(1)
-	s.prune(time.Now())
-	total := 0
-	var errs []error
-	// pending counts the objects this scan started, by model: the models
-	// come dependencies first, so those of a model's dependencies are
-	// known when it is scanned (see scanModel's waits).
-	pending := map[string]int{}
-	for _, deletion := range []bool{false, true} {
-		for _, model := range s.sync.Models() {
-			n, err := s.scanModel(ctx, model, deletion, !deletion && s.dependsOnAny(model, pending))
-			if !deletion {
-				pending[model] = n
-			}
-			total += n
-			if err != nil {
-				if ctx.Err() != nil || errors.Is(err, errStart) {
-					// Starts fail for every model alike: while Temporal is
-					// down, each model's would wait out the SDK's request
-					// timeout in turn before the scan said so.
-					return total, errors.Join(append(errs, err)...)
-				}
-				// One model's failure (say, its FetchPending override) must
-				// not keep the others from being scanned.
-				errs = append(errs, err)
-			}
-		}
-	}
-	return total, errors.Join(errs...)
-}
-
-// dependsOnAny reports whether model links to another model with objects
-// in pending.
-func (s *Starter) dependsOnAny(model string, pending map[string]int) bool {
-	m, ok := s.store.Graph().Model(model)
-	if !ok {
-		return false
-	}
-	for _, l := range m.Links {
-		if l.Dest != model && pending[l.Dest] > 0 {
-			return true
-		}
-	}
-	return false
-}
-
-// scanModel is Scan of one model, for sync or deletion. waits tells the
-// workflows it starts that their dependencies are likely pending too
-// (workflows.Request.Waits).
-func (s *Starter) scanModel(ctx context.Context, model string, deletion, waits bool) (int, error) {
+// scanModel is Scan of one model, for sync or deletion: it returns how
+// many objects it found pending, and the ids of those whose workflows it
+// started or found running (not those an earlier scan started: see skip).
+// waits tells the workflows it starts that their dependencies are likely
+// pending (workflows.Request.Waits).
+func (s *Starter) scanModel(ctx context.Context, model string, deletion, waits bool) (int, []int64, error) {
 	step, _ := s.sync.Step(model)
 	total := 0
+	var started []int64
 	var after int64
-	backlog := 0
 	for {
 		ids, err := step.FetchPending(ctx, tsync.PendingQuery{
 			Model: model, Deletion: deletion, AfterID: after, Limit: s.opts.BatchSize, Objects: syncstate.New(s.store).Reader(),
 		})
 		if err != nil {
-			return total, err
+			return total, started, err
 		}
 		updated, err := syncstate.New(s.store).Updated(ctx, model, ids)
 		if err != nil {
-			return total, err
+			return total, started, err
 		}
 		now := time.Now()
 		g, gctx := errgroup.WithContext(ctx)
@@ -309,6 +266,7 @@ func (s *Starter) scanModel(ctx context.Context, model string, deletion, waits b
 			if s.skip(ref, updated[id], now) {
 				continue
 			}
+			started = append(started, id)
 			how := startOrJoin
 			if s.changedSince(ref, updated[id]) {
 				how = signalOrStart
@@ -316,17 +274,16 @@ func (s *Starter) scanModel(ctx context.Context, model string, deletion, waits b
 			g.Go(func() error { return s.startOrSignal(gctx, ref, deletion, updated[id], how, waits) })
 		}
 		if err := g.Wait(); err != nil {
-			return total, startError(err)
+			return total, started, startError(err)
 		}
 		total += len(ids)
-		backlog += len(ids)
 		if len(ids) < s.opts.BatchSize {
 			break
 		}
 		after = ids[len(ids)-1]
 	}
-	s.opts.Metrics.Pending(model, string(engine.OpFor(deletion)), backlog)
-	return total, nil
+	s.opts.Metrics.Pending(model, string(engine.OpFor(deletion)), total)
+	return total, started, nil
 }
 
 // Start starts the sync (or delete) workflow of ref, unless a workflow of

@@ -34,6 +34,41 @@ func (s *Store) FetchPending(ctx context.Context, model string, deletion bool, a
 	return ids, nil
 }
 
+// StillPending returns those of ids (objects of model name, in ascending
+// order) still pending for sync, in id order. It reads the pending ids
+// between the first and the last of ids by the partial index FetchPending
+// uses, so its cost is that of the objects still pending, not of ids.
+func (s *Store) StillPending(ctx context.Context, model string, ids []int64) ([]int64, error) {
+	if len(ids) == 0 {
+		return nil, nil
+	}
+	m, err := s.model(model)
+	if err != nil {
+		return nil, err
+	}
+	pred, _ := m.FetchPredicates()
+	rows, err := s.Pool().Query(ctx, `SELECT id FROM `+s.Table(m)+` WHERE `+pred+` AND id >= $1 AND id <= $2 ORDER BY id`, ids[0], ids[len(ids)-1])
+	if err != nil {
+		return nil, fmt.Errorf("pending of %s: %w", m.Name, err)
+	}
+	pending, err := pgx.CollectRows(rows, pgx.RowTo[int64])
+	if err != nil {
+		return nil, fmt.Errorf("pending of %s: %w", m.Name, err)
+	}
+	// Both ascending: keep those of ids among them.
+	var out []int64
+	i := 0
+	for _, id := range pending {
+		for i < len(ids) && ids[i] < id {
+			i++
+		}
+		if i < len(ids) && ids[i] == id {
+			out = append(out, id)
+		}
+	}
+	return out, nil
+}
+
 // Updated returns the updated column of the objects ids of model name that
 // exist.
 func (s *Store) Updated(ctx context.Context, model string, ids []int64) (map[int64]time.Time, error) {

@@ -1,6 +1,7 @@
 package syncstate_test
 
 import (
+	"fmt"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -32,4 +33,36 @@ func TestReferrers(t *testing.T) {
 	require.ErrorContains(t, err, `no integer column "name"`)
 	_, err = s.Referrers(c, "Nope", "site_id", []int64{1})
 	require.ErrorContains(t, err, "unknown model")
+}
+
+// StillPending keeps those of the ids given that are still pending for
+// sync: not those synced or deleted since, nor pending objects between
+// them that were not asked about.
+func TestStillPending(t *testing.T) {
+	s := newStore(t, chainRegistry(t))
+	c := ctx(t)
+	var asked, want []int64
+	for i := range 12 {
+		o := insertSite(t, s, fmt.Sprint(i))
+		switch i % 4 {
+		case 0: // not asked about, pending
+		case 1:
+			markSynced(t, s, "Site", o.ID)
+			asked = append(asked, o.ID)
+		case 2:
+			require.NoError(t, s.Delete(c, "Site", o.ID))
+			asked = append(asked, o.ID)
+		default:
+			asked = append(asked, o.ID)
+			want = append(want, o.ID)
+		}
+	}
+	ids, err := s.StillPending(c, "Site", asked)
+	require.NoError(t, err)
+	require.Equal(t, want, ids)
+	ids, err = s.StillPending(c, "Site", nil)
+	require.NoError(t, err)
+	require.Empty(t, ids)
+	_, err = s.StillPending(c, "Nope", []int64{1})
+	require.ErrorContains(t, err, `unknown model "Nope"`)
 }
