@@ -68,6 +68,15 @@ type Starter struct {
 	// out the real work). Bounded: entries expire after recentWindow.
 	mu     sync.Mutex
 	recent map[models.Ref]startedAt
+	// starting holds the scan's starts in flight, by object: the content
+	// (updated) each is for, and a channel closed once it is recorded.
+	starting map[models.Ref]scanStart
+}
+
+// scanStart is a scan's start in flight.
+type scanStart struct {
+	updated time.Time
+	done    chan struct{}
 }
 
 type startedAt struct {
@@ -153,7 +162,7 @@ func New(c client.Client, sync *engine.Synchronizer, store *models.Store, opts O
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Starter{client: c, sync: sync, store: store, opts: opts, log: log, recent: map[models.Ref]startedAt{}}
+	return &Starter{client: c, sync: sync, store: store, opts: opts, log: log, recent: map[models.Ref]startedAt{}, starting: map[models.Ref]scanStart{}}
 }
 
 // Started returns how many workflow starts the starter has made (including
@@ -271,7 +280,11 @@ func (s *Starter) scanModel(ctx context.Context, model string, deletion, waits b
 			if s.changedSince(ref, updated[id]) {
 				how = signalOrStart
 			}
-			g.Go(func() error { return s.startOrSignal(gctx, ref, deletion, updated[id], how, waits) })
+			done := s.scanStarting(ref, updated[id])
+			g.Go(func() error {
+				defer done()
+				return s.startOrSignal(gctx, ref, deletion, updated[id], how, waits)
+			})
 		}
 		if err := g.Wait(); err != nil {
 			return total, started, startError(err)
@@ -308,9 +321,47 @@ func (s *Starter) startNew(ctx context.Context, ref models.Ref, deletion bool, u
 	err := s.startOrSignal(ctx, ref, deletion, updated, startOnly, false)
 	var running *serviceerror.WorkflowExecutionAlreadyStarted
 	if errors.As(err, &running) {
+		if s.startedByScan(ctx, ref, updated) {
+			return nil
+		}
 		return s.startOrSignal(ctx, ref, deletion, updated, signalOrStart, false)
 	}
 	return err
+}
+
+// scanStarting notes a scan's start of ref's workflow for content updated
+// in flight; the returned func ends it, once the start is recorded.
+func (s *Starter) scanStarting(ref models.Ref, updated time.Time) (done func()) {
+	st := scanStart{updated: updated, done: make(chan struct{})}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.starting[ref] = st
+	return func() {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		if s.starting[ref] == st {
+			delete(s.starting, ref)
+		}
+		close(st.done)
+	}
+}
+
+// startedByScan reports whether a scan started a new run of ref's
+// workflow for content updated (see skip), waiting for its start in
+// flight if one is: the run an announcement of that content found running
+// then needs no signal.
+func (s *Starter) startedByScan(ctx context.Context, ref models.Ref, updated time.Time) bool {
+	s.mu.Lock()
+	st, ok := s.starting[ref]
+	s.mu.Unlock()
+	if ok && st.updated.Equal(updated) {
+		select {
+		case <-st.done:
+		case <-ctx.Done():
+			return false
+		}
+	}
+	return !updated.IsZero() && s.skip(ref, updated, time.Now())
 }
 
 // start is Start for content updated (zero: unknown), recording the run.

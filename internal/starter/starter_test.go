@@ -1,6 +1,7 @@
 package starter
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"testing"
@@ -59,4 +60,37 @@ func TestChangedSince(t *testing.T) {
 	require.False(t, s.changedSince(ref, time.Time{}), "content unknown")
 	s.record(models.Ref{Model: "Site", ID: 3}, time.Time{}, "run-2")
 	require.False(t, s.changedSince(models.Ref{Model: "Site", ID: 3}, t0), "started for unknown content")
+}
+
+// An announcement of a created object whose workflow a scan is starting
+// for the same content at that moment waits for that start and, when it
+// started a new run, sends no signal: the run sees that content. Not for
+// other content, nor when the scan's start joined a run seen before (which
+// may predate the content).
+func TestStartedByScan(t *testing.T) {
+	ctx := context.Background()
+	s := New(nil, nil, nil, Options{})
+	ref := models.Ref{Model: "Site", ID: 2}
+	t0 := time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)
+	require.False(t, s.startedByScan(ctx, ref, t0), "no scan started it")
+
+	done := s.scanStarting(ref, t0)
+	got := make(chan bool)
+	go func() { got <- s.startedByScan(ctx, ref, t0) }()
+	select {
+	case <-got:
+		t.Fatal("did not wait for the scan's start in flight")
+	case <-time.After(50 * time.Millisecond):
+	}
+	s.record(ref, t0, "run-1")
+	done()
+	require.True(t, <-got, "the scan's new run is for that content")
+	require.False(t, s.startedByScan(ctx, ref, t0.Add(time.Millisecond)), "other content")
+
+	other := models.Ref{Model: "Site", ID: 3}
+	s.record(other, t0, "run-2")
+	done = s.scanStarting(other, t0)
+	s.record(other, t0, "run-2") // joined the run seen before
+	done()
+	require.False(t, s.startedByScan(ctx, other, t0), "joined a run seen before")
 }
