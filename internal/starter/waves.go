@@ -141,6 +141,7 @@ func (s *Starter) awaitWave(ctx context.Context, deps []string, started map[stri
 		case left != last:
 			last, progress = left, time.Now()
 		case time.Since(progress) >= s.opts.WaveStall:
+			s.log.Info("wave stalled: starting the dependents of objects still pending", "dependencies", deps, "pending", left, "for", s.opts.WaveStall)
 			return true, nil
 		}
 		select {
