@@ -117,7 +117,8 @@ func wavePoll(left int) time.Duration {
 
 // awaitWave waits until the objects of models deps in started are no
 // longer pending, dropping from started those that are not, and reports
-// whether it gave up first: when none got in sync for WaveStall.
+// whether it gave up first: when none got in sync for WaveStall (or three
+// polls, if longer).
 func (s *Starter) awaitWave(ctx context.Context, deps []string, started map[string][]int64) (stalled bool, err error) {
 	state := syncstate.New(s.store)
 	last := -1
@@ -135,13 +136,16 @@ func (s *Starter) awaitWave(ctx context.Context, deps []string, started map[stri
 			started[model] = ids
 			left += len(ids)
 		}
+		// Three looks at least: looks a second apart may see none get in
+		// sync while they do.
+		stall := max(s.opts.WaveStall, 3*wavePoll(left))
 		switch {
 		case left == 0:
 			return false, nil
 		case left != last:
 			last, progress = left, time.Now()
-		case time.Since(progress) >= s.opts.WaveStall:
-			s.log.Info("wave stalled: starting the dependents of objects still pending", "dependencies", deps, "pending", left, "for", s.opts.WaveStall)
+		case time.Since(progress) >= stall:
+			s.log.Info("wave stalled: starting the dependents of objects still pending", "dependencies", deps, "pending", left, "for", stall)
 			return true, nil
 		}
 		select {
