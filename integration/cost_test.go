@@ -10,7 +10,6 @@ import (
 	enumspb "go.temporal.io/api/enums/v1"
 	historypb "go.temporal.io/api/history/v1"
 	"go.temporal.io/api/workflowservice/v1"
-	"go.temporal.io/sdk/converter"
 
 	"github.com/tsync/tsync/config"
 	"github.com/tsync/tsync/internal/replaytest"
@@ -156,7 +155,6 @@ func TestScanStartsDependentsOfAStalledWave(t *testing.T) {
 func startRequest(t *testing.T, h *historypb.History) workflows.Request {
 	t.Helper()
 	var req workflows.Request
-	in := h.Events[0].GetWorkflowExecutionStartedEventAttributes().GetInput()
-	require.NoError(t, converter.GetDefaultDataConverter().FromPayloads(in, &req))
+	require.NoError(t, replaytest.StartInput(h, &req))
 	return req
 }

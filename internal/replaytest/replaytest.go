@@ -304,3 +304,9 @@ func EventName(e *historypb.HistoryEvent) string {
 	}
 	return ""
 }
+
+// StartInput decodes into v the input h's run started with.
+func StartInput(h *historypb.History, v any) error {
+	in := h.GetEvents()[0].GetWorkflowExecutionStartedEventAttributes().GetInput()
+	return converter.GetDefaultDataConverter().FromPayloads(in, v)
+}

@@ -415,8 +415,7 @@ func lastEvent(h *historypb.History) enumspb.EventType {
 func startRequest(t *testing.T, h *historypb.History) workflows.Request {
 	t.Helper()
 	var req workflows.Request
-	in := h.Events[0].GetWorkflowExecutionStartedEventAttributes().GetInput()
-	require.NoError(t, converter.GetDefaultDataConverter().FromPayloads(in, &req))
+	require.NoError(t, replaytest.StartInput(h, &req))
 	return req
 }
 
