@@ -103,7 +103,10 @@ func (i *Inspector) workflow(ctx context.Context, ref models.Ref) Workflow {
 	defer qcancel()
 	v, err := i.temporal.QueryWorkflow(qctx, w.ID, "", workflows.QueryState)
 	if err != nil {
-		if qctx.Err() != nil {
+		var deadline *serviceerror.DeadlineExceeded
+		// The server gives up on the query a little before our deadline,
+		// with its own DeadlineExceeded: both mean no worker answered.
+		if qctx.Err() != nil || errors.As(err, &deadline) {
 			w.Problem = fmt.Sprintf("no worker answered the state query within %s: is a worker polling task queue %s?", i.opts.QueryTimeout, w.TaskQueue)
 		} else {
 			w.Problem = fmt.Sprintf("state query failed: %v", err)
