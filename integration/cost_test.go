@@ -151,6 +151,50 @@ func TestScanStartsDependentsOfAStalledWave(t *testing.T) {
 	}
 }
 
+// Each object waits for its own dependencies only, not for the whole
+// model they belong to: while one Site's step takes 4s, the Slice and
+// Instance of another Site start once their own dependency is in sync,
+// without the Waits hint; those of the slow Site start with it once none
+// of the objects waited for got in sync for WaveStall.
+func TestScanStartsEachDependentOnceItsOwnAreInSync(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, func(c *config.Config) { c.LoopInterval = time.Minute })
+	slowSite, slowSlice, slowInst := e.insertChain()
+	site, slice, inst := e.insertChain()
+	e.rec.SetHook(func(ctx context.Context, op string, ref models.Ref, _ models.Object) error {
+		if ref == slowSite {
+			select {
+			case <-ctx.Done():
+			case <-time.After(4 * time.Second):
+			}
+		}
+		return nil
+	})
+	e.startWorker()
+	e.startStarter()
+	e.waitInSync(30*time.Second, site, slice, inst, slowSite, slowSlice, slowInst)
+
+	slowSynced := e.rec.CallsOf("sync", slowSite)
+	require.Len(t, slowSynced, 1)
+	prev := site
+	for _, ref := range []models.Ref{slice, inst} {
+		h := history(t, e, workflows.WorkflowID(e.cfg.ObserverName, ref), "")
+		require.False(t, startRequest(t, h).Waits, "%s: waits", ref)
+		require.Zero(t, replaytest.Count(h, enumspb.EVENT_TYPE_MARKER_RECORDED, "Inspect"), "%s: no Inspect", ref)
+		calls := e.rec.CallsOf("sync", prev)
+		require.Len(t, calls, 1, "%s synced once", prev)
+		started := h.Events[0].GetEventTime().AsTime()
+		require.False(t, started.Before(calls[0].End), "%s started after %s was synced", ref, prev)
+		require.True(t, started.Before(slowSynced[0].End), "%s started while the slow Site synced", ref)
+		prev = ref
+	}
+	for _, ref := range []models.Ref{slowSlice, slowInst} {
+		h := history(t, e, workflows.WorkflowID(e.cfg.ObserverName, ref), "")
+		require.True(t, startRequest(t, h).Waits, "%s: waits", ref)
+		require.True(t, h.Events[0].GetEventTime().AsTime().Before(slowSynced[0].End), "%s started while the slow Site synced", ref)
+	}
+}
+
 // startRequest decodes the Request that started the run of h.
 func startRequest(t *testing.T, h *historypb.History) workflows.Request {
 	t.Helper()

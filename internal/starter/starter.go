@@ -252,42 +252,46 @@ func SearchAttributesNotServed(err error) bool {
 // waits tells the workflows it starts that their dependencies are likely
 // pending (workflows.Request.Waits).
 func (s *Starter) scanModel(ctx context.Context, model string, deletion, waits bool) (int, []int64, error) {
-	step, _ := s.sync.Step(model)
-	total := 0
 	var started []int64
-	var after int64
-	for {
-		ids, err := step.FetchPending(ctx, tsync.PendingQuery{
-			Model: model, Deletion: deletion, AfterID: after, Limit: s.opts.BatchSize, Objects: syncstate.New(s.store).Reader(),
-		})
-		if err != nil {
-			return total, started, err
-		}
-		updated, err := syncstate.New(s.store).Updated(ctx, model, ids)
-		if err != nil {
-			return total, started, err
-		}
+	total, err := s.fetchPending(ctx, model, deletion, func(ids []int64, updated map[int64]time.Time) error {
 		now := time.Now()
 		g, gctx := errgroup.WithContext(ctx)
 		g.SetLimit(s.opts.Concurrency)
 		for _, id := range ids {
-			ref := models.Ref{Model: model, ID: id}
-			if s.skip(ref, updated[id], now) {
-				continue
+			if s.goStart(gctx, g, models.Ref{Model: model, ID: id}, deletion, updated[id], waits, now) {
+				started = append(started, id)
 			}
-			started = append(started, id)
-			how := startOrJoin
-			if s.changedSince(ref, updated[id]) {
-				how = signalOrStart
-			}
-			done := s.scanStarting(ref, updated[id])
-			g.Go(func() error {
-				defer done()
-				return s.startOrSignal(gctx, ref, deletion, updated[id], how, waits)
-			})
 		}
 		if err := g.Wait(); err != nil {
-			return total, started, startError(err)
+			return startError(err)
+		}
+		return nil
+	})
+	return total, started, err
+}
+
+// fetchPending calls batch with each batch of model's objects pending for
+// sync (deletion false) or for deletion (deletion true), as its step's
+// FetchPending returns them, and with their updated values, and returns
+// how many there were; batch's error ends it.
+func (s *Starter) fetchPending(ctx context.Context, model string, deletion bool, batch func(ids []int64, updated map[int64]time.Time) error) (int, error) {
+	step, _ := s.sync.Step(model)
+	state := syncstate.New(s.store)
+	total := 0
+	var after int64
+	for {
+		ids, err := step.FetchPending(ctx, tsync.PendingQuery{
+			Model: model, Deletion: deletion, AfterID: after, Limit: s.opts.BatchSize, Objects: state.Reader(),
+		})
+		if err != nil {
+			return total, err
+		}
+		updated, err := state.Updated(ctx, model, ids)
+		if err != nil {
+			return total, err
+		}
+		if err := batch(ids, updated); err != nil {
+			return total, err
 		}
 		total += len(ids)
 		if len(ids) < s.opts.BatchSize {
@@ -296,7 +300,26 @@ func (s *Starter) scanModel(ctx context.Context, model string, deletion, waits b
 		after = ids[len(ids)-1]
 	}
 	s.opts.Metrics.Pending(model, string(engine.OpFor(deletion)), total)
-	return total, started, nil
+	return total, nil
+}
+
+// goStart starts ref's workflow in g for content updated, unless an
+// earlier scan started it for that content (see skip), and reports
+// whether it did; waits is its Request's.
+func (s *Starter) goStart(ctx context.Context, g *errgroup.Group, ref models.Ref, deletion bool, updated time.Time, waits bool, now time.Time) bool {
+	if s.skip(ref, updated, now) {
+		return false
+	}
+	how := startOrJoin
+	if s.changedSince(ref, updated) {
+		how = signalOrStart
+	}
+	done := s.scanStarting(ref, updated)
+	g.Go(func() error {
+		defer done()
+		return s.startOrSignal(ctx, ref, deletion, updated, how, waits)
+	})
+	return true
 }
 
 // Start starts the sync (or delete) workflow of ref, unless a workflow of

@@ -7,7 +7,10 @@ import (
 	"slices"
 	"time"
 
+	"golang.org/x/sync/errgroup"
+
 	"github.com/tsync/tsync/internal/syncstate"
+	"github.com/tsync/tsync/models"
 )
 
 // Scan starts a workflow for every pending object of every synchronized
@@ -17,18 +20,20 @@ import (
 // scan (the next one tries again).
 //
 // The models come dependencies first. A model that links to a model with
-// objects this scan started waits for them, in waves: its workflows are
-// started once those objects are in sync (each then syncs at once, as an
-// object whose dependencies are in sync), or once they stop getting in
-// sync for WaveStall (each then waits for its dependencies in its
-// workflow, started with the Waits hint). An object whose workflow starts
-// while its dependencies are pending costs the Temporal server more than
-// one whose dependencies are in sync: an Inspect local activity before
-// its SyncReady, and, while a dependency is still at work, a child start
-// or a subscription and its answer (signals) and their workflow tasks. A
-// wave costs a query of the objects still pending every poll (see
-// wavePoll). The models that wait come after the others, and after the
-// deletion scan, which waits for nothing.
+// objects this scan started (or to a model that waits) waits: the
+// workflow of each of its pending objects starts once the objects it links
+// to that this scan started are in sync (it then syncs at once, as an
+// object whose dependencies are in sync), or once none of the objects
+// waited for got in sync for WaveStall (all those left then wait for
+// their dependencies in their workflows, started with the Waits hint). An
+// object whose workflow starts while its dependencies are pending costs
+// the Temporal server more than one whose dependencies are in sync: an
+// Inspect local activity before its SyncReady, and, while a dependency is
+// still at work, a child start or a subscription and its answer (signals)
+// and their workflow tasks. Waiting costs a read of what the waiting
+// objects link to, and a query of the objects waited for still pending
+// every poll (see wavePoll). The models that wait come after the others,
+// and after the deletion scan, which waits for nothing.
 func (s *Starter) Scan(ctx context.Context) (int, error) {
 	s.scans.Add(1)
 	s.prune(time.Now())
@@ -73,20 +78,14 @@ func (s *Starter) Scan(ctx context.Context) (int, error) {
 			return total, err
 		}
 	}
-	for _, model := range waves {
-		stalled := false
-		if deps := s.dependencies(model, started, nil); len(deps) > 0 {
-			var err error
-			if stalled, err = s.awaitWave(ctx, deps, started); err != nil {
-				if ctx.Err() != nil {
-					return total, errors.Join(append(errs, err)...)
-				}
-				errs = append(errs, err)
-				stalled = true
+	if len(waves) > 0 {
+		n, err := s.scanWaves(ctx, waves, started)
+		total += n
+		if err != nil {
+			if ctx.Err() != nil || errors.Is(err, errStart) {
+				return total, errors.Join(append(errs, err)...)
 			}
-		}
-		if err := scan(model, false, stalled); err != nil {
-			return total, err
+			errs = append(errs, err)
 		}
 	}
 	return total, errors.Join(errs...)
@@ -112,46 +111,202 @@ func (s *Starter) dependencies(model string, started map[string][]int64, waves [
 // 50ms while at most 500 are left, less often (up to every second) while
 // more are, since each look reads those left.
 func wavePoll(left int) time.Duration {
-	return min(time.Second, time.Duration((left+499)/500)*50*time.Millisecond)
+	return min(time.Second, time.Duration(max(1, (left+499)/500))*50*time.Millisecond)
 }
 
-// awaitWave waits until the objects of models deps in started are no
-// longer pending, dropping from started those that are not, and reports
-// whether it gave up first: when none got in sync for WaveStall (or three
-// polls, if longer).
-func (s *Starter) awaitWave(ctx context.Context, deps []string, started map[string][]int64) (stalled bool, err error) {
-	state := syncstate.New(s.store)
-	last := -1
+// waiter is a pending object of a model that waits (see Scan), its
+// workflow not started yet while some of the objects it links to that the
+// scan started are pending.
+type waiter struct {
+	ref     models.Ref
+	updated time.Time
+	// deps are the objects it links to, until the wave counts them.
+	deps []models.Ref
+	// left is how many of those it waits for.
+	left    int
+	started bool
+}
+
+// wave is the part of a scan that starts the pending objects of the
+// models that wait, each once the objects it links to that the scan
+// started are no longer pending.
+type wave struct {
+	s    *Starter
+	g    *errgroup.Group
+	gctx context.Context
+	// waiters are the objects of the models that wait, by reference, and
+	// in the order read.
+	waiters map[models.Ref]*waiter
+	order   []*waiter
+	// dependents holds, for each object waited for, those that wait for it.
+	dependents map[models.Ref][]*waiter
+	// waiting counts the waiters not started yet.
+	waiting int
+}
+
+// scanWaves starts the workflows of the pending objects of models (the
+// models that wait, dependencies first), each once the objects it links
+// to among started (by model) and among models' own pending objects are
+// no longer pending: it reads which objects those are once, then polls
+// the ones started (wavePoll). When none got in sync for WaveStall (or
+// three polls, if longer), it starts all those left with the Waits hint.
+// It returns how many objects of models it found pending.
+func (s *Starter) scanWaves(ctx context.Context, waveModels []string, started map[string][]int64) (int, error) {
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(s.opts.Concurrency)
+	w := &wave{s: s, g: g, gctx: gctx, waiters: map[models.Ref]*waiter{}, dependents: map[models.Ref][]*waiter{}}
+	total, errs := w.read(ctx, waveModels)
+	// The objects waited for: those the scan started and the waiters.
+	tracked := map[models.Ref]bool{}
+	for model, ids := range started {
+		for _, id := range ids {
+			tracked[models.Ref{Model: model, ID: id}] = true
+		}
+	}
+	for ref := range w.waiters {
+		tracked[ref] = true
+	}
+	var ready []*waiter
+	for _, o := range w.order {
+		for _, d := range o.deps {
+			if d != o.ref && tracked[d] {
+				o.left++
+				w.dependents[d] = append(w.dependents[d], o)
+			}
+		}
+		o.deps = nil
+		if o.left == 0 {
+			ready = append(ready, o)
+		}
+	}
+	w.waiting = len(w.order)
+	for _, o := range ready {
+		w.start(o, false)
+	}
+	if err := w.await(); err != nil {
+		errs = append(errs, err)
+	}
+	if err := g.Wait(); err != nil {
+		return total, startError(err)
+	}
+	if err := ctx.Err(); err != nil {
+		return total, err
+	}
+	return total, errors.Join(errs...)
+}
+
+// read fetches the pending objects of models and what each links to, and
+// returns how many it found; a model that fails is left out, its error
+// returned.
+func (w *wave) read(ctx context.Context, waveModels []string) (int, []error) {
+	state := syncstate.New(w.s.store)
+	total := 0
+	var errs []error
+	for _, model := range waveModels {
+		m, _ := w.s.store.Graph().Model(model)
+		var links []models.Link
+		for _, l := range m.Links {
+			if l.Dest != model {
+				links = append(links, l)
+			}
+		}
+		n, err := w.s.fetchPending(ctx, model, false, func(ids []int64, updated map[int64]time.Time) error {
+			deps, err := state.LinkTargets(ctx, model, ids, links)
+			if err != nil {
+				return err
+			}
+			for _, id := range ids {
+				ref := models.Ref{Model: model, ID: id}
+				if _, dup := w.waiters[ref]; dup {
+					continue
+				}
+				o := &waiter{ref: ref, updated: updated[id], deps: deps[id]}
+				w.waiters[ref] = o
+				w.order = append(w.order, o)
+			}
+			return nil
+		})
+		total += n
+		if err != nil {
+			errs = append(errs, fmt.Errorf("wave of %s: %w", model, err))
+		}
+	}
+	return total, errs
+}
+
+// start starts o's workflow (waits is its Request's), unless an earlier
+// scan started it (see skip): then none waits for it.
+func (w *wave) start(o *waiter, waits bool) {
+	if o.started {
+		return
+	}
+	o.started = true
+	w.waiting--
+	if !w.s.goStart(w.gctx, w.g, o.ref, false, o.updated, waits, time.Now()) {
+		w.release(o.ref)
+	}
+}
+
+// release starts those that waited for ref only.
+func (w *wave) release(ref models.Ref) {
+	ds := w.dependents[ref]
+	delete(w.dependents, ref)
+	for _, o := range ds {
+		if o.left--; o.left == 0 {
+			w.start(o, false)
+		}
+	}
+}
+
+// await polls the objects waited for until none waits, releasing those no
+// longer pending, or until none got in sync for a while: then it starts
+// all those left with the Waits hint.
+func (w *wave) await() error {
 	progress := time.Now()
-	for {
+	for w.waiting > 0 && w.gctx.Err() == nil {
+		// The objects waited for whose workflows run, by model.
+		watched := map[string][]int64{}
 		left := 0
-		for _, model := range deps {
-			if len(started[model]) == 0 {
+		for ref := range w.dependents {
+			if o, ok := w.waiters[ref]; ok && !o.started {
 				continue
 			}
-			ids, err := state.StillPending(ctx, model, started[model])
-			if err != nil {
-				return true, fmt.Errorf("wave of %s: %w", model, err)
-			}
-			started[model] = ids
-			left += len(ids)
+			watched[ref.Model] = append(watched[ref.Model], ref.ID)
+			left++
 		}
-		// Three looks at least: looks a second apart may see none get in
-		// sync while they do.
-		stall := max(s.opts.WaveStall, 3*wavePoll(left))
-		switch {
-		case left == 0:
-			return false, nil
-		case left != last:
-			last, progress = left, time.Now()
-		case time.Since(progress) >= stall:
-			s.log.Info("wave stalled: starting the dependents of objects still pending", "dependencies", deps, "pending", left, "for", stall)
-			return true, nil
+		released := 0
+		for model, ids := range watched {
+			slices.Sort(ids)
+			still, err := syncstate.New(w.s.store).StillPending(w.gctx, model, ids)
+			if err != nil {
+				w.startAll()
+				return fmt.Errorf("wave: %w", err)
+			}
+			for _, id := range ids {
+				if _, pending := slices.BinarySearch(still, id); !pending {
+					w.release(models.Ref{Model: model, ID: id})
+					released++
+				}
+			}
+		}
+		if released > 0 {
+			progress = time.Now()
+		} else if stall := max(w.s.opts.WaveStall, 3*wavePoll(left)); time.Since(progress) >= stall {
+			w.s.log.Info("wave stalled: starting the objects that wait for objects still pending", "waiting", w.waiting, "pending", left, "for", stall)
+			w.startAll()
+			return nil
 		}
 		select {
-		case <-ctx.Done():
-			return true, ctx.Err()
+		case <-w.gctx.Done():
 		case <-time.After(wavePoll(left)):
 		}
+	}
+	return nil
+}
+
+// startAll starts all the waiters not started yet, with the Waits hint.
+func (w *wave) startAll() {
+	for _, o := range w.order {
+		w.start(o, true)
 	}
 }

@@ -3,6 +3,7 @@ package syncstate
 import (
 	"context"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -89,6 +90,51 @@ func (s *Store) Updated(ctx context.Context, model string, ids []int64) (map[int
 	})
 	if err != nil {
 		return nil, fmt.Errorf("updated of %s: %w", m.Name, err)
+	}
+	return out, nil
+}
+
+// LinkTargets returns, for each of ids (objects of model name) that
+// exists, the objects it links to through links (links of that model): one
+// per link whose column is not NULL.
+func (s *Store) LinkTargets(ctx context.Context, model string, ids []int64, links []models.Link) (map[int64][]models.Ref, error) {
+	m, err := s.model(model)
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[int64][]models.Ref, len(ids))
+	if len(links) == 0 {
+		for _, id := range ids {
+			out[id] = nil
+		}
+		return out, nil
+	}
+	cols := make([]string, len(links))
+	for i, l := range links {
+		cols[i] = pgx.Identifier{l.Via}.Sanitize()
+	}
+	rows, err := s.Pool().Query(ctx, `SELECT id, `+strings.Join(cols, ", ")+` FROM `+s.Table(m)+` WHERE id = ANY($1)`, ids)
+	if err != nil {
+		return nil, fmt.Errorf("links of %s: %w", m.Name, err)
+	}
+	var id int64
+	targets := make([]*int64, len(links))
+	dest := []any{&id}
+	for i := range targets {
+		dest = append(dest, &targets[i])
+	}
+	_, err = pgx.ForEachRow(rows, dest, func() error {
+		var refs []models.Ref
+		for i, t := range targets {
+			if t != nil {
+				refs = append(refs, models.Ref{Model: links[i].Dest, ID: *t})
+			}
+		}
+		out[id] = refs
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("links of %s: %w", m.Name, err)
 	}
 	return out, nil
 }

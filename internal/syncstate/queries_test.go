@@ -5,6 +5,8 @@ import (
 	"testing"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/tsync/tsync/models"
 )
 
 func TestFetchPendingUnknownModel(t *testing.T) {
@@ -64,5 +66,34 @@ func TestStillPending(t *testing.T) {
 	require.NoError(t, err)
 	require.Empty(t, ids)
 	_, err = s.StillPending(c, "Nope", []int64{1})
+	require.ErrorContains(t, err, `unknown model "Nope"`)
+}
+
+// LinkTargets reads the objects each object links to, one per link whose
+// column is set; an id with no row is left out.
+func TestLinkTargets(t *testing.T) {
+	s := newStore(t, chainRegistry(t))
+	c := ctx(t)
+	site := insertSite(t, s, "a")
+	slice := insertSlice(t, s, "s", site.ID)
+	img := &Image{Name: "img"}
+	require.NoError(t, s.Insert(c, img))
+	plain := insertInstance(t, s, "plain", slice.ID)
+	withImage := &Instance{Name: "with image", SliceID: slice.ID, ImageID: &img.ID}
+	require.NoError(t, s.Insert(c, withImage))
+
+	m, ok := s.Graph().Model("Instance")
+	require.True(t, ok)
+	got, err := s.LinkTargets(c, "Instance", []int64{plain.ID, withImage.ID, withImage.ID + 100}, m.Links)
+	require.NoError(t, err)
+	require.Equal(t, map[int64][]models.Ref{
+		plain.ID:     {{Model: "Slice", ID: slice.ID}},
+		withImage.ID: {{Model: "Slice", ID: slice.ID}, {Model: "Image", ID: img.ID}},
+	}, got)
+
+	got, err = s.LinkTargets(c, "Site", []int64{site.ID}, nil)
+	require.NoError(t, err)
+	require.Equal(t, map[int64][]models.Ref{site.ID: nil}, got)
+	_, err = s.LinkTargets(c, "Nope", []int64{1}, nil)
 	require.ErrorContains(t, err, `unknown model "Nope"`)
 }
