@@ -120,9 +120,7 @@ func wavePoll(left int) time.Duration {
 type waiter struct {
 	ref     models.Ref
 	updated time.Time
-	// deps are the objects it links to, until the wave counts them.
-	deps []models.Ref
-	// left is how many of those it waits for.
+	// left is how many objects it waits for.
 	left    int
 	started bool
 }
@@ -155,33 +153,12 @@ func (s *Starter) scanWaves(ctx context.Context, waveModels []string, started ma
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(s.opts.Concurrency)
 	w := &wave{s: s, g: g, gctx: gctx, waiters: map[models.Ref]*waiter{}, dependents: map[models.Ref][]*waiter{}}
-	total, errs := w.read(ctx, waveModels)
-	// The objects waited for: those the scan started and the waiters.
-	tracked := map[models.Ref]bool{}
-	for model, ids := range started {
-		for _, id := range ids {
-			tracked[models.Ref{Model: model, ID: id}] = true
-		}
-	}
-	for ref := range w.waiters {
-		tracked[ref] = true
-	}
-	var ready []*waiter
-	for _, o := range w.order {
-		for _, d := range o.deps {
-			if d != o.ref && tracked[d] {
-				o.left++
-				w.dependents[d] = append(w.dependents[d], o)
-			}
-		}
-		o.deps = nil
-		if o.left == 0 {
-			ready = append(ready, o)
-		}
-	}
+	total, errs := w.read(ctx, waveModels, started)
 	w.waiting = len(w.order)
-	for _, o := range ready {
-		w.start(o, false)
+	for _, o := range w.order {
+		if o.left == 0 {
+			w.start(o, false)
+		}
 	}
 	if err := w.await(); err != nil {
 		errs = append(errs, err)
@@ -197,8 +174,19 @@ func (s *Starter) scanWaves(ctx context.Context, waveModels []string, started ma
 
 // read fetches the pending objects of models and what each links to, and
 // returns how many it found; a model that fails is left out, its error
-// returned.
-func (w *wave) read(ctx context.Context, waveModels []string) (int, []error) {
+// returned. Each waits for the objects it links to among started and
+// among the objects read before it (of the models before its own: a link
+// to an object of its own model, or of a model after it in a cycle of
+// models, is left to its workflow).
+func (w *wave) read(ctx context.Context, waveModels []string, started map[string][]int64) (int, []error) {
+	// The objects of started, by model.
+	tracked := map[string]map[int64]bool{}
+	for model, ids := range started {
+		tracked[model] = make(map[int64]bool, len(ids))
+		for _, id := range ids {
+			tracked[model][id] = true
+		}
+	}
 	state := syncstate.New(w.s.store)
 	total := 0
 	var errs []error
@@ -220,7 +208,13 @@ func (w *wave) read(ctx context.Context, waveModels []string) (int, []error) {
 				if _, dup := w.waiters[ref]; dup {
 					continue
 				}
-				o := &waiter{ref: ref, updated: updated[id], deps: deps[id]}
+				o := &waiter{ref: ref, updated: updated[id]}
+				for _, d := range deps[id] {
+					if _, read := w.waiters[d]; read || tracked[d.Model][d.ID] {
+						o.left++
+						w.dependents[d] = append(w.dependents[d], o)
+					}
+				}
 				w.waiters[ref] = o
 				w.order = append(w.order, o)
 			}
