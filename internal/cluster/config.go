@@ -213,13 +213,26 @@ func (c *Cluster) serverConfig() serverConfig {
 	return cfg
 }
 
-// dynamicConfig is the cluster's dynamic config: each history shard's
-// transfer queue is read up to 200 times a second rather than 20, so that
-// a task (a workflow or activity task to dispatch) waits 5 ms rather than
-// up to 50 before it is sent to matching: the latency from a change to its
-// sync, at little cost at idle (a read is one indexed query per shard).
+// dynamicConfig is the cluster's dynamic config:
+//
+//   - Each history shard's transfer queue is read up to 200 times a second
+//     rather than 20, so that a task (a workflow or activity task to
+//     dispatch) waits 5 ms rather than up to 50 before it is sent to
+//     matching: the latency from a change to its sync, at little cost at
+//     idle (a read is one indexed query per shard).
+//   - The transfer and visibility queues save their progress every second
+//     rather than every 30. A queue forgets the tasks it has done only
+//     when it saves, and every read of new tasks walks all those it holds
+//     (queues.executableTracker.split): at 200 reads a second and a
+//     hundred workflows a second, that walk took a fifth of the dev
+//     server's CPU by a bench's second round (issue 15's profiles). A save
+//     is one write per shard and queue.
 const dynamicConfig = `history.transferProcessorMaxPollRPS:
   - value: 200
+history.transferProcessorUpdateAckInterval:
+  - value: 1s
+history.visibilityProcessorUpdateAckInterval:
+  - value: 1s
 `
 
 // dynamicConfigFile is the dynamic config's path under dir.

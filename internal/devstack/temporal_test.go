@@ -12,6 +12,8 @@ func TestArgsAndURL(t *testing.T) {
 	args, err := tp.Args()
 	require.NoError(t, err)
 	sa := []string{"--dynamic-config-value", "history.transferProcessorMaxPollRPS=200",
+		"--dynamic-config-value", `history.transferProcessorUpdateAckInterval="1s"`,
+		"--dynamic-config-value", `history.visibilityProcessorUpdateAckInterval="1s"`,
 		"--search-attribute", "TsyncModel=Keyword", "--search-attribute", "TsyncObjectID=Int",
 		"--search-attribute", "TsyncOperation=Keyword", "--search-attribute", "TsyncState=Keyword",
 		"--search-attribute", "TsyncSynchronizer=Keyword"}

@@ -41,14 +41,18 @@ func SearchAttributes() map[string]enumspb.IndexedValueType {
 }
 
 // DevServerArgs returns the `temporal server start-dev` flags tsync's dev
-// servers run with: the search attributes registered, and the transfer
-// queue read 200 times a second rather than 20 (see
-// internal/cluster's dynamic config: a task waits 5 ms rather than up to
-// 50 before it is dispatched, which halves the latency from a change to its
-// sync).
+// servers run with: the search attributes registered, and the history
+// queues tuned as internal/cluster's dynamic config tunes them (see
+// there): the transfer queue read 200 times a second rather than 20, and
+// the transfer and visibility queues' progress saved every second rather
+// than every 30.
 func DevServerArgs() []string {
 	attrs := SearchAttributes()
-	args := []string{"--dynamic-config-value", "history.transferProcessorMaxPollRPS=200"}
+	args := []string{
+		"--dynamic-config-value", "history.transferProcessorMaxPollRPS=200",
+		"--dynamic-config-value", `history.transferProcessorUpdateAckInterval="1s"`,
+		"--dynamic-config-value", `history.visibilityProcessorUpdateAckInterval="1s"`,
+	}
 	for _, name := range slices.Sorted(maps.Keys(attrs)) {
 		kind := "Keyword"
 		if attrs[name] == enumspb.INDEXED_VALUE_TYPE_INT {
