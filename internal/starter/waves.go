@@ -121,7 +121,10 @@ type waiter struct {
 	ref     models.Ref
 	updated time.Time
 	// left is how many objects it waits for.
-	left    int
+	left int
+	// waits is set once one of those is left pending, its workflow
+	// started by an earlier scan: its own then starts with the Waits hint.
+	waits   bool
 	started bool
 }
 
@@ -130,8 +133,10 @@ type waiter struct {
 // started are no longer pending.
 type wave struct {
 	s    *Starter
-	g    *errgroup.Group
 	gctx context.Context
+	// goStart starts the workflow of an object read for content updated
+	// (see Starter.goStart) and reports whether it did.
+	goStart func(ref models.Ref, updated time.Time, waits bool) bool
 	// waiters are the objects of the models that wait, by reference, and
 	// in the order read.
 	waiters map[models.Ref]*waiter
@@ -152,14 +157,12 @@ type wave struct {
 func (s *Starter) scanWaves(ctx context.Context, waveModels []string, started map[string][]int64) (int, error) {
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(s.opts.Concurrency)
-	w := &wave{s: s, g: g, gctx: gctx, waiters: map[models.Ref]*waiter{}, dependents: map[models.Ref][]*waiter{}}
-	total, errs := w.read(ctx, waveModels, started)
-	w.waiting = len(w.order)
-	for _, o := range w.order {
-		if o.left == 0 {
-			w.start(o, false)
-		}
+	w := &wave{s: s, gctx: gctx, waiters: map[models.Ref]*waiter{}, dependents: map[models.Ref][]*waiter{}}
+	w.goStart = func(ref models.Ref, updated time.Time, waits bool) bool {
+		return s.goStart(gctx, g, ref, false, updated, waits, time.Now())
 	}
+	total, errs := w.read(ctx, waveModels, started)
+	w.startReady()
 	if err := w.await(); err != nil {
 		errs = append(errs, err)
 	}
@@ -187,6 +190,7 @@ func (w *wave) read(ctx context.Context, waveModels []string, started map[string
 			tracked[model][id] = true
 		}
 	}
+	startedByThisScan := func(d models.Ref) bool { return tracked[d.Model][d.ID] }
 	state := syncstate.New(w.s.store)
 	total := 0
 	var errs []error
@@ -204,19 +208,7 @@ func (w *wave) read(ctx context.Context, waveModels []string, started map[string
 				return err
 			}
 			for _, id := range ids {
-				ref := models.Ref{Model: model, ID: id}
-				if _, dup := w.waiters[ref]; dup {
-					continue
-				}
-				o := &waiter{ref: ref, updated: updated[id]}
-				for _, d := range deps[id] {
-					if _, read := w.waiters[d]; read || tracked[d.Model][d.ID] {
-						o.left++
-						w.dependents[d] = append(w.dependents[d], o)
-					}
-				}
-				w.waiters[ref] = o
-				w.order = append(w.order, o)
+				w.add(models.Ref{Model: model, ID: id}, updated[id], deps[id], startedByThisScan)
 			}
 			return nil
 		})
@@ -228,6 +220,24 @@ func (w *wave) read(ctx context.Context, waveModels []string, started map[string
 	return total, errs
 }
 
+// add adds ref, with content updated, to the waiters (once), waiting for
+// those of deps that are waiters or that started holds.
+func (w *wave) add(ref models.Ref, updated time.Time, deps []models.Ref, started func(models.Ref) bool) {
+	if _, dup := w.waiters[ref]; dup {
+		return
+	}
+	o := &waiter{ref: ref, updated: updated}
+	for _, d := range deps {
+		if _, read := w.waiters[d]; read || started(d) {
+			o.left++
+			w.dependents[d] = append(w.dependents[d], o)
+		}
+	}
+	w.waiters[ref] = o
+	w.order = append(w.order, o)
+	w.waiting++
+}
+
 // start starts o's workflow (waits is its Request's), unless an earlier
 // scan started it (see skip): then none waits for it.
 func (w *wave) start(o *waiter, waits bool) {
@@ -236,16 +246,27 @@ func (w *wave) start(o *waiter, waits bool) {
 	}
 	o.started = true
 	w.waiting--
-	if !w.s.goStart(w.gctx, w.g, o.ref, false, o.updated, waits, time.Now()) {
-		w.release(o.ref)
+	if !w.goStart(o.ref, o.updated, waits || o.waits) {
+		w.release(o.ref, true)
 	}
 }
 
-// release starts those that waited for ref only.
-func (w *wave) release(ref models.Ref) {
+// startReady starts the waiters that wait for nothing.
+func (w *wave) startReady() {
+	for _, o := range w.order {
+		if o.left == 0 {
+			w.start(o, false)
+		}
+	}
+}
+
+// release starts those that waited for ref only; pending says ref is
+// still pending (not waited for any longer: an earlier scan started it).
+func (w *wave) release(ref models.Ref, pending bool) {
 	ds := w.dependents[ref]
 	delete(w.dependents, ref)
 	for _, o := range ds {
+		o.waits = o.waits || pending
 		if o.left--; o.left == 0 {
 			w.start(o, false)
 		}
@@ -278,7 +299,7 @@ func (w *wave) await() error {
 			}
 			for _, id := range ids {
 				if _, pending := slices.BinarySearch(still, id); !pending {
-					w.release(models.Ref{Model: model, ID: id})
+					w.release(models.Ref{Model: model, ID: id}, false)
 					released++
 				}
 			}
