@@ -38,7 +38,7 @@ func TestWaveStartsEachOnceItsOwnAreReleased(t *testing.T) {
 	w.add(slice2, time.Time{}, []models.Ref{site2}, scanStarted)
 	w.add(slice3, time.Time{}, []models.Ref{site1}, scanStarted)
 	w.add(orphan, time.Time{}, []models.Ref{ref("Site", 9)}, scanStarted) // in sync: not waited for
-	w.add(slice1, time.Time{}, nil, scanStarted)                           // read twice: added once
+	w.add(slice1, time.Time{}, nil, scanStarted)                          // read twice: added once
 	w.add(inst1, time.Time{}, []models.Ref{slice1, slice1}, scanStarted)
 	w.add(inst2, time.Time{}, []models.Ref{slice3}, scanStarted)
 	w.add(inst3, time.Time{}, []models.Ref{slice2}, scanStarted)
