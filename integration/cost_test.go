@@ -116,15 +116,7 @@ func TestScanStartsDependentsOfAStalledWave(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, func(c *config.Config) { c.LoopInterval = time.Minute })
 	site, slice, inst := e.insertChain()
-	e.rec.SetHook(func(ctx context.Context, op string, ref models.Ref, _ models.Object) error {
-		if ref == site {
-			select {
-			case <-ctx.Done():
-			case <-time.After(3 * time.Second):
-			}
-		}
-		return nil
-	})
+	e.slowStep(site, 3*time.Second)
 	e.startWorker()
 	e.startStarter()
 	e.waitInSync(30*time.Second, site, slice, inst)
@@ -161,15 +153,7 @@ func TestScanStartsEachDependentOnceItsOwnAreInSync(t *testing.T) {
 	e := newEnv(t, func(c *config.Config) { c.LoopInterval = time.Minute })
 	slowSite, slowSlice, slowInst := e.insertChain()
 	site, slice, inst := e.insertChain()
-	e.rec.SetHook(func(ctx context.Context, op string, ref models.Ref, _ models.Object) error {
-		if ref == slowSite {
-			select {
-			case <-ctx.Done():
-			case <-time.After(4 * time.Second):
-			}
-		}
-		return nil
-	})
+	e.slowStep(slowSite, 4*time.Second)
 	e.startWorker()
 	e.startStarter()
 	e.waitInSync(30*time.Second, site, slice, inst, slowSite, slowSlice, slowInst)
@@ -193,6 +177,19 @@ func TestScanStartsEachDependentOnceItsOwnAreInSync(t *testing.T) {
 		require.True(t, startRequest(t, h).Waits, "%s: waits", ref)
 		require.True(t, h.Events[0].GetEventTime().AsTime().Before(slowSynced[0].End), "%s started while the slow Site synced", ref)
 	}
+}
+
+// slowStep makes every step call on ref take d (or until cancelled).
+func (e *env) slowStep(ref models.Ref, d time.Duration) {
+	e.rec.SetHook(func(ctx context.Context, _ string, r models.Ref, _ models.Object) error {
+		if r == ref {
+			select {
+			case <-ctx.Done():
+			case <-time.After(d):
+			}
+		}
+		return nil
+	})
 }
 
 // startRequest decodes the Request that started the run of h.

@@ -132,8 +132,9 @@ type waiter struct {
 // models that wait, each once the objects it links to that the scan
 // started are no longer pending.
 type wave struct {
-	s    *Starter
-	gctx context.Context
+	s     *Starter
+	state *syncstate.Store
+	gctx  context.Context
 	// goStart starts the workflow of an object read for content updated
 	// (see Starter.goStart) and reports whether it did.
 	goStart func(ref models.Ref, updated time.Time, waits bool) bool
@@ -157,7 +158,7 @@ type wave struct {
 func (s *Starter) scanWaves(ctx context.Context, waveModels []string, started map[string][]int64) (int, error) {
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(s.opts.Concurrency)
-	w := &wave{s: s, gctx: gctx, waiters: map[models.Ref]*waiter{}, dependents: map[models.Ref][]*waiter{}}
+	w := &wave{s: s, state: syncstate.New(s.store), gctx: gctx, waiters: map[models.Ref]*waiter{}, dependents: map[models.Ref][]*waiter{}}
 	w.goStart = func(ref models.Ref, updated time.Time, waits bool) bool {
 		return s.goStart(gctx, g, ref, false, updated, waits, time.Now())
 	}
@@ -191,7 +192,6 @@ func (w *wave) read(ctx context.Context, waveModels []string, started map[string
 		}
 	}
 	startedByThisScan := func(d models.Ref) bool { return tracked[d.Model][d.ID] }
-	state := syncstate.New(w.s.store)
 	total := 0
 	var errs []error
 	for _, model := range waveModels {
@@ -203,7 +203,7 @@ func (w *wave) read(ctx context.Context, waveModels []string, started map[string
 			}
 		}
 		n, err := w.s.fetchPending(ctx, model, false, func(ids []int64, updated map[int64]time.Time) error {
-			deps, err := state.LinkTargets(ctx, model, ids, links)
+			deps, err := w.state.LinkTargets(ctx, model, ids, links)
 			if err != nil {
 				return err
 			}
@@ -292,7 +292,7 @@ func (w *wave) await() error {
 		released := 0
 		for model, ids := range watched {
 			slices.Sort(ids)
-			still, err := syncstate.New(w.s.store).StillPending(w.gctx, model, ids)
+			still, err := w.state.StillPending(w.gctx, model, ids)
 			if err != nil {
 				w.startAll()
 				return fmt.Errorf("wave: %w", err)
