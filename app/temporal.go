@@ -319,6 +319,9 @@ func clientOptions(cfg config.Config, log *slog.Logger, mh client.MetricsHandler
 		return client.Options{}, err
 	}
 	copts.ConnectionOptions.TLS = tlsConfig
+	if !cfg.Temporal.Compresses() {
+		copts.ConnectionOptions.GrpcCompression = &client.GrpcCompressionNone{}
+	}
 	key, err := cfg.Temporal.APIKeyValue()
 	if err != nil {
 		return client.Options{}, err

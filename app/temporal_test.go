@@ -309,3 +309,28 @@ func closingListener(t *testing.T) string {
 	}()
 	return ln.Addr().String()
 }
+
+// The client compresses its requests as temporal.grpc_compression says:
+// by default (auto) not for a server on this machine, with the SDK's gzip
+// otherwise.
+func TestClientCompression(t *testing.T) {
+	for _, tc := range []struct {
+		mode, hostPort string
+		gzip           bool
+	}{
+		{"auto", "127.0.0.1:7233", false},
+		{"auto", "temporal.example.com:7233", true},
+		{"gzip", "127.0.0.1:7233", true},
+		{"none", "temporal.example.com:7233", false},
+	} {
+		cfg := testConfig(tc.hostPort)
+		cfg.Temporal.GRPCCompression = tc.mode
+		copts, err := clientOptions(cfg, slog.New(slog.DiscardHandler), nil, options{})
+		require.NoError(t, err)
+		if tc.gzip {
+			require.Nil(t, copts.ConnectionOptions.GrpcCompression, "%s %s: the SDK's default, gzip", tc.mode, tc.hostPort)
+		} else {
+			require.IsType(t, &client.GrpcCompressionNone{}, copts.ConnectionOptions.GrpcCompression, "%s %s", tc.mode, tc.hostPort)
+		}
+	}
+}

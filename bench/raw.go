@@ -14,6 +14,7 @@ import (
 	"go.temporal.io/sdk/workflow"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/tsync/tsync/config"
 	"github.com/tsync/tsync/internal/testenv"
 )
 
@@ -40,7 +41,7 @@ const pollers = 8
 // not pay. With worker processes, it ends when every workflow has
 // returned.
 func (b *bench) baseline(ctx context.Context, n int, cost bool) (float64, Cost, error) {
-	c, err := client.DialContext(ctx, client.Options{HostPort: b.temporal, Logger: quietSDK()})
+	c, err := client.DialContext(ctx, rawOptions(b.temporal))
 	if err != nil {
 		return 0, Cost{}, err
 	}
@@ -110,7 +111,7 @@ func (b *bench) baseline(ctx context.Context, n int, cost bool) (float64, Cost, 
 // rawPickup measures, at idle, the time from a raw workflow's start to its
 // activity starting on the worker: the pickup latency of Temporal alone.
 func (b *bench) rawPickup(ctx context.Context, samples int) (p50, p99 time.Duration, err error) {
-	c, err := client.DialContext(ctx, client.Options{HostPort: b.temporal, Logger: quietSDK()})
+	c, err := client.DialContext(ctx, rawOptions(b.temporal))
 	if err != nil {
 		return 0, 0, err
 	}
@@ -181,12 +182,26 @@ func (b *bench) rawWorkers(queue string) (func(), error) {
 // runRawWorker runs the baseline's worker, for TSYNC_TEMPORAL_HOST_PORT
 // and TSYNC_TEMPORAL_TASK_QUEUE, until killed.
 func runRawWorker() error {
-	c, err := client.Dial(client.Options{HostPort: os.Getenv("TSYNC_TEMPORAL_HOST_PORT"), Logger: quietSDK()})
+	c, err := client.Dial(rawOptions(os.Getenv("TSYNC_TEMPORAL_HOST_PORT")))
 	if err != nil {
 		return err
 	}
 	defer c.Close()
 	return newRawWorker(c, os.Getenv("TSYNC_TEMPORAL_TASK_QUEUE"), nil).Run(worker.InterruptCh())
+}
+
+// rawOptions are the raw baseline's client options for the server at
+// hostPort: the SDK's defaults, but for compression, which is tsync's with
+// its default config (temporal.grpc_compression auto), so that raw and
+// tsync are compared on the same kind of connection.
+func rawOptions(hostPort string) client.Options {
+	o := client.Options{HostPort: hostPort, Logger: quietSDK()}
+	t := config.Default().Temporal
+	t.HostPort = hostPort
+	if !t.Compresses() {
+		o.ConnectionOptions.GrpcCompression = &client.GrpcCompressionNone{}
+	}
+	return o
 }
 
 func quietSDK() *sdkLogger { return &sdkLogger{} }

@@ -109,6 +109,11 @@ type TemporalConfig struct {
 	// unknown (then only a dev server or cluster that tsync started has
 	// its Web UI shown).
 	UIURL string `mapstructure:"ui_url"`
+	// GRPCCompression is how the client compresses its requests to the
+	// server (and so the server its answers): CompressionGzip,
+	// CompressionNone, or CompressionAuto, the default: none when
+	// HostPort's host is this machine, gzip otherwise (see Compresses).
+	GRPCCompression string `mapstructure:"grpc_compression"`
 
 	// TLS turns TLS on with the system's root CAs and no client
 	// certificate (a server with a public certificate, Temporal Cloud

@@ -13,6 +13,8 @@ func Default() Config {
 			HostPort:  "127.0.0.1:7233",
 			Namespace: "default",
 			TaskQueue: "tsync",
+			// Compression pays only over a network: see Compresses.
+			GRPCCompression: CompressionAuto,
 		},
 		DatabaseURL:         "postgres://postgres@127.0.0.1:5432/test?sslmode=disable",
 		DatabaseSchema:      "public",

@@ -12,7 +12,7 @@ func TestDefault(t *testing.T) {
 		ObserverSysDir:          "var/sys",
 		ObserverApplist:         []string{"core"},
 		ObserverBackoffDisabled: true,
-		Temporal:                TemporalConfig{HostPort: "127.0.0.1:7233", Namespace: "default", TaskQueue: "tsync"},
+		Temporal:                TemporalConfig{HostPort: "127.0.0.1:7233", Namespace: "default", TaskQueue: "tsync", GRPCCompression: "auto"},
 		DatabaseURL:             "postgres://postgres@127.0.0.1:5432/test?sslmode=disable",
 		DatabaseSchema:          "public",
 		DatabaseAutoMigrate:     true,

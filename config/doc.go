@@ -58,6 +58,8 @@
 //	temporal.task_queue         "tsync"    Temporal task queue
 //	temporal.ui_url             ""         base URL of the server's Web UI, for printed links
 //	                                       ("" unknown: only a server tsync started shows one)
+//	temporal.grpc_compression   "auto"     gzip, none, or auto: none when host_port's host is this
+//	                                       machine (localhost, a loopback address), else gzip
 //	temporal.tls                false      TLS with the system's root CAs (also on when any key
 //	                                       below is set)
 //	temporal.tls_ca_file        ""         PEM CAs the server's certificate is checked against

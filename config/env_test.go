@@ -72,6 +72,7 @@ func TestEnvOverridesEveryKey(t *testing.T) {
 		{"TSYNC_TEMPORAL_NAMESPACE", "ns", func(c *Config) { c.Temporal.Namespace = "ns" }},
 		{"TSYNC_TEMPORAL_TASK_QUEUE", "q", func(c *Config) { c.Temporal.TaskQueue = "q" }},
 		{"TSYNC_TEMPORAL_UI_URL", "https://temporal.example.com", func(c *Config) { c.Temporal.UIURL = "https://temporal.example.com" }},
+		{"TSYNC_TEMPORAL_GRPC_COMPRESSION", "gzip", func(c *Config) { c.Temporal.GRPCCompression = "gzip" }},
 		{"TSYNC_TEMPORAL_TLS", "true", func(c *Config) { c.Temporal.TLS = true }},
 		{"TSYNC_TEMPORAL_TLS_CA_FILE", pki.CAFile, func(c *Config) { c.Temporal.TLSCAFile = pki.CAFile }},
 		{"TSYNC_TEMPORAL_TLS_SERVER_NAME", "temporal.example.com", func(c *Config) { c.Temporal.TLSServerName = "temporal.example.com" }},

@@ -23,6 +23,7 @@ var badValues = map[string][]string{
 	"temporal.namespace":          {"''"},
 	"temporal.task_queue":         {"''"},
 	"temporal.ui_url":             {"ftp://x", "'http://'", "localhost:8233"},
+	"temporal.grpc_compression":   {"zstd", "''", "GZIP"},
 	"temporal.tls":                {"maybe"},
 	"temporal.tls_ca_file":        {"/nonexistent/ca.pem", ".", "config.yaml"}, // config.yaml: not PEM
 	"temporal.tls_cert_file":      {"/nonexistent/cert.pem"},                   // and no key

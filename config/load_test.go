@@ -70,6 +70,7 @@ temporal:
   host_port: temporal:7233
   namespace: ns
   task_queue: q
+  grpc_compression: none
 database_url: postgresql://u:p@db/tsync
 database_schema: tsync_1
 database_auto_migrate: false
@@ -106,7 +107,7 @@ demo_dir: /tmp/demo
 		ObserverLogFile:          "/tmp/tsync.log",
 		ObserverModelPoliciesDir: "policies",
 		ObserverEnableWatchers:   true,
-		Temporal:                 TemporalConfig{HostPort: "temporal:7233", Namespace: "ns", TaskQueue: "q"},
+		Temporal:                 TemporalConfig{HostPort: "temporal:7233", Namespace: "ns", TaskQueue: "q", GRPCCompression: "none"},
 		DatabaseURL:              "postgresql://u:p@db/tsync",
 		DatabaseSchema:           "tsync_1",
 		RedisURL:                 "rediss://cache:6380/2",

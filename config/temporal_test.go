@@ -196,3 +196,32 @@ func TestRedactedAPIKey(t *testing.T) {
 	// Without a key there is nothing to hide.
 	require.Empty(t, named("demo").Redacted().Temporal.APIKey)
 }
+
+// grpc_compression: auto compresses only for a server that is not on this
+// machine; gzip and none are taken as they are, whatever the host.
+func TestCompresses(t *testing.T) {
+	for _, tc := range []struct {
+		mode, hostPort string
+		want           bool
+	}{
+		{"auto", "127.0.0.1:7233", false},
+		{"auto", "127.8.9.10:7233", false},
+		{"auto", "localhost:7233", false},
+		{"auto", "LocalHost:7233", false},
+		{"auto", "[::1]:7233", false},
+		{"auto", "10.0.0.5:7233", true},
+		{"auto", "[2001:db8::1]:7233", true},
+		{"auto", "temporal.example.com:7233", true},
+		{"auto", "ns.tmprl.cloud:7233", true},
+		{"gzip", "127.0.0.1:7233", true},
+		{"none", "ns.tmprl.cloud:7233", false},
+	} {
+		c := TemporalConfig{HostPort: tc.hostPort, GRPCCompression: tc.mode}
+		require.Equal(t, tc.want, c.Compresses(), "%s %s", tc.mode, tc.hostPort)
+	}
+	require.False(t, named("demo").Temporal.Compresses(), "the default (auto) with the default host_port")
+
+	c := named("demo")
+	c.Temporal.GRPCCompression = "zstd"
+	require.EqualError(t, c.Validate(), `config: temporal.grpc_compression: invalid value "zstd", want auto, gzip or none`)
+}

@@ -97,6 +97,12 @@ func (c Config) problem() *problem {
 			return bad("temporal.ui_url", "%s", msg)
 		}
 	}
+	switch c.Temporal.GRPCCompression {
+	case CompressionAuto, CompressionGzip, CompressionNone:
+	default:
+		return bad("temporal.grpc_compression", "invalid value %q, want %s, %s or %s",
+			c.Temporal.GRPCCompression, CompressionAuto, CompressionGzip, CompressionNone)
+	}
 	if p := c.Temporal.problem(); p != nil {
 		return p // TLS files and API key: see temporal.go
 	}
