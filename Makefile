@@ -114,9 +114,11 @@ test: tools services lint
 
 ## bench: tsync against raw Temporal on one dev server (figures, not asserts);
 ## BENCH_FLAGS='-n 2000 -json' changes sizes (see go run ./bench -h)
+##        with -json, stdout holds only the JSON record (the set-up's lines go to stderr)
 BENCH_FLAGS ?=
-bench: tools services
-	TSYNC_TEMPORAL_BIN=$(BIN)/temporal $(GO) run ./bench $(BENCH_FLAGS)
+bench:
+	@$(MAKE) --no-print-directory tools services >&2
+	@TSYNC_TEMPORAL_BIN=$(BIN)/temporal $(GO) run ./bench $(BENCH_FLAGS)
 
 ## bench-cluster: the same ratios and pickup against raw on the production-shaped cluster (`make
 ##                cluster`, started when not running, left running), with 1 and then 2 worker

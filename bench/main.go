@@ -86,6 +86,9 @@ type bench struct {
 	dbURL    string
 	quiet    *slog.Logger
 	out      io.Writer
+	// renew replaces the dev server the bench started with a new, empty
+	// one (nil with -temporal).
+	renew func(ctx context.Context) error
 }
 
 func main() {
@@ -138,8 +141,19 @@ func main() {
 		if err != nil {
 			fail(err)
 		}
-		defer srv.Stop() //nolint:errcheck
+		defer func() { _ = srv.Stop() }()
 		b.temporal = srv.HostPort()
+		b.renew = func(ctx context.Context) error {
+			if err := srv.Stop(); err != nil {
+				return fmt.Errorf("stop the dev server: %w", err)
+			}
+			next, err := testenv.StartTemporalLogging(ctx, logFile)
+			if err != nil {
+				return err
+			}
+			srv, b.temporal = next, next.HostPort()
+			return nil
+		}
 	} else {
 		b.temporal = *temporalAddr
 	}
