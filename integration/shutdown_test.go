@@ -61,6 +61,9 @@ func TestHelperWorkerCommand(t *testing.T) {
 				case <-time.After(d):
 				case <-ctx.Done():
 					outcome = fmt.Sprintf("cancelled: %v (cause: %v)", ctx.Err(), context.Cause(ctx))
+					// A clean-up that outlasts the SDK worker's stop: the
+					// process waits for it (worker.DrainTimeout).
+					time.Sleep(300 * time.Millisecond)
 				}
 				// Recorded whatever happened to ctx: the test reads it.
 				if _, err := pool.Exec(context.WithoutCancel(ctx), `UPDATE `+table+` SET end_at = clock_timestamp(), outcome = $2 WHERE call = $1`,

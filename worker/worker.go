@@ -12,6 +12,7 @@ import (
 	sdkworker "go.temporal.io/sdk/worker"
 
 	"github.com/tsync/tsync/activities"
+	stepcalls "github.com/tsync/tsync/internal/activities"
 	"github.com/tsync/tsync/internal/watchers"
 	"github.com/tsync/tsync/internal/workflows"
 )
@@ -98,6 +99,9 @@ const startRetry = time.Second
 // pollers ride out outages by themselves. Should the worker stop on an error
 // the SDK deems fatal (say, the namespace is gone for good), Run returns that
 // error rather than idle with a stopped worker.
+//
+// Once the SDK's worker has stopped, Run waits up to DrainTimeout for the
+// step calls it cancelled (those still running at StopTimeout) to return.
 func Run(ctx context.Context, c client.Client, opts Options, acts *activities.Activities) error {
 	log := opts.Logger
 	if log == nil {
@@ -150,6 +154,7 @@ func Run(ctx context.Context, c client.Client, opts Options, acts *activities.Ac
 			log.Info("worker stopping: no new tasks; running steps may finish", "task_queue", opts.TaskQueue, "stop_timeout", opts.StopTimeout)
 			begin := time.Now()
 			w.Stop()
+			drainSteps(log, acts, opts.TaskQueue)
 			log.Info("worker stopped", "task_queue", opts.TaskQueue, "took", time.Since(begin).Round(time.Millisecond))
 			return nil
 		case err := <-fatal:
@@ -157,5 +162,23 @@ func Run(ctx context.Context, c client.Client, opts Options, acts *activities.Ac
 			w.Stop()
 			return fmt.Errorf("worker on %s stopped: %w", opts.TaskQueue, err)
 		}
+	}
+}
+
+// DrainTimeout bounds the wait of a stopping worker for the step calls that
+// its stop cancelled: their contexts are done, and a step that honours
+// them returns at once, after its clean-up.
+const DrainTimeout = 10 * time.Second
+
+// drainSteps waits up to DrainTimeout for acts' step calls to return,
+// saying so when some do not.
+func drainSteps(log *slog.Logger, acts *activities.Activities, queue string) {
+	if acts == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), DrainTimeout)
+	defer cancel()
+	if !stepcalls.Drain(ctx, acts) {
+		log.Warn("steps cancelled by the stop still running: not waiting for them", "task_queue", queue, "waited", DrainTimeout)
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"go.temporal.io/sdk/activity"
@@ -51,6 +52,32 @@ type Activities struct {
 	// copied once used.
 	lockOnce sync.Once
 	locks    *locker
+	// running counts the step calls under way (see Drain).
+	running atomic.Int64
+}
+
+// drainPoll is how often Drain looks whether step calls still run.
+const drainPoll = 10 * time.Millisecond
+
+// Drain waits until no step call of a runs, or ctx ends, and reports
+// whether none runs. (A function, as the exported methods of Activities
+// are registered as activities.) A stopping worker calls it once the
+// SDK's worker has stopped:
+// that cancels the contexts of the steps still running when its stop
+// timeout ends, and returns without waiting for them, so the steps may
+// still be cleaning up (an Ansible step ending its playbook's processes)
+// or recording their end.
+func Drain(ctx context.Context, a *Activities) bool {
+	t := time.NewTicker(drainPoll)
+	defer t.Stop()
+	for a.running.Load() > 0 {
+		select {
+		case <-ctx.Done():
+			return a.running.Load() == 0
+		case <-t.C:
+		}
+	}
+	return true
 }
 
 // New returns the activities of synchronizer sync over store.
@@ -310,6 +337,8 @@ func (a *Activities) RecordStatus(ctx context.Context, ref models.Ref, code int,
 // call runs a step call fn for operation op on ref by RunStep, under ref's
 // lock (exclusive.go), and records its outcome and duration in the metrics.
 func (a *Activities) call(ctx context.Context, ref models.Ref, op string, fn func(context.Context) error) error {
+	a.running.Add(1)
+	defer a.running.Add(-1)
 	start := time.Now()
 	stepCtx := ctx
 	if deadline, ok := ctx.Deadline(); ok {
