@@ -62,7 +62,7 @@ func TestHelperWorkerCommand(t *testing.T) {
 				case <-ctx.Done():
 					outcome = fmt.Sprintf("cancelled: %v (cause: %v)", ctx.Err(), context.Cause(ctx))
 					// A clean-up that outlasts the SDK worker's stop: the
-					// process waits for it (worker.DrainTimeout).
+					// process waits for it (worker.Run, up to 10 s).
 					time.Sleep(300 * time.Millisecond)
 				}
 				// Recorded whatever happened to ctx: the test reads it.

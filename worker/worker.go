@@ -100,8 +100,9 @@ const startRetry = time.Second
 // the SDK deems fatal (say, the namespace is gone for good), Run returns that
 // error rather than idle with a stopped worker.
 //
-// Once the SDK's worker has stopped, Run waits up to DrainTimeout for the
-// step calls it cancelled (those still running at StopTimeout) to return.
+// Once the SDK's worker has stopped, Run waits up to 10 s (drainTimeout)
+// for the step calls it cancelled (those still running at StopTimeout) to
+// return.
 func Run(ctx context.Context, c client.Client, opts Options, acts *activities.Activities) error {
 	log := opts.Logger
 	if log == nil {
@@ -160,25 +161,26 @@ func Run(ctx context.Context, c client.Client, opts Options, acts *activities.Ac
 		case err := <-fatal:
 			polling(false)
 			w.Stop()
+			drainSteps(log, acts, opts.TaskQueue)
 			return fmt.Errorf("worker on %s stopped: %w", opts.TaskQueue, err)
 		}
 	}
 }
 
-// DrainTimeout bounds the wait of a stopping worker for the step calls that
+// drainTimeout bounds the wait of a stopping worker for the step calls that
 // its stop cancelled: their contexts are done, and a step that honours
 // them returns at once, after its clean-up.
-const DrainTimeout = 10 * time.Second
+const drainTimeout = 10 * time.Second
 
-// drainSteps waits up to DrainTimeout for acts' step calls to return,
+// drainSteps waits up to drainTimeout for acts' step calls to return,
 // saying so when some do not.
 func drainSteps(log *slog.Logger, acts *activities.Activities, queue string) {
 	if acts == nil {
 		return
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), DrainTimeout)
+	ctx, cancel := context.WithTimeout(context.Background(), drainTimeout)
 	defer cancel()
 	if !stepcalls.Drain(ctx, acts) {
-		log.Warn("steps cancelled by the stop still running: not waiting for them", "task_queue", queue, "waited", DrainTimeout)
+		log.Warn("steps cancelled by the stop still running: not waiting for them", "task_queue", queue, "waited", drainTimeout)
 	}
 }

@@ -62,11 +62,10 @@ const drainPoll = 10 * time.Millisecond
 // Drain waits until no step call of a runs, or ctx ends, and reports
 // whether none runs. (A function, as the exported methods of Activities
 // are registered as activities.) A stopping worker calls it once the
-// SDK's worker has stopped:
-// that cancels the contexts of the steps still running when its stop
-// timeout ends, and returns without waiting for them, so the steps may
-// still be cleaning up (an Ansible step ending its playbook's processes)
-// or recording their end.
+// SDK's worker has stopped: that cancels the contexts of the steps still
+// running when its stop timeout ends, and returns without waiting for
+// them, so the steps may still be cleaning up (an Ansible step ending its
+// playbook's processes) or recording their end.
 func Drain(ctx context.Context, a *Activities) bool {
 	t := time.NewTicker(drainPoll)
 	defer t.Stop()
