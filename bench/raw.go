@@ -170,6 +170,7 @@ func (b *bench) rawWorkers(queue string) (func(), error) {
 		cmd := exec.Command(os.Args[0], "-role", "raw-worker")
 		cmd.Env = append(os.Environ(), "TSYNC_TEMPORAL_HOST_PORT="+b.temporal, "TSYNC_TEMPORAL_TASK_QUEUE="+queue)
 		cmd.Stderr = os.Stderr
+		dieWithParent(cmd)
 		if err := cmd.Start(); err != nil {
 			stop()
 			return nil, err

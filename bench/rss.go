@@ -79,6 +79,7 @@ func (e *env) startRoles(log io.Writer, roles ...string) ([]*exec.Cmd, func(), e
 		cmd := exec.Command(os.Args[0], "-role", role)
 		cmd.Env = env
 		cmd.Stderr = log
+		dieWithParent(cmd)
 		if err := cmd.Start(); err != nil {
 			stop()
 			return nil, nil, err
