@@ -60,12 +60,17 @@ type Starter struct {
 
 	started atomic.Int64
 	scans   atomic.Int64
+	// verified counts the runs visibility found still at work (see
+	// verifyRunning); verifyErrors its failed queries.
+	verified     atomic.Int64
+	verifyErrors atomic.Int64
 
 	// recent remembers the objects whose workflow a scan started, with the
 	// updated value they had, so that later scans do not ask Temporal to
 	// start them again while that workflow works on that content (each such
 	// start is a server round trip; with a large backlog they would crowd
-	// out the real work). Bounded: entries expire after recentWindow.
+	// out the real work). Bounded: entries expire after their window (see
+	// trust.go).
 	mu     sync.Mutex
 	recent map[models.Ref]startedAt
 	// starting holds the scan's starts in flight, by object: the content
@@ -79,70 +84,13 @@ type scanStart struct {
 	done    chan struct{}
 }
 
-type startedAt struct {
-	updated time.Time
-	at      time.Time
-	// runID is the run the start returned; trusted is set when it was a run
-	// not seen before, so started after updated was read and bound to see
-	// that content. A start that returns a run seen before may have hit a
-	// workflow about to close without seeing the change: not trusted, so
-	// the next scan starts again.
-	runID   string
-	trusted bool
-}
-
-// recentWindow is how long a scan trusts the workflow it started for an
-// unchanged object to be at work.
-func (s *Starter) recentWindow() time.Duration {
-	return max(time.Minute, 10*s.opts.LoopInterval)
-}
-
 // Scans returns how many scans the starter has run.
 func (s *Starter) Scans() int64 { return s.scans.Load() }
 
-// skip reports whether a scan should leave ref alone: a workflow it can
-// trust was started recently for the same content.
-func (s *Starter) skip(ref models.Ref, updated time.Time, now time.Time) bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	r, ok := s.recent[ref]
-	return ok && r.trusted && r.updated.Equal(updated) && now.Sub(r.at) < s.recentWindow()
-}
-
-// record notes that a start of ref's workflow for content updated (zero:
-// unknown) returned runID.
-func (s *Starter) record(ref models.Ref, updated time.Time, runID string) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	prev, seen := s.recent[ref]
-	s.recent[ref] = startedAt{
-		updated: updated, at: time.Now(), runID: runID,
-		trusted: !updated.IsZero() && (!seen || prev.runID != runID),
-	}
-}
-
-// changedSince reports whether a scan saw ref with content updated other
-// than the content the starter last started its workflow for: an
-// announcement of the change may have been lost (a reconnect), so the scan
-// signals the workflow rather than starting it. Other scans start only: a
-// signal would wake every object in backoff at every scan.
-func (s *Starter) changedSince(ref models.Ref, updated time.Time) bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	r, ok := s.recent[ref]
-	return ok && !r.updated.IsZero() && !updated.IsZero() && !r.updated.Equal(updated)
-}
-
-// prune drops expired entries of recent.
-func (s *Starter) prune(now time.Time) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for ref, r := range s.recent {
-		if now.Sub(r.at) >= s.recentWindow() {
-			delete(s.recent, ref)
-		}
-	}
-}
+// Verified returns how many times a scan found, by a visibility query, the
+// run it trusted still at work once its trust was over, and so did not
+// start it again.
+func (s *Starter) Verified() int64 { return s.verified.Load() }
 
 // New returns a starter.
 func New(c client.Client, sync *engine.Synchronizer, store *models.Store, opts Options) *Starter {
@@ -255,6 +203,7 @@ func (s *Starter) scanModel(ctx context.Context, model string, deletion, waits b
 	var started []int64
 	total, err := s.fetchPending(ctx, model, deletion, func(ids []int64, updated map[int64]time.Time) error {
 		now := time.Now()
+		s.verifyRunning(ctx, model, ids, updated, now)
 		g, gctx := errgroup.WithContext(ctx)
 		g.SetLimit(s.opts.Concurrency)
 		for _, id := range ids {

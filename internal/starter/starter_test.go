@@ -88,7 +88,7 @@ func TestStartedByScan(t *testing.T) {
 	require.False(t, s.startedByScan(ctx, ref, t0.Add(time.Millisecond)), "other content")
 
 	other := models.Ref{Model: "Site", ID: 3}
-	s.record(other, t0, "run-2")
+	s.record(other, t0.Add(-time.Second), "run-2")
 	done = s.scanStarting(other, t0)
 	s.record(other, t0, "run-2") // joined the run seen before
 	done()
