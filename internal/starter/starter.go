@@ -203,7 +203,6 @@ func (s *Starter) scanModel(ctx context.Context, model string, deletion, waits b
 	var started []int64
 	total, err := s.fetchPending(ctx, model, deletion, func(ids []int64, updated map[int64]time.Time) error {
 		now := time.Now()
-		s.verifyRunning(ctx, model, ids, updated, now)
 		g, gctx := errgroup.WithContext(ctx)
 		g.SetLimit(s.opts.Concurrency)
 		for _, id := range ids {
@@ -221,7 +220,8 @@ func (s *Starter) scanModel(ctx context.Context, model string, deletion, waits b
 
 // fetchPending calls batch with each batch of model's objects pending for
 // sync (deletion false) or for deletion (deletion true), as its step's
-// FetchPending returns them, and with their updated values, and returns
+// FetchPending returns them, and with their updated values (having first
+// verified the runs of those whose trust is over: verifyRunning), and returns
 // how many there were; batch's error ends it.
 func (s *Starter) fetchPending(ctx context.Context, model string, deletion bool, batch func(ids []int64, updated map[int64]time.Time) error) (int, error) {
 	step, _ := s.sync.Step(model)
@@ -239,6 +239,7 @@ func (s *Starter) fetchPending(ctx context.Context, model string, deletion bool,
 		if err != nil {
 			return total, err
 		}
+		s.verifyRunning(ctx, model, ids, updated, time.Now())
 		if err := batch(ids, updated); err != nil {
 			return total, err
 		}

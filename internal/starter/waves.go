@@ -207,7 +207,6 @@ func (w *wave) read(ctx context.Context, waveModels []string, started map[string
 			if err != nil {
 				return err
 			}
-			w.s.verifyRunning(ctx, model, ids, updated, time.Now())
 			for _, id := range ids {
 				w.add(models.Ref{Model: model, ID: id}, updated[id], deps[id], startedByThisScan)
 			}
