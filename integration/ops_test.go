@@ -47,6 +47,23 @@ func (e *env) openWorkflows() []string {
 	return ids
 }
 
+// runsOf describes every run of workflow id, newest first: run ID, type,
+// status and close time (for a test's failure message).
+func (e *env) runsOf(id string) []string {
+	e.t.Helper()
+	resp, err := e.app.Client.ListWorkflow(e.ctx, &workflowservice.ListWorkflowExecutionsRequest{
+		Query: fmt.Sprintf("WorkflowId = %q", id),
+	})
+	if err != nil {
+		return []string{err.Error()}
+	}
+	var runs []string
+	for _, x := range resp.Executions {
+		runs = append(runs, fmt.Sprintf("%s %s %s closed %v", x.GetExecution().GetRunId(), x.GetType().GetName(), x.GetStatus(), x.GetCloseTime().AsTime()))
+	}
+	return runs
+}
+
 // 9. A starter scanning again and again while a sync runs starts no second
 // workflow for the object.
 func TestStarterNeverStartsTwoWorkflows(t *testing.T) {

@@ -99,18 +99,20 @@ func TestHugeAndBinaryFieldsThroughSync(t *testing.T) {
 
 	// Temporal got the same clean text as the failure of the first attempt.
 	wfID := workflows.WorkflowID(e.cfg.ObserverName, blob)
-	var failed []string
+	var failed, events []string
 	iter := e.app.Client.GetWorkflowHistory(e.ctx, wfID, "", false, enumspb.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
 	for iter.HasNext() {
 		ev, err := iter.Next()
 		require.NoError(t, err)
+		events = append(events, ev.GetEventType().String())
 		if a := ev.GetActivityTaskFailedEventAttributes(); a != nil {
 			f := a.GetFailure()
 			require.Equal(t, activities.ErrTypeStep, f.GetApplicationFailureInfo().GetType())
 			failed = append(failed, f.GetMessage())
 		}
 	}
-	require.Equal(t, []string{syncstate.StatusText("backend refused: " + string(data))}, failed)
+	require.Equal(t, []string{syncstate.StatusText("backend refused: " + string(data))}, failed,
+		"events of the last run: %v; runs: %v", events, e.runsOf(wfID))
 
 	// Deleted: the delete step sees the same bytes; the row is purged.
 	require.NoError(t, e.app.Store.Delete(e.ctx, blob.Model, blob.ID))

@@ -209,6 +209,8 @@ type SyncResult struct {
 // for any other error or panic, code 2 with the error, every pending dependent
 // held with "Failed due to error in ...", and a retryable ErrTypeStep error.
 func (a *Activities) SyncObject(ctx context.Context, ref models.Ref) (SyncResult, error) {
+	ctx, stop := KeepAlive(ctx)
+	defer stop()
 	step, ok := a.Sync.Step(ref.Model)
 	if !ok {
 		return SyncResult{}, temporal.NewNonRetryableApplicationError(fmt.Sprintf("sync %s %d: no step synchronizes model %s", ref.Model, ref.ID, ref.Model), "NoStep", nil)
@@ -295,6 +297,8 @@ func (a *Activities) recordFailure(ctx context.Context, ref models.Ref, stepErr 
 // when a sync was ever attempted) and purges its row. Errors are recorded and
 // returned as by SyncObject.
 func (a *Activities) DeleteObject(ctx context.Context, ref models.Ref) (Outcome, error) {
+	ctx, stop := KeepAlive(ctx)
+	defer stop()
 	step, ok := a.Sync.Step(ref.Model)
 	if !ok {
 		return "", temporal.NewNonRetryableApplicationError(fmt.Sprintf("delete %s %d: no step synchronizes model %s", ref.Model, ref.ID, ref.Model), "NoStep", nil)

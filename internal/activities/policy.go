@@ -14,6 +14,8 @@ import (
 // or delete), then marks it policed, saving any change the policies made to
 // it. A failing policy is recorded like a failing step.
 func (a *Activities) RunPolicy(ctx context.Context, ref models.Ref) (Outcome, error) {
+	ctx, stop := KeepAlive(ctx)
+	defer stop()
 	m, ok := a.Store.Graph().Model(ref.Model)
 	if !ok {
 		return "", fmt.Errorf("policy %s %d: unknown model", ref.Model, ref.ID)

@@ -46,18 +46,11 @@ type ReadySync struct {
 // inspection as the ApplicationError's details (FailedInspection reads
 // it); a failure of the inspection is returned as it is.
 func (a *Activities) SyncReady(ctx context.Context, ref models.Ref) (ReadySync, error) {
-	// The inspection heartbeats, as the step does (RunStep): its queries
-	// may outlast the heartbeat timeout on a slow database.
-	inspect := func(ctx context.Context, ref models.Ref) (Inspection, error) {
-		var ins Inspection
-		err := RunStep(ctx, func(ctx context.Context) error {
-			var err error
-			ins, err = a.Inspect(ctx, ref)
-			return err
-		})
-		return ins, err
-	}
-	return SyncIfReady(ctx, ref, inspect, a.SyncObject)
+	ctx, stop := KeepAlive(ctx)
+	defer stop()
+	// The whole attempt heartbeats (KeepAlive): its queries may outlast
+	// the heartbeat timeout on a slow database.
+	return SyncIfReady(ctx, ref, a.Inspect, a.SyncObject)
 }
 
 // SyncIfReady is SyncReady with inspect for Inspect and sync for

@@ -74,6 +74,8 @@ func NewActivities(sync *engine.Synchronizer, store *models.Store) *Activities {
 // non-retryable activities.ErrTypeDeferred one (the workflow runs the
 // handler again after the loop interval); an InnocuousError is a success, logged.
 func (a *Activities) HandleWatchedObject(ctx context.Context, req Request) (Outcome, error) {
+	ctx, stop := activities.KeepAlive(ctx)
+	defer stop()
 	w, ok := a.Sync.Watcher(req.Watcher)
 	if !ok {
 		return "", temporal.NewNonRetryableApplicationError(fmt.Sprintf("watcher %s: not in this worker's synchronizer", req.Watcher), ErrTypeNoWatcher, nil)
