@@ -42,8 +42,8 @@ type keepAliveKey struct{}
 // by another transaction, the step, recording the outcome), would
 // otherwise never heartbeat and be timed out by the server while it works.
 //
-// Outside an activity, or under KeepAlive already, it does nothing. An attempt shorter than an interval sends no
-// heartbeat at all.
+// Outside an activity, or under KeepAlive already, it does nothing. An
+// attempt shorter than an interval sends no heartbeat at all.
 func KeepAlive(ctx context.Context) (context.Context, func()) {
 	if !activity.IsActivity(ctx) || ctx.Value(keepAliveKey{}) != nil {
 		return ctx, func() {}

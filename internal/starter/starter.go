@@ -221,7 +221,8 @@ func (s *Starter) scanModel(ctx context.Context, model string, deletion, waits b
 // fetchPending calls batch with each batch of model's objects pending for
 // sync (deletion false) or for deletion (deletion true), as its step's
 // FetchPending returns them, and with their updated values (having first
-// verified the runs of those whose trust is over: verifyRunning), and returns
+// noted them still pending and verified the runs of those whose trust is
+// over: stillPending, verifyRunning), and returns
 // how many there were; batch's error ends it.
 func (s *Starter) fetchPending(ctx context.Context, model string, deletion bool, batch func(ids []int64, updated map[int64]time.Time) error) (int, error) {
 	step, _ := s.sync.Step(model)
@@ -239,6 +240,7 @@ func (s *Starter) fetchPending(ctx context.Context, model string, deletion bool,
 		if err != nil {
 			return total, err
 		}
+		s.stillPending(model, ids)
 		s.verifyRunning(ctx, model, ids, updated, time.Now())
 		if err := batch(ids, updated); err != nil {
 			return total, err

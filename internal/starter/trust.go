@@ -48,6 +48,9 @@ type startedAt struct {
 	trusted bool
 	// window is how long it is trusted from at.
 	window time.Duration
+	// scan is the last scan that found the object pending (see
+	// stillPending), or that was running when the entry was recorded.
+	scan int64
 }
 
 // recentWindow is how long a scan first trusts the workflow it started for
@@ -71,7 +74,7 @@ func (s *Starter) record(ref models.Ref, updated time.Time, runID string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	prev, seen := s.recent[ref]
-	e := startedAt{updated: updated, at: time.Now(), runID: runID, window: s.recentWindow()}
+	e := startedAt{updated: updated, at: time.Now(), runID: runID, window: s.recentWindow(), scan: s.scans.Load()}
 	switch {
 	case updated.IsZero():
 	case !seen || prev.runID != runID:
@@ -97,14 +100,36 @@ func (s *Starter) changedSince(ref models.Ref, updated time.Time) bool {
 	return ok && !r.updated.IsZero() && !updated.IsZero() && !r.updated.Equal(updated)
 }
 
-// prune drops the entries of recent that expired a window ago: an expired
-// entry is kept that long for the scan that verifies its run.
-func (s *Starter) prune(now time.Time) {
+// prune, at the start of scan number scan, drops the entries of recent
+// that expired a window ago and whose objects the previous scan did not
+// find pending (synced since, or deleted). An expired entry is kept that
+// long for the scan that verifies its run; an object still pending keeps
+// its entry however long a scan takes. Without that, a backlog whose scan
+// outlasted two windows (100,000 objects first started in 400 s) lost the
+// entries of the objects started first before the next scan reached them,
+// and that scan started them all again, each a failed creation in the
+// server, with their trust back at one window.
+func (s *Starter) prune(now time.Time, scan int64) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for ref, r := range s.recent {
-		if now.Sub(r.at) >= 2*r.window {
+		if now.Sub(r.at) >= 2*r.window && r.scan < scan-1 {
 			delete(s.recent, ref)
+		}
+	}
+}
+
+// stillPending notes that the running scan found model's objects ids
+// pending (see prune).
+func (s *Starter) stillPending(model string, ids []int64) {
+	scan := s.scans.Load()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, id := range ids {
+		ref := models.Ref{Model: model, ID: id}
+		if r, ok := s.recent[ref]; ok && r.scan != scan {
+			r.scan = scan
+			s.recent[ref] = r
 		}
 	}
 }

@@ -52,26 +52,44 @@ func TestTrustGrows(t *testing.T) {
 }
 
 // An expired entry is kept one more window, for the scan that verifies its
-// run, then dropped.
+// run, then dropped, unless the last scan found its object still pending:
+// a scan of a large backlog can outlast two windows.
 func TestPruneKeepsExpiredForVerification(t *testing.T) {
 	s := New(nil, nil, nil, Options{})
 	t0 := time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)
 	a, b := models.Ref{Model: "Site", ID: 1}, models.Ref{Model: "Site", ID: 2}
+	c := models.Ref{Model: "Site", ID: 3}
 	s.record(a, t0, "run-a")
 	s.record(b, t0, "run-b")
 	s.record(b, t0, "run-b") // two windows
+	s.record(c, t0, "run-c")
 	now := time.Now()
 
-	s.prune(now.Add(90 * time.Second))
+	// Scan 1 finds c pending; a and b are not listed (synced since).
+	s.prune(now, s.scans.Add(1))
+	s.stillPending("Site", []int64{3, 4})
+	require.Len(t, s.recent, 3, "nothing has expired")
+	require.NotContains(t, s.recent, models.Ref{Model: "Site", ID: 4}, "4 was never started")
+
+	// Scan 2 begins 90 s later.
+	s.prune(now.Add(90*time.Second), s.scans.Add(1))
 	_, expired := s.expired(a, t0, now.Add(90*time.Second))
 	require.True(t, expired)
 	_, expired = s.expired(b, t0, now.Add(90*time.Second))
 	require.False(t, expired, "b's window is two minutes")
 
-	s.prune(now.Add(2*time.Minute + time.Second))
+	// Scan 3 begins after two windows of a and c: a is dropped, but c,
+	// which scan 2 found pending, is kept; so is b, in its first window.
+	s.stillPending("Site", []int64{3})
+	s.prune(now.Add(2*time.Minute+time.Second), s.scans.Add(1))
 	require.NotContains(t, s.recent, a)
 	require.Contains(t, s.recent, b)
-	s.prune(now.Add(4*time.Minute + time.Second))
+	require.Contains(t, s.recent, c, "a pending object lost its entry to a long scan")
+	_, expired = s.expired(c, t0, now.Add(2*time.Minute+time.Second))
+	require.True(t, expired, "kept for verification")
+
+	// Scan 4: scan 3 found no object pending.
+	s.prune(now.Add(4*time.Minute+time.Second), s.scans.Add(1))
 	require.Empty(t, s.recent)
 }
 

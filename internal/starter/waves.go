@@ -35,8 +35,7 @@ import (
 // every poll (see wavePoll). The models that wait come after the others,
 // and after the deletion scan, which waits for nothing.
 func (s *Starter) Scan(ctx context.Context) (int, error) {
-	s.scans.Add(1)
-	s.prune(time.Now())
+	s.prune(time.Now(), s.scans.Add(1))
 	total := 0
 	var errs []error
 	// started holds the ids of the objects whose workflows this scan
