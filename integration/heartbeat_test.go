@@ -6,7 +6,6 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
-	enumspb "go.temporal.io/api/enums/v1"
 
 	"github.com/tsync/tsync/config"
 	"github.com/tsync/tsync/internal/testmodels"
@@ -52,16 +51,14 @@ func TestAttemptHeartbeatsWhileRowLocked(t *testing.T) {
 	require.Equal(t, "OK", e.get(item).BackendStatus)
 	require.Eventually(t, func() bool { return len(e.openWorkflows()) == 0 }, 15*time.Second, 100*time.Millisecond)
 
+	id := workflows.WorkflowID(e.cfg.ObserverName, item)
 	var activityEvents []string
-	iter := e.app.Client.GetWorkflowHistory(e.ctx, workflows.WorkflowID(e.cfg.ObserverName, item), "", false, enumspb.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
-	for iter.HasNext() {
-		ev, err := iter.Next()
-		require.NoError(t, err)
+	for _, ev := range history(t, e, id, "").GetEvents() {
 		if name := ev.GetEventType().String(); strings.HasPrefix(name, "ActivityTask") {
 			activityEvents = append(activityEvents, name)
 		}
 	}
 	require.Equal(t, []string{"ActivityTaskScheduled", "ActivityTaskStarted", "ActivityTaskCompleted"}, activityEvents,
-		"runs: %v", e.runsOf(workflows.WorkflowID(e.cfg.ObserverName, item)))
+		"runs: %v", e.runsOf(id))
 	require.Empty(t, e.rec.Violations())
 }

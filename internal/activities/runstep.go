@@ -34,7 +34,7 @@ type keepAliveKey struct{}
 
 // KeepAlive heartbeats the activity of ctx, every third of its heartbeat
 // timeout (every second without one: heartbeats bring the activity its
-// cancellation), until stop is called; the context it returns tells the
+// cancellation), until stop (called once) is called; the context it returns tells the
 // KeepAlive and RunStep calls made under it that those heartbeats cover
 // them. Step activities call it first, so that the whole attempt
 // heartbeats, not only its step: an attempt made of several parts, each
@@ -70,10 +70,7 @@ func KeepAlive(ctx context.Context) (context.Context, func()) {
 			}
 		}
 	}()
-	var once sync.Once
-	return context.WithValue(ctx, keepAliveKey{}, true), func() {
-		once.Do(func() { close(done); wg.Wait() })
-	}
+	return context.WithValue(ctx, keepAliveKey{}, true), func() { close(done); wg.Wait() }
 }
 
 // firstFrames keeps the start of a stack trace, enough to find a panic.
