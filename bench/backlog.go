@@ -6,10 +6,9 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"sync"
 	"time"
 
-	"go.temporal.io/api/workflowservice/v1"
+	"go.temporal.io/sdk/client"
 
 	"github.com/tsync/tsync/models"
 )
@@ -32,8 +31,13 @@ type Backlog struct {
 	StarterPeakRSSMiB float64   `json:"starter_peak_rss_mib"`
 	// MaxRunning is the most workflows seen open at once; StartsInFlight
 	// the bound on the starter's concurrent start calls.
-	MaxRunning     int64 `json:"max_running_workflows"`
-	StartsInFlight int   `json:"starts_in_flight_bound"`
+	MaxRunning int64 `json:"max_running_workflows"`
+	// RawProgress and Progress are when raw's and tsync's runs had made
+	// all their starts (the starts phase), and the most workflows each
+	// had open at once.
+	RawProgress    progress `json:"raw_progress"`
+	Progress       progress `json:"progress"`
+	StartsInFlight int      `json:"starts_in_flight_bound"`
 	// ProcessErrors counts the error lines the worker and the starter
 	// logged (rejected requests, failed scans).
 	ProcessErrors int    `json:"process_error_lines"`
@@ -45,12 +49,21 @@ type Backlog struct {
 // worker and a starter process.
 func (b *bench) backlog(ctx context.Context, n int, dag bool) (Backlog, error) {
 	r := Backlog{N: n, DAG: dag}
+	c, err := client.DialContext(ctx, rawOptions(b.temporal))
+	if err != nil {
+		return r, err
+	}
+	rawStart := time.Now()
+	rawProgress := watchProgress(ctx, c, fmt.Sprintf("WorkflowType = 'Baseline' AND StartTime >= '%s'", rawStart.UTC().Format(time.RFC3339)), n, rawStart)
 	raw, _, err := b.baseline(ctx, n, false)
+	r.RawProgress = rawProgress()
+	c.Close()
 	if err != nil {
 		return r, err
 	}
 	r.Raw = raw
 	fmt.Fprintf(b.out, "backlog: raw %d workflows: %.1f workflows/s\n", n, raw)
+	r.RawProgress.print(b.out, "raw", n)
 	if b.renew != nil {
 		// The dev server keeps raw's histories in memory, which slows it
 		// (by 7 GB, a 100,000-workflow run's): tsync starts on an empty
@@ -92,28 +105,7 @@ func (b *bench) backlog(ctx context.Context, n int, dag bool) (Backlog, error) {
 	defer stop()
 	r.StartsInFlight = e.app.Config.Concurrency.Starts
 
-	var mu sync.Mutex
-	running := make(chan struct{})
-	go func() {
-		// Open workflows, sampled: how many the backlog keeps open.
-		defer close(running)
-		for ctx.Err() == nil {
-			resp, err := e.app.Client.CountWorkflow(ctx, &workflowservice.CountWorkflowExecutionsRequest{
-				Query: fmt.Sprintf("TaskQueue = %q AND ExecutionStatus = 'Running'", e.app.Config.Temporal.TaskQueue)})
-			if err == nil {
-				mu.Lock()
-				r.MaxRunning = max(r.MaxRunning, resp.Count)
-				done := r.Seconds > 0
-				mu.Unlock()
-				if done {
-					return
-				}
-			}
-			// A count reads visibility's rows of the task queue: not too
-			// often, on the server measured.
-			time.Sleep(5 * time.Second)
-		}
-	}()
+	tsyncProgress := watchProgress(ctx, e.app.Client, fmt.Sprintf("TaskQueue = %q", e.app.Config.Temporal.TaskQueue), r.N, start)
 	next, last, lastAt := 1, 0, start
 	for {
 		// The pending ones, by the partial index: a count of the synced
@@ -139,10 +131,9 @@ func (b *bench) backlog(ctx context.Context, n int, dag bool) (Backlog, error) {
 		}
 		time.Sleep(500 * time.Millisecond)
 	}
-	mu.Lock()
 	r.Seconds = time.Since(start).Seconds()
-	mu.Unlock()
-	<-running
+	r.Progress = tsyncProgress()
+	r.MaxRunning = r.Progress.MaxOpen
 	r.Rate = float64(r.N) / r.Seconds
 	r.Ratio = r.Seconds / (float64(r.N) / raw)
 	if r.WorkerPeakRSSMiB, err = peakRSS(w.Process.Pid); err != nil {
@@ -162,7 +153,8 @@ func (b *bench) backlog(ctx context.Context, n int, dag bool) (Backlog, error) {
 		kind = "dag"
 	}
 	fmt.Fprintf(b.out, "backlog: %d %s objects in sync after %.1fs: %.1f objects/s, ratio %.2f (time / (N / raw rate))\n", r.N, kind, r.Seconds, r.Rate, r.Ratio)
-	fmt.Fprintf(b.out, "backlog: peak rss worker %.1f MiB, starter %.1f MiB; at most %d workflows open; starts in flight at most %d; %d error lines logged (%s)\n",
-		r.WorkerPeakRSSMiB, r.StarterPeakRSSMiB, r.MaxRunning, r.StartsInFlight, r.ProcessErrors, r.ProcessLog)
+	r.Progress.print(b.out, "tsync", r.N)
+	fmt.Fprintf(b.out, "backlog: peak rss worker %.1f MiB, starter %.1f MiB; starts in flight at most %d; %d error lines logged (%s)\n",
+		r.WorkerPeakRSSMiB, r.StarterPeakRSSMiB, r.StartsInFlight, r.ProcessErrors, r.ProcessLog)
 	return r, nil
 }
