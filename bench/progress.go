@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"strings"
 	"sync"
 	"time"
 
@@ -21,6 +22,9 @@ type progress struct {
 	// never sampled there); MaxOpen the most seen open at once.
 	StartsDone time.Duration `json:"starts_done_ns"`
 	MaxOpen    int64         `json:"max_open"`
+	// Tenths are the rates (workflows closed per second) over each tenth
+	// of n, from the samples.
+	Tenths []float64 `json:"closed_per_tenth"`
 }
 
 // progressEvery is the sampling interval: a count reads visibility's rows,
@@ -42,12 +46,22 @@ func watchProgress(ctx context.Context, c client.Client, query string, n int, st
 		defer close(done)
 		t := time.NewTicker(progressEvery)
 		defer t.Stop()
+		next, last, lastAt := 1, int64(0), start
 		for {
 			if total, open, err := countByStatus(ctx, c, query); err == nil {
+				now := time.Now()
 				mu.Lock()
 				p.MaxOpen = max(p.MaxOpen, open)
 				if p.StartsDone == 0 && total >= int64(n) {
-					p.StartsDone = time.Since(start)
+					p.StartsDone = now.Sub(start)
+				}
+				closed := total - open
+				if next <= 10 && closed >= int64(n*next/10) {
+					p.Tenths = append(p.Tenths, float64(closed-last)/now.Sub(lastAt).Seconds())
+					for next <= 10 && closed >= int64(n*next/10) {
+						next++
+					}
+					last, lastAt = closed, now
 				}
 				mu.Unlock()
 			}
@@ -92,5 +106,6 @@ func (p progress) print(w io.Writer, what string, n int) {
 	if p.StartsDone > 0 {
 		starts = fmt.Sprintf("all %d started after %.0fs", n, p.StartsDone.Seconds())
 	}
-	fmt.Fprintf(w, "backlog: %s: %s (visibility, sampled every %s); at most %d workflows open\n", what, starts, progressEvery, p.MaxOpen)
+	fmt.Fprintf(w, "backlog: %s: %s (visibility, sampled every %s); at most %d workflows open; closed/s from one sample to the next past each tenth: %s\n",
+		what, starts, progressEvery, p.MaxOpen, strings.Trim(fmt.Sprintf("%.1f", p.Tenths), "[]"))
 }
