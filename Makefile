@@ -127,7 +127,7 @@ BENCH_CLUSTER_FLAGS ?=
 bench-cluster: cluster
 	@set -e; for w in 1 2; do \
 		echo "== make bench-cluster: $$w worker process(es) on the cluster at 127.0.0.1:7333"; \
-		$(GO) run ./bench -temporal 127.0.0.1:7333 -workers $$w -skip fetch,rss,cost $(BENCH_CLUSTER_FLAGS); \
+		$(GO) run ./bench -temporal 127.0.0.1:7333 -workers $$w -skip fetch,rss,cost,restart $(BENCH_CLUSTER_FLAGS); \
 	done; echo "the cluster keeps running: make cluster-stop stops it"
 
 ## fuzz: run every fuzz target for FUZZTIME (50000x: executions) each; `make test` runs only their

@@ -10,7 +10,9 @@
 //     3 run in rounds, each between two baseline runs: see rounds.go);
 //  4. pickup latency at idle, from a model save to SyncRecord starting;
 //  5. FetchPending on a large table with few pending objects, and its plan;
-//  6. peak RSS of a worker and a starter process with many objects pending.
+//  6. peak RSS of a worker and a starter process with many objects pending;
+//  7. a starter restarted while objects' runs are at work: its first scan
+//     against the first starter's.
 //
 // Run it with `make bench`; flags change the sizes; -json prints a record.
 //
@@ -18,7 +20,8 @@
 // baseline, env.go the benchmark synchronizer, scenarios.go the runs of
 // tsync (2 to 5), rounds.go their alternation with the baseline, rss.go
 // the processes of 6, cost.go the events and actions per object,
-// backlog.go -backlog, cpu.go the CPU time per object of each side (bench
+// backlog.go -backlog, restart.go 7, progress.go the samples of a
+// backlog's runs from visibility, cpu.go the CPU time per object of each side (bench
 // and workers, Temporal, PostgreSQL) and -cpuprofile.
 package main
 
@@ -72,6 +75,8 @@ type Result struct {
 	// Rounds are the figures of every raw and tsync run (the fields
 	// above hold their medians).
 	Rounds *Rounds `json:"rounds,omitempty"`
+	// Restart is a starter restarted with objects at work.
+	Restart *Restart `json:"restart,omitempty"`
 	// Backlog is the -backlog run.
 	Backlog *Backlog `json:"backlog,omitempty"`
 	// CPU is the CPU time per object of the baseline, independent and dag
@@ -105,7 +110,8 @@ func main() {
 	workers := flag.Int("workers", 0, "baseline, independent, dag, cost: run this many worker processes (and a starter process) rather than one worker in this process")
 	costN := flag.Int("cost-n", 100, "cost: objects per kind of sync whose histories are counted")
 	rounds := flag.Int("rounds", 3, "rounds of the independent and dag runs, each run between two raw baseline runs and its ratio against their mean (the ratios printed are the medians)")
-	skip := flag.String("skip", "", "comma-separated parts to skip: baseline (and with it the rounds: independent and dag),independent,dag,pickup,cost,fetch,rss")
+	skip := flag.String("skip", "", "comma-separated parts to skip: baseline (and with it the rounds: independent and dag),independent,dag,pickup,cost,fetch,rss,restart")
+	restartN := flag.Int("restart-n", 2000, "restart: objects at work when a starter restarts")
 	backlog := flag.Int("backlog", 0, "backlog: objects inserted at once and synced by worker and starter processes, against raw for the same count (0: skip; e.g. 100000)")
 	backlogDAG := flag.Bool("backlog-dag", false, "backlog: a graph of sites (networks, slices, instances) rather than independent objects")
 	cpuProfile := flag.String("cpuprofile", "", "write CPU profiles of this process (its in-process worker and starter) for the baseline and independent runs to <prefix>-baseline.pprof and <prefix>-independent.pprof")
@@ -216,6 +222,11 @@ func main() {
 		w, s := must2(b.rss(ctx, *rssPending))
 		r.RSSPending, r.WorkerPeakRSSMiB, r.StarterPeakRSSMiB = *rssPending, w, s
 		fmt.Fprintf(b.out, "peak rss with %d pending: worker %.1f MiB, starter %.1f MiB\n", *rssPending, w, s)
+	}
+	if !skipped["restart"] {
+		rs := must(b.restart(ctx, *restartN))
+		r.Restart = &rs
+		rs.print(b.out)
 	}
 	if *backlog > 0 {
 		bl := must(b.backlog(ctx, *backlog, *backlogDAG))

@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/tsync/tsync/config"
@@ -35,13 +36,13 @@ func TestAttemptHeartbeatsWhileRowLocked(t *testing.T) {
 	e.startWorker()
 	e.startStarter()
 	// The attempt's BeginSync waits for the row.
-	require.Eventually(t, func() bool {
+	require.EventuallyWithT(t, func(c *assert.CollectT) {
 		var n int
-		require.NoError(t, e.app.Store.Pool().QueryRow(e.ctx, `SELECT count(*) FROM pg_stat_activity
+		require.NoError(c, e.app.Store.Pool().QueryRow(e.ctx, `SELECT count(*) FROM pg_stat_activity
 			WHERE datname = current_database() AND wait_event_type = 'Lock' AND query LIKE 'UPDATE %'`+
 			` AND query LIKE '%' || $1 || '%'`, e.app.Store.Table(m)).Scan(&n))
-		return n > 0
-	}, 30*time.Second, 20*time.Millisecond, "no sync waits for the locked row: %s", e.describe(item))
+		assert.Positive(c, n, "no sync waits for the locked row: %s", e.describe(item))
+	}, 30*time.Second, 20*time.Millisecond)
 	time.Sleep(4 * time.Second)
 	require.Empty(t, e.rec.CallsOf("sync", item), "the step ran while its row was locked")
 	require.NoError(t, tx.Rollback(e.ctx))

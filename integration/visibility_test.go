@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"go.temporal.io/api/workflowservice/v1"
 	"go.temporal.io/sdk/converter"
@@ -41,11 +42,11 @@ func TestFailingSyncIsVisible(t *testing.T) {
 
 	query := fmt.Sprintf("TsyncSynchronizer = %q AND TsyncState = 'error'", e.cfg.ObserverName)
 	var found *workflowservice.ListWorkflowExecutionsResponse
-	require.Eventually(t, func() bool {
+	require.EventuallyWithT(t, func(c *assert.CollectT) {
 		resp, err := e.app.Client.ListWorkflow(e.ctx, &workflowservice.ListWorkflowExecutionsRequest{Query: query})
-		require.NoError(t, err)
+		require.NoError(c, err)
 		found = resp
-		return len(resp.Executions) == 1
+		assert.Len(c, resp.Executions, 1)
 	}, 20*time.Second, 100*time.Millisecond, "query %s", query)
 	x := found.Executions[0]
 	require.Equal(t, siteID, x.Execution.WorkflowId)

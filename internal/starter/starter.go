@@ -64,6 +64,12 @@ type Starter struct {
 	// verifyRunning); verifyErrors its failed queries.
 	verified     atomic.Int64
 	verifyErrors atomic.Int64
+	// adopted counts the runs a scan trusted without having started them
+	// (see adoptRunning); adopting is set while a scan does that, settled
+	// once a scan has completed.
+	adopted  atomic.Int64
+	adopting atomic.Bool
+	settled  atomic.Bool
 
 	// recent remembers the objects whose workflow a scan started, with the
 	// updated value they had, so that later scans do not ask Temporal to
@@ -92,6 +98,11 @@ func (s *Starter) Scans() int64 { return s.scans.Load() }
 // start it again.
 func (s *Starter) Verified() int64 { return s.verified.Load() }
 
+// Adopted returns how many runs a scan of a starter just started found
+// already at work on their objects' content, by a visibility query, and so
+// did not start again (a restarted starter).
+func (s *Starter) Adopted() int64 { return s.adopted.Load() }
+
 // New returns a starter.
 func New(c client.Client, sync *engine.Synchronizer, store *models.Store, opts Options) *Starter {
 	if opts.BatchSize <= 0 {
@@ -117,18 +128,19 @@ func New(c client.Client, sync *engine.Synchronizer, store *models.Store, opts O
 // those that found the object's workflow already running).
 func (s *Starter) Started() int64 { return s.started.Load() }
 
-// Run scans every loop interval and on every announced change, until ctx is
-// done.
+// Run scans, pausing between two scans (see pause), and at once on an
+// announcement of many changes, until ctx is done.
 func (s *Starter) Run(ctx context.Context) error {
 	wake := make(chan struct{}, 1)
 	go s.listen(ctx, wake)
-	ticker := time.NewTicker(s.opts.LoopInterval)
-	defer ticker.Stop()
+	timer := time.NewTimer(s.opts.LoopInterval)
+	defer timer.Stop()
 	// An outage fails every scan until it ends: the first failure is an
 	// error, the next ones (once a loop interval) debug lines, and the
 	// first scan that works again says how long they failed.
 	failing, failures := time.Time{}, 0
 	for {
+		began := time.Now()
 		if n, err := s.Scan(ctx); err != nil {
 			if ctx.Err() != nil {
 				return nil
@@ -149,13 +161,38 @@ func (s *Starter) Run(ctx context.Context) error {
 				s.log.Debug("scan", "started", n)
 			}
 		}
+		if failures > 0 {
+			// A failed scan (Temporal down) took its requests' timeout:
+			// the next one tries again after the loop interval.
+			timer.Reset(s.opts.LoopInterval)
+		} else {
+			timer.Reset(s.pause(time.Since(began)))
+		}
 		select {
 		case <-ctx.Done():
 			return nil
-		case <-ticker.C:
+		case <-timer.C:
 		case <-wake:
 		}
 	}
+}
+
+// scanPace bounds the time the periodic scans take: after a scan that
+// took d, the next waits scanPace times d (see pause).
+const scanPace = 4
+
+// pause is the wait after a scan that took took before the next: the loop
+// interval, or scanPace times the scan, up to half a trust window (after a
+// failed scan, the loop interval). The
+// announcements start the workflows of changed objects as they come; a
+// scan finds what they missed (a run that ended without syncing its
+// object, an announcement lost in a reconnection: a reconnection wakes a
+// scan at once anyway). With 100,000 objects pending, a scan that starts
+// nothing (each is trusted, see skip) takes seconds, and the scans ran
+// back to back, reading every pending object's updated time from the
+// database, on the CPU the Temporal server and the steps needed.
+func (s *Starter) pause(took time.Duration) time.Duration {
+	return max(s.opts.LoopInterval, min(scanPace*took, s.recentWindow()/2))
 }
 
 // errStart marks a scan's failure to start a workflow. Unlike a failure of
@@ -221,8 +258,9 @@ func (s *Starter) scanModel(ctx context.Context, model string, deletion, waits b
 // fetchPending calls batch with each batch of model's objects pending for
 // sync (deletion false) or for deletion (deletion true), as its step's
 // FetchPending returns them, and with their updated values (having first
-// noted them still pending and verified the runs of those whose trust is
-// over: stillPending, verifyRunning), and returns
+// noted them still pending, adopted the runs at work on them that the
+// starter did not start, and verified the runs of those whose trust is
+// over: stillPending, adoptRunning, verifyRunning), and returns
 // how many there were; batch's error ends it.
 func (s *Starter) fetchPending(ctx context.Context, model string, deletion bool, batch func(ids []int64, updated map[int64]time.Time) error) (int, error) {
 	step, _ := s.sync.Step(model)
@@ -241,6 +279,9 @@ func (s *Starter) fetchPending(ctx context.Context, model string, deletion bool,
 			return total, err
 		}
 		s.stillPending(model, ids)
+		if s.adopting.Load() {
+			s.adoptRunning(ctx, model, ids, updated)
+		}
 		s.verifyRunning(ctx, model, ids, updated, time.Now())
 		if err := batch(ids, updated); err != nil {
 			return total, err

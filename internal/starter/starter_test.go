@@ -94,3 +94,20 @@ func TestStartedByScan(t *testing.T) {
 	done()
 	require.False(t, s.startedByScan(ctx, other, t0), "joined a run seen before")
 }
+
+// The pause between two scans is the loop interval, or scanPace times a
+// long scan, up to half a trust window.
+func TestPauseGrowsWithTheScan(t *testing.T) {
+	for _, c := range []struct {
+		loop, took, want time.Duration
+	}{
+		{time.Second, time.Millisecond, time.Second},
+		{time.Second, 2 * time.Second, 8 * time.Second},
+		{time.Second, 100 * time.Second, 30 * time.Second},
+		{10 * time.Second, time.Second, 10 * time.Second},
+		{10 * time.Second, 20 * time.Second, 50 * time.Second},
+	} {
+		s := New(nil, nil, nil, Options{LoopInterval: c.loop})
+		require.Equal(t, c.want, s.pause(c.took), "loop %s, scan %s", c.loop, c.took)
+	}
+}

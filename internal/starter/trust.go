@@ -6,6 +6,7 @@ import (
 	"strings"
 	"time"
 
+	workflowpb "go.temporal.io/api/workflow/v1"
 	"go.temporal.io/api/workflowservice/v1"
 
 	"github.com/tsync/tsync/internal/workflows"
@@ -88,6 +89,19 @@ func (s *Starter) record(ref models.Ref, updated time.Time, runID string) {
 	s.recent[ref] = e
 }
 
+// adopt trusts runID for ref's content updated, as record does a run
+// started for it, unless the starter has an entry for ref (a start or an
+// announcement since), and reports whether it did.
+func (s *Starter) adopt(ref models.Ref, updated time.Time, runID string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, known := s.recent[ref]; known {
+		return false
+	}
+	s.recent[ref] = startedAt{updated: updated, at: time.Now(), runID: runID, trusted: true, window: s.recentWindow(), scan: s.scans.Load()}
+	return true
+}
+
 // changedSince reports whether a scan saw ref with content updated other
 // than the content the starter last started its workflow for: an
 // announcement of the change may have been lost (a reconnect), so the scan
@@ -147,48 +161,131 @@ func (s *Starter) expired(ref models.Ref, updated time.Time, now time.Time) (str
 }
 
 // verifyRunning asks visibility which of model's objects ids, pending with
-// content updated, whose trusted runs' windows are over, still have those
-// runs running, and trusts those again (record). A failed query leaves
-// them to be started again, as without it; it is logged once as a
-// warning, then at debug level.
+// content updated, whose trusted runs' windows are over, still have a run
+// running (that one, or one started since), and trusts those again
+// (record), counting first (see running). A failed query leaves them to be
+// started again, as without it; it is logged once as a warning, then at
+// debug level.
 func (s *Starter) verifyRunning(ctx context.Context, model string, ids []int64, updated map[int64]time.Time, now time.Time) {
-	type entry struct {
-		ref   models.Ref
-		runID string
-	}
-	due := map[string]entry{}
-	var wids []string
+	var due []models.Ref
 	for _, id := range ids {
 		ref := models.Ref{Model: model, ID: id}
-		runID, ok := s.expired(ref, updated[id], now)
+		if _, ok := s.expired(ref, updated[id], now); ok {
+			due = append(due, ref)
+		}
+	}
+	s.running(ctx, due, true, func(ref models.Ref, ex *workflowpb.WorkflowExecutionInfo) {
+		runID, ok := s.expired(ref, updated[ref.ID], now)
+		if !ok {
+			return
+		}
+		if ex != nil {
+			// Another run than the one trusted is one started since that
+			// one ended, so after it was at work on this content (one run
+			// of an ID runs at a time): bound to see it too.
+			runID = ex.GetExecution().GetRunId()
+		}
+		s.record(ref, updated[ref.ID], runID)
+		s.verified.Add(1)
+	})
+}
+
+// adoptRunning, in the scans of a starter that has not yet completed one
+// (see Scan), asks visibility which of model's objects ids, pending with
+// content updated, that the starter knows no run of, have a run running
+// that started after that content was written: bound to see it, as a run
+// the starter started for it would be. It trusts those for a window
+// (adopt), then verifies them as its own (verifyRunning), rather than
+// start them again: a restarted starter would otherwise join, once, the
+// running workflow of every object of a backlog (at 100,000 pending, as
+// many failed creations in the server). The start time is the Temporal
+// server's clock and the content's the database's: a run started just
+// before a change, within their skew, may be trusted for one window
+// without having seen it. A failed query leaves them to be started, as
+// verifyRunning's does.
+func (s *Starter) adoptRunning(ctx context.Context, model string, ids []int64, updated map[int64]time.Time) {
+	var due []models.Ref
+	s.mu.Lock()
+	for _, id := range ids {
+		ref := models.Ref{Model: model, ID: id}
+		if _, known := s.recent[ref]; !known && !updated[id].IsZero() {
+			due = append(due, ref)
+		}
+	}
+	s.mu.Unlock()
+	s.running(ctx, due, false, func(ref models.Ref, ex *workflowpb.WorkflowExecutionInfo) {
+		if ex.GetStartTime().AsTime().After(updated[ref.ID]) && s.adopt(ref, updated[ref.ID], ex.GetExecution().GetRunId()) {
+			s.adopted.Add(1)
+		}
+	})
+}
+
+// anyRunning reports whether visibility shows a workflow running on the
+// task queue, or cannot say: whether the first scans have runs to adopt
+// (adoptRunning). A new synchronizer's first scan, with a backlog, so
+// asks one count rather than a query per hundred objects.
+func (s *Starter) anyRunning(ctx context.Context) bool {
+	q := s.opts.TaskQueue
+	if strings.ContainsAny(q, `'"\`) {
+		return true
+	}
+	resp, err := s.client.CountWorkflow(ctx, &workflowservice.CountWorkflowExecutionsRequest{
+		Query: fmt.Sprintf("TaskQueue = '%s' AND ExecutionStatus = 'Running'", q),
+	})
+	return err != nil || resp.GetCount() > 0
+}
+
+// running asks visibility, verifyBatch workflow IDs per query, which of
+// the workflows of refs have a run running, and calls found with each and
+// that run. With counted, it first counts them, and when all of a batch
+// run, calls found with a nil run for each: a count's answer is a number,
+// a list's the whole record of each run (search attributes and memo
+// included), which the server reads, encodes and sends and the starter
+// decodes; in a backlog nearly every batch verified runs whole.
+func (s *Starter) running(ctx context.Context, refs []models.Ref, counted bool, found func(models.Ref, *workflowpb.WorkflowExecutionInfo)) {
+	due := map[string]models.Ref{}
+	var wids []string
+	for _, ref := range refs {
 		wid := workflows.WorkflowID(s.opts.Params.Synchronizer, ref)
 		// IDs are the synchronizer's name, a model name and a number; one
 		// that a query could not quote is simply started again.
-		if !ok || strings.ContainsAny(wid, `'"\`) {
-			continue
+		if !strings.ContainsAny(wid, `'"\`) {
+			due[wid] = ref
+			wids = append(wids, wid)
 		}
-		due[wid] = entry{ref: ref, runID: runID}
-		wids = append(wids, wid)
+	}
+	failed := func(err error) {
+		if ctx.Err() == nil {
+			s.verifyFailed(err)
+		}
 	}
 	for len(wids) > 0 {
 		n := min(len(wids), verifyBatch)
 		batch := wids[:n]
 		wids = wids[n:]
-		resp, err := s.client.ListWorkflow(ctx, &workflowservice.ListWorkflowExecutionsRequest{
-			PageSize: int32(n),
-			Query:    fmt.Sprintf("WorkflowId IN ('%s') AND ExecutionStatus = 'Running'", strings.Join(batch, "', '")),
-		})
-		if err != nil {
-			if ctx.Err() == nil {
-				s.verifyFailed(err)
+		query := fmt.Sprintf("WorkflowId IN ('%s') AND ExecutionStatus = 'Running'", strings.Join(batch, "', '"))
+		if counted {
+			resp, err := s.client.CountWorkflow(ctx, &workflowservice.CountWorkflowExecutionsRequest{Query: query})
+			if err != nil {
+				failed(err)
+				return
 			}
+			// A workflow ID has one run running at most.
+			if resp.GetCount() == int64(n) {
+				for _, wid := range batch {
+					found(due[wid], nil)
+				}
+				continue
+			}
+		}
+		resp, err := s.client.ListWorkflow(ctx, &workflowservice.ListWorkflowExecutionsRequest{PageSize: int32(n), Query: query})
+		if err != nil {
+			failed(err)
 			return
 		}
 		for _, ex := range resp.GetExecutions() {
-			e, ok := due[ex.GetExecution().GetWorkflowId()]
-			if ok && ex.GetExecution().GetRunId() == e.runID {
-				s.record(e.ref, updated[e.ref.ID], e.runID)
-				s.verified.Add(1)
+			if ref, ok := due[ex.GetExecution().GetWorkflowId()]; ok {
+				found(ref, ex)
 			}
 		}
 	}

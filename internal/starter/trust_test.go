@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"strings"
 	"testing"
@@ -99,6 +100,11 @@ type failingLister struct {
 	calls int
 }
 
+func (f *failingLister) CountWorkflow(context.Context, *workflowservice.CountWorkflowExecutionsRequest) (*workflowservice.CountWorkflowExecutionsResponse, error) {
+	f.calls++
+	return nil, errors.New("visibility unavailable")
+}
+
 func (f *failingLister) ListWorkflow(context.Context, *workflowservice.ListWorkflowExecutionsRequest) (*workflowservice.ListWorkflowExecutionsResponse, error) {
 	f.calls++
 	return nil, errors.New("visibility unavailable")
@@ -127,9 +133,11 @@ func TestVerifyRunningQueryFails(t *testing.T) {
 }
 
 // On a real server, a scan trusts again, for twice as long, the runs
-// visibility finds still running (in batches of verifyBatch IDs), and not
-// a run closed since, nor another run of the workflow ID than the one it
-// trusted, nor an entry still in its window (not queried).
+// visibility finds still running (in batches of verifyBatch IDs: a count,
+// then a list when not all of the batch run), and not a run closed since,
+// nor an entry still in its window (not queried). Another run of the
+// workflow ID than the one it trusted, running, is trusted for a window:
+// it started after that one ended.
 func TestVerifyRunningOnServer(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a Temporal dev server")
@@ -177,18 +185,20 @@ func TestVerifyRunningOnServer(t *testing.T) {
 	s.mu.Unlock()
 
 	s.verifyRunning(ctx, "Site", ids, updated, later)
-	require.Equal(t, int64(n), s.Verified())
+	require.Equal(t, int64(n+1), s.Verified())
 	for id := int64(1); id <= n; id++ {
 		ref := models.Ref{Model: "Site", ID: id}
 		require.True(t, s.skip(ref, t0, later), "%d", id)
 		require.Equal(t, 2*time.Minute, s.recent[ref].window, "%d", id)
 		require.Equal(t, runs[id], s.recent[ref].runID)
 	}
-	for _, id := range []int64{closed, other} {
-		ref := models.Ref{Model: "Site", ID: id}
-		require.False(t, s.skip(ref, t0, later), "%d is started again", id)
-		require.Equal(t, time.Minute, s.recent[ref].window)
-	}
+	ref := models.Ref{Model: "Site", ID: closed}
+	require.False(t, s.skip(ref, t0, later), "the closed run's object is started again")
+	require.Equal(t, time.Minute, s.recent[ref].window)
+	ref = models.Ref{Model: "Site", ID: other}
+	require.True(t, s.skip(ref, t0, time.Now()), "the run running is trusted")
+	require.Equal(t, time.Minute, s.recent[ref].window)
+	require.Equal(t, runs[other], s.recent[ref].runID)
 	require.Equal(t, time.Minute, s.recent[models.Ref{Model: "Site", ID: fresh}].window, "not queried")
 
 	// The IDs reach the query quoted: one that could not be is not queried.
@@ -201,16 +211,35 @@ func TestVerifyRunningOnServer(t *testing.T) {
 	s3.record(models.Ref{Model: "Site", ID: 1}, t0, "run-1")
 	s3.record(models.Ref{Model: "Site", ID: 2}, t0, "run-2")
 	s3.verifyRunning(ctx, "Site", []int64{1, 2}, updated, later)
-	require.Equal(t, []string{"WorkflowId IN ('syn/Site/1', 'syn/Site/2') AND ExecutionStatus = 'Running'"}, q.queries)
+	require.Equal(t, []string{"count WorkflowId IN ('syn/Site/1', 'syn/Site/2') AND ExecutionStatus = 'Running'"}, q.queries,
+		"both run: a count, no list")
+	q.queries = nil
+	s3.record(models.Ref{Model: "Site", ID: closed}, t0, "run-closed")
+	s3.verifyRunning(ctx, "Site", []int64{1, closed}, updated, later.Add(time.Hour))
+	in := fmt.Sprintf("WorkflowId IN ('syn/Site/1', 'syn/Site/%d') AND ExecutionStatus = 'Running'", closed)
+	require.Equal(t, []string{"count " + in, "list " + in}, q.queries, "one closed: the list says which")
+
+	// The first scans adopt runs only when the task queue has some
+	// running, or visibility cannot say.
+	for queue, want := range map[string]bool{"no-worker": true, "empty": false, `it's`: true} {
+		require.Equal(t, want, New(c, nil, nil, Options{TaskQueue: queue}).anyRunning(ctx), queue)
+	}
+	require.True(t, New(&failingLister{}, nil, nil, Options{TaskQueue: "no-worker"}).anyRunning(ctx))
 }
 
-// recordingLister records the visibility queries it passes on.
+// recordingLister records the visibility queries it passes on, each after
+// "count " or "list ".
 type recordingLister struct {
 	client.Client
 	queries []string
 }
 
+func (r *recordingLister) CountWorkflow(ctx context.Context, req *workflowservice.CountWorkflowExecutionsRequest) (*workflowservice.CountWorkflowExecutionsResponse, error) {
+	r.queries = append(r.queries, "count "+req.GetQuery())
+	return r.Client.CountWorkflow(ctx, req)
+}
+
 func (r *recordingLister) ListWorkflow(ctx context.Context, req *workflowservice.ListWorkflowExecutionsRequest) (*workflowservice.ListWorkflowExecutionsResponse, error) {
-	r.queries = append(r.queries, req.GetQuery())
+	r.queries = append(r.queries, "list "+req.GetQuery())
 	return r.Client.ListWorkflow(ctx, req)
 }

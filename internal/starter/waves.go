@@ -17,7 +17,10 @@ import (
 // model, batch by batch, and returns how many it started or found running.
 // A model whose pending objects cannot be listed is skipped, its error
 // returned with the others'; a workflow that cannot be started ends the
-// scan (the next one tries again).
+// scan (the next one tries again). Until one scan has completed, and when
+// visibility shows workflows running on the task queue (a restarted
+// starter), the scans leave alone the objects whose runs at work started
+// after their content was written (adoptRunning).
 //
 // The models come dependencies first. A model that links to a model with
 // objects this scan started (or to a model that waits) waits: the
@@ -34,8 +37,17 @@ import (
 // objects link to, and a query of the objects waited for still pending
 // every poll (see wavePoll). The models that wait come after the others,
 // and after the deletion scan, which waits for nothing.
-func (s *Starter) Scan(ctx context.Context) (int, error) {
+func (s *Starter) Scan(ctx context.Context) (n int, err error) {
 	s.prune(time.Now(), s.scans.Add(1))
+	if !s.settled.Load() {
+		s.adopting.Store(s.anyRunning(ctx))
+		defer func() {
+			if err == nil {
+				s.settled.Store(true)
+				s.adopting.Store(false)
+			}
+		}()
+	}
 	total := 0
 	var errs []error
 	// started holds the ids of the objects whose workflows this scan
