@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"strings"
-	"sync"
 	"time"
 
 	"go.temporal.io/api/workflowservice/v1"
@@ -37,10 +36,7 @@ const progressEvery = 5 * time.Second
 // busy on a saturated server.
 func watchProgress(ctx context.Context, c client.Client, query string, n int, start time.Time) func() progress {
 	ctx, cancel := context.WithCancel(ctx)
-	var (
-		mu sync.Mutex
-		p  progress
-	)
+	var p progress // the goroutine's until done is closed
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
@@ -50,7 +46,6 @@ func watchProgress(ctx context.Context, c client.Client, query string, n int, st
 		for {
 			if total, open, err := countByStatus(ctx, c, query); err == nil {
 				now := time.Now()
-				mu.Lock()
 				p.MaxOpen = max(p.MaxOpen, open)
 				if p.StartsDone == 0 && total >= int64(n) {
 					p.StartsDone = now.Sub(start)
@@ -63,7 +58,6 @@ func watchProgress(ctx context.Context, c client.Client, query string, n int, st
 					}
 					last, lastAt = closed, now
 				}
-				mu.Unlock()
 			}
 			select {
 			case <-ctx.Done():
@@ -75,8 +69,6 @@ func watchProgress(ctx context.Context, c client.Client, query string, n int, st
 	return func() progress {
 		cancel()
 		<-done
-		mu.Lock()
-		defer mu.Unlock()
 		return p
 	}
 }
