@@ -77,8 +77,8 @@
 //	database_auto_migrate       true       migrate the schema at start (false: check it only, and
 //	                                       stop when it is not up to date; run `tsync migrate`)
 //	redis_url                   "redis://127.0.0.1:6379/0"  Redis URL (redis:// or rediss://)
-//	loop_interval               1s         pause between observer passes (after a long pass, 4x
-//	                                       its time, up to max(30s, 5 intervals)), > 0
+//	loop_interval               1s         pause between observer passes (after a pass of 1s or
+//	                                       more, 4x its time, up to max(30s, 5 intervals)), > 0
 //	fetch_batch                 500        rows fetched per query, > 0
 //	concurrency.workflows       200        concurrent workflow executions, > 0
 //	concurrency.activities      100        concurrent activity executions, > 0

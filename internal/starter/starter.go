@@ -178,12 +178,17 @@ func (s *Starter) Run(ctx context.Context) error {
 }
 
 // scanPace bounds the time the periodic scans take: after a scan that
-// took d, the next waits scanPace times d (see pause).
-const scanPace = 4
+// took d, paceAfter or more, the next waits scanPace times d (see pause).
+const (
+	scanPace  = 4
+	paceAfter = time.Second
+)
 
-// pause is the wait after a scan that took took before the next: the loop
-// interval, or scanPace times the scan, up to half a trust window (after a
-// failed scan, Run waits the loop interval). The announcements start the
+// pause is the wait after a scan that took took before the next: what is
+// left of the loop interval, as a ticker would wait, after a scan shorter
+// than paceAfter; after a longer one, the loop interval or scanPace times
+// the scan, up to half a trust window (after a failed scan, Run waits the
+// loop interval). The announcements start the
 // workflows of changed objects as they come; a scan finds what they missed
 // (a run that ended without syncing its object, an announcement lost in a
 // reconnection: a reconnection wakes a scan at once anyway). With 100,000
@@ -192,6 +197,9 @@ const scanPace = 4
 // object's updated time from the database, on the CPU the Temporal server
 // and the steps needed.
 func (s *Starter) pause(took time.Duration) time.Duration {
+	if took < paceAfter {
+		return max(0, s.opts.LoopInterval-took)
+	}
 	return max(s.opts.LoopInterval, min(scanPace*took, s.recentWindow()/2))
 }
 

@@ -95,13 +95,15 @@ func TestStartedByScan(t *testing.T) {
 	require.False(t, s.startedByScan(ctx, other, t0), "joined a run seen before")
 }
 
-// The pause between two scans is the loop interval, or scanPace times a
-// long scan, up to half a trust window.
+// The pause after a scan shorter than paceAfter is what is left of the
+// loop interval; after a longer one, the loop interval or scanPace times
+// the scan, up to half a trust window.
 func TestPauseGrowsWithTheScan(t *testing.T) {
 	for _, c := range []struct {
 		loop, took, want time.Duration
 	}{
-		{time.Second, time.Millisecond, time.Second},
+		{time.Second, time.Millisecond, 999 * time.Millisecond},
+		{20 * time.Millisecond, 100 * time.Millisecond, 0},
 		{time.Second, 2 * time.Second, 8 * time.Second},
 		{time.Second, 100 * time.Second, 30 * time.Second},
 		{10 * time.Second, time.Second, 10 * time.Second},
