@@ -31,13 +31,13 @@ type Backlog struct {
 	StarterPeakRSSMiB float64   `json:"starter_peak_rss_mib"`
 	// MaxRunning is the most workflows seen open at once; StartsInFlight
 	// the bound on the starter's concurrent start calls.
-	MaxRunning int64 `json:"max_running_workflows"`
+	MaxRunning     int64 `json:"max_running_workflows"`
+	StartsInFlight int   `json:"starts_in_flight_bound"`
 	// RawProgress and Progress are when raw's and tsync's runs had made
-	// all their starts (the starts phase), and the most workflows each
-	// had open at once.
-	RawProgress    progress `json:"raw_progress"`
-	Progress       progress `json:"progress"`
-	StartsInFlight int      `json:"starts_in_flight_bound"`
+	// all their starts (the starts phase), the most workflows each had
+	// open at once, and their workflows closed per second over each tenth.
+	RawProgress progress `json:"raw_progress"`
+	Progress    progress `json:"progress"`
 	// ProcessErrors counts the error lines the worker and the starter
 	// logged (rejected requests, failed scans).
 	ProcessErrors int    `json:"process_error_lines"`
@@ -88,7 +88,7 @@ func (b *bench) backlog(ctx context.Context, n int, dag bool) (Backlog, error) {
 		}
 		r.N = d.count()
 		tables = []string{"site", "network", "slice", "instance"}
-	} else if _, err := e.pool.Exec(ctx, `INSERT INTO `+e.table("item")+` (name) SELECT 'item-' || g FROM generate_series(1, $1::int) g`, n); err != nil {
+	} else if err := e.insertItems(ctx, n); err != nil {
 		return r, err
 	}
 	r.ProcessLog = filepath.Join("var", "bench", "backlog-processes.log")

@@ -192,8 +192,7 @@ type costKind struct {
 
 // items: n independent Items.
 var items = costKind{insert: func(ctx context.Context, e *env, n int) (int, []string, string, error) {
-	_, err := e.pool.Exec(ctx, `INSERT INTO `+e.table("item")+` (name) SELECT 'item-' || g FROM generate_series(1, $1::int) g`, n)
-	return n, []string{"item"}, "/Item/", err
+	return n, []string{"item"}, "/Item/", e.insertItems(ctx, n)
 }}
 
 // slicesOfSyncedSite: n Slices of a Site synced before them.

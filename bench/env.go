@@ -92,6 +92,12 @@ func (b *bench) open(ctx context.Context, step tsync.Step) (*env, func(), error)
 
 func (e *env) table(name string) string { return pgx.Identifier{e.schema, name}.Sanitize() }
 
+// insertItems inserts n pending Items, ids 1 to n.
+func (e *env) insertItems(ctx context.Context, n int) error {
+	_, err := e.pool.Exec(ctx, `INSERT INTO `+e.table("item")+` (name) SELECT 'item-' || g FROM generate_series(1, $1::int) g`, n)
+	return err
+}
+
 // run runs a worker and a starter until the returned stop is called: in
 // this process, or as e.workers worker processes and a starter process
 // (their warnings in var/bench/processes.log).

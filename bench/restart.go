@@ -4,7 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"strings"
+	"slices"
 	"time"
 
 	"go.temporal.io/api/workflowservice/v1"
@@ -51,15 +51,14 @@ func (b *bench) restart(ctx context.Context, n int) (Restart, error) {
 		return r, err
 	}
 	defer cleanup()
-	if _, err := e.pool.Exec(ctx, `INSERT INTO `+e.table("item")+` (name) SELECT 'item-' || g FROM generate_series(1, $1::int) g`, n); err != nil {
+	if err := e.insertItems(ctx, n); err != nil {
 		return r, err
 	}
 	scan := func(s *starter.Starter) (ScanCost, error) {
-		before, start := readCPU(), time.Now()
-		if _, err := s.Scan(ctx); err != nil {
-			return ScanCost{}, err
-		}
-		return ScanCost{Seconds: time.Since(start).Seconds(), Starts: s.Started(), CPU: cpuSince(before, n)}, nil
+		return measure(n, func() (int64, error) {
+			_, err := s.Scan(ctx)
+			return s.Started(), err
+		})
 	}
 	if r.First, err = scan(e.app.NewStarter()); err != nil {
 		return r, err
@@ -82,27 +81,28 @@ func (b *bench) restart(ctx context.Context, n int) (Restart, error) {
 	}
 	r.Adopted = restarted.Adopted()
 	joiner := e.app.NewStarter()
-	before, start := readCPU(), time.Now()
-	g, gctx := errgroup.WithContext(ctx)
-	g.SetLimit(16)
-	for i := range n {
-		g.Go(func() error { return joiner.Start(gctx, models.Ref{Model: "Item", ID: int64(i + 1)}, false) })
-	}
-	if err := g.Wait(); err != nil {
+	if r.Joins, err = measure(n, func() (int64, error) {
+		g, gctx := errgroup.WithContext(ctx)
+		g.SetLimit(16)
+		for i := range n {
+			g.Go(func() error { return joiner.Start(gctx, models.Ref{Model: "Item", ID: int64(i + 1)}, false) })
+		}
+		err := g.Wait()
+		return joiner.Started(), err
+	}); err != nil {
 		return r, err
 	}
-	r.Joins = ScanCost{Seconds: time.Since(start).Seconds(), Starts: joiner.Started(), CPU: cpuSince(before, n)}
 	ids := make([]string, n)
 	for i := range n {
 		ids[i] = workflows.WorkflowID(e.app.Params().Synchronizer, models.Ref{Model: "Item", ID: int64(i + 1)})
 	}
-	if r.List, err = verifyCost(ctx, ids, func(q string) (int, error) {
+	if r.List, err = verifyCost(ids, func(q string) (int, error) {
 		resp, err := e.app.Client.ListWorkflow(ctx, &workflowservice.ListWorkflowExecutionsRequest{PageSize: 100, Query: q})
 		return len(resp.GetExecutions()), err
 	}); err != nil {
 		return r, err
 	}
-	r.Count, err = verifyCost(ctx, ids, func(q string) (int, error) {
+	r.Count, err = verifyCost(ids, func(q string) (int, error) {
 		resp, err := e.app.Client.CountWorkflow(ctx, &workflowservice.CountWorkflowExecutionsRequest{Query: q})
 		return int(resp.GetCount()), err
 	})
@@ -112,21 +112,32 @@ func (b *bench) restart(ctx context.Context, n int) (Restart, error) {
 // verifyCost asks ask, for 100 of ids at a time, how many of their
 // workflows run, as a scan's verification does, and returns the time and
 // CPU it took; each answer must be all 100.
-func verifyCost(ctx context.Context, ids []string, ask func(query string) (int, error)) (ScanCost, error) {
+func verifyCost(ids []string, ask func(query string) (int, error)) (ScanCost, error) {
+	return measure(len(ids), func() (int64, error) {
+		var queries int64
+		for batch := range slices.Chunk(ids, 100) {
+			got, err := ask(starter.RunningQuery(batch))
+			if err != nil {
+				return queries, err
+			}
+			if got != len(batch) {
+				return queries, fmt.Errorf("verify: %d of %d workflows running", got, len(batch))
+			}
+			queries++
+		}
+		return queries, nil
+	})
+}
+
+// measure runs fn, which returns how many calls it made, and returns its
+// time, those calls and the CPU time per object of n.
+func measure(n int, fn func() (int64, error)) (ScanCost, error) {
 	before, start := readCPU(), time.Now()
-	var queries int64
-	for i := 0; i < len(ids); i += 100 {
-		batch := ids[i:min(i+100, len(ids))]
-		got, err := ask(fmt.Sprintf("WorkflowId IN ('%s') AND ExecutionStatus = 'Running'", strings.Join(batch, "', '")))
-		if err != nil {
-			return ScanCost{}, err
-		}
-		if got != len(batch) {
-			return ScanCost{}, fmt.Errorf("verify: %d of %d workflows running", got, len(batch))
-		}
-		queries++
+	calls, err := fn()
+	if err != nil {
+		return ScanCost{}, err
 	}
-	return ScanCost{Seconds: time.Since(start).Seconds(), Starts: queries, CPU: cpuSince(before, len(ids))}, nil
+	return ScanCost{Seconds: time.Since(start).Seconds(), Starts: calls, CPU: cpuSince(before, n)}, nil
 }
 
 func (r Restart) print(w io.Writer) {

@@ -24,7 +24,7 @@ func (b *bench) rss(ctx context.Context, n int) (float64, float64, error) {
 		return 0, 0, err
 	}
 	defer cleanup()
-	if _, err := e.pool.Exec(ctx, `INSERT INTO `+e.table("item")+` (name) SELECT 'item-' || g FROM generate_series(1, $1) g`, n); err != nil {
+	if err := e.insertItems(ctx, n); err != nil {
 		return 0, 0, err
 	}
 	logFile, err := os.Create(filepath.Join("var", "bench", "rss-processes.log"))

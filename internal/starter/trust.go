@@ -235,6 +235,12 @@ func (s *Starter) anyRunning(ctx context.Context) bool {
 	return err != nil || resp.GetCount() > 0
 }
 
+// RunningQuery is the visibility query that a scan asks of the workflows
+// ids (each free of quotes and backslashes): those of them that run.
+func RunningQuery(ids []string) string {
+	return fmt.Sprintf("WorkflowId IN ('%s') AND ExecutionStatus = 'Running'", strings.Join(ids, "', '"))
+}
+
 // running asks visibility, verifyBatch workflow IDs per query, which of
 // the workflows of refs have a run running, and calls found with each and
 // that run. With counted, it first counts them, and when all of a batch
@@ -263,7 +269,7 @@ func (s *Starter) running(ctx context.Context, refs []models.Ref, counted bool, 
 		n := min(len(wids), verifyBatch)
 		batch := wids[:n]
 		wids = wids[n:]
-		query := fmt.Sprintf("WorkflowId IN ('%s') AND ExecutionStatus = 'Running'", strings.Join(batch, "', '"))
+		query := RunningQuery(batch)
 		if counted {
 			resp, err := s.client.CountWorkflow(ctx, &workflowservice.CountWorkflowExecutionsRequest{Query: query})
 			if err != nil {
