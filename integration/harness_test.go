@@ -16,6 +16,7 @@ import (
 	"github.com/tsync/tsync/config"
 	"github.com/tsync/tsync/internal/testenv"
 	"github.com/tsync/tsync/internal/testmodels"
+	"github.com/tsync/tsync/internal/workflows"
 	"github.com/tsync/tsync/models"
 	"github.com/tsync/tsync/worker"
 )
@@ -169,17 +170,33 @@ func inSync(b *models.Base) bool {
 // fault tests cut the app's connections, the harness's reads among them.
 func (e *env) waitInSync(timeout time.Duration, refs ...models.Ref) {
 	e.t.Helper()
-	require.Eventually(e.t, func() bool {
+	var left []models.Ref
+	deadline := time.Now().Add(timeout)
+	for {
+		left = left[:0]
 		for _, r := range refs {
 			obj, err := e.app.Store.Get(e.ctx, r.Model, r.ID)
 			if err != nil || !inSync(obj.SyncState()) {
-				return false
+				left = append(left, r)
 			}
 		}
-		return true
-	}, timeout, 20*time.Millisecond, "objects not in sync: %v", e.describe(refs...))
+		if len(left) == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			// The state of those left when the wait ended, not when it began,
+			// and the runs of the first few.
+			runs := ""
+			for _, r := range left[:min(len(left), 5)] {
+				runs += fmt.Sprintf("\n%s: %v", r, e.runsOf(workflows.WorkflowID(e.cfg.ObserverName, r)))
+			}
+			e.t.Fatalf("%d of %d objects not in sync after %s: %s%s", len(left), len(refs), timeout, e.describe(left...), runs)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }
 
+// describe returns the sync state of each of refs, as read now.
 func (e *env) describe(refs ...models.Ref) string {
 	s := ""
 	for _, r := range refs {

@@ -104,9 +104,12 @@ func (i *Inspector) workflow(ctx context.Context, ref models.Ref) Workflow {
 	v, err := i.temporal.QueryWorkflow(qctx, w.ID, "", workflows.QueryState)
 	if err != nil {
 		var deadline *serviceerror.DeadlineExceeded
+		var canceled *serviceerror.Canceled
 		// The server gives up on the query a little before our deadline,
-		// with its own DeadlineExceeded: both mean no worker answered.
-		if qctx.Err() != nil || errors.As(err, &deadline) {
+		// with its own DeadlineExceeded, and cancels it (Canceled, "context
+		// canceled") when the worker it handed it to stopped polling: all
+		// mean no worker answered.
+		if qctx.Err() != nil || errors.As(err, &deadline) || errors.As(err, &canceled) {
 			w.Problem = fmt.Sprintf("no worker answered the state query within %s: is a worker polling task queue %s?", i.opts.QueryTimeout, w.TaskQueue)
 		} else {
 			w.Problem = fmt.Sprintf("state query failed: %v", err)
