@@ -40,6 +40,7 @@ func (c queryClient) QueryWorkflow(context.Context, string, string, string, ...a
 
 // A server gives up on a query a little before the caller's deadline, with
 // its own DeadlineExceeded: that too says no worker polls the task queue.
+// It cancels one whose worker stopped polling before answering (Canceled).
 // Any other query error is reported as it is.
 func TestObjectQueryUnanswered(t *testing.T) {
 	f := inspecttest.New(t)
@@ -50,6 +51,8 @@ func TestObjectQueryUnanswered(t *testing.T) {
 	}{
 		{"server deadline", serviceerror.NewDeadlineExceeded("query timed out before a worker could process it"),
 			"no worker answered the state query within 3s: is a worker polling task queue q?"},
+		{"worker gone", serviceerror.NewCanceled("context canceled"),
+			"the worker handed the state query stopped before it answered: is a worker polling task queue q?"},
 		{"other", errors.New("boom"), "state query failed: boom"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -106,12 +106,15 @@ func (i *Inspector) workflow(ctx context.Context, ref models.Ref) Workflow {
 		var deadline *serviceerror.DeadlineExceeded
 		var canceled *serviceerror.Canceled
 		// The server gives up on the query a little before our deadline,
-		// with its own DeadlineExceeded, and cancels it (Canceled, "context
-		// canceled") when the worker it handed it to stopped polling: all
-		// mean no worker answered.
-		if qctx.Err() != nil || errors.As(err, &deadline) || errors.As(err, &canceled) {
+		// with its own DeadlineExceeded: both mean no worker answered. It
+		// cancels it (Canceled, "context canceled") when the worker it
+		// handed it to stopped polling.
+		switch {
+		case qctx.Err() != nil || errors.As(err, &deadline):
 			w.Problem = fmt.Sprintf("no worker answered the state query within %s: is a worker polling task queue %s?", i.opts.QueryTimeout, w.TaskQueue)
-		} else {
+		case errors.As(err, &canceled):
+			w.Problem = fmt.Sprintf("the worker handed the state query stopped before it answered: is a worker polling task queue %s?", w.TaskQueue)
+		default:
 			w.Problem = fmt.Sprintf("state query failed: %v", err)
 		}
 		return w
