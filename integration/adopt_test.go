@@ -51,7 +51,7 @@ func TestRestartedStarterAdoptsRunsAtWork(t *testing.T) {
 
 	e.startWorker()
 	e.waitInSync(30*time.Second, items...)
-	require.Eventually(t, func() bool { return len(e.openWorkflows()) == 0 }, 15*time.Second, 100*time.Millisecond)
+	e.waitNoneOpen(15 * time.Second)
 	for _, ref := range items {
 		id := workflows.WorkflowID(e.cfg.ObserverName, ref)
 		require.Len(t, e.runsOf(id), 1, "%s", ref)

@@ -66,8 +66,7 @@ func (e *env) settled(refs []models.Ref) {
 	e.t.Helper()
 	e.assertInSync(refs...)
 	require.Empty(e.t, e.rec.Violations())
-	require.Eventually(e.t, func() bool { return len(e.openWorkflows()) == 0 }, 15*time.Second, 100*time.Millisecond,
-		"workflows left open: %v", e.openWorkflows())
+	e.waitNoneOpen(15 * time.Second)
 }
 
 // PostgreSQL kills every connection of the app twice while 100 objects sync:

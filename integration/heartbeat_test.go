@@ -50,7 +50,7 @@ func TestAttemptHeartbeatsWhileRowLocked(t *testing.T) {
 	e.waitInSync(30*time.Second, item)
 	require.Len(t, e.rec.CallsOf("sync", item), 1)
 	require.Equal(t, "OK", e.get(item).BackendStatus)
-	require.Eventually(t, func() bool { return len(e.openWorkflows()) == 0 }, 15*time.Second, 100*time.Millisecond)
+	e.waitNoneOpen(15 * time.Second)
 
 	id := workflows.WorkflowID(e.cfg.ObserverName, item)
 	var activityEvents []string

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"go.temporal.io/api/workflowservice/v1"
 
@@ -36,15 +37,39 @@ func (e *env) countRuns(id string) int {
 // task queue.
 func (e *env) openWorkflows() []string {
 	e.t.Helper()
+	ids, err := e.listOpen()
+	require.NoError(e.t, err)
+	return ids
+}
+
+// listOpen is openWorkflows, returning visibility's error.
+func (e *env) listOpen() ([]string, error) {
 	resp, err := e.app.Client.ListWorkflow(e.ctx, &workflowservice.ListWorkflowExecutionsRequest{
 		Query: fmt.Sprintf("TaskQueue = %q AND ExecutionStatus = 'Running'", e.cfg.Temporal.TaskQueue),
 	})
-	require.NoError(e.t, err)
+	if err != nil {
+		return nil, err
+	}
 	var ids []string
 	for _, x := range resp.Executions {
 		ids = append(ids, x.Execution.WorkflowId)
 	}
-	return ids
+	return ids, nil
+}
+
+// waitNoneOpen waits until visibility shows no workflow of the task queue
+// running. A failed list is "not yet" (a test may have just restarted the
+// server); the failure names what was left open, or the last error.
+func (e *env) waitNoneOpen(timeout time.Duration) {
+	e.t.Helper()
+	var ids []string
+	var err error
+	if !assert.Eventually(e.t, func() bool {
+		ids, err = e.listOpen()
+		return err == nil && len(ids) == 0
+	}, timeout, 100*time.Millisecond) {
+		e.t.Fatalf("workflows left open: %v (last list error: %v)", ids, err)
+	}
 }
 
 // runsOf describes every run of workflow id, newest first: run ID, type,
@@ -137,7 +162,7 @@ func TestWorkerKilledMidSync(t *testing.T) {
 	e.waitInSync(30*time.Second, items...)
 	e.assertInSync(items...)
 	require.Len(t, e.rec.CallsOf("sync", items[0]), 1, "the new worker synced it once")
-	require.Eventually(t, func() bool { return len(e.openWorkflows()) == 0 }, 10*time.Second, 100*time.Millisecond, "workflows left open: %v", e.openWorkflows())
+	e.waitNoneOpen(10 * time.Second)
 }
 
 // 11. no_sync and lazy_blocked objects are never synced; write_protect
