@@ -188,8 +188,8 @@ const (
 // left of the loop interval, as a ticker would wait, after a scan shorter
 // than paceAfter; after a longer one, the loop interval or scanPace times
 // the scan, up to half a trust window (after a failed scan, Run waits the
-// loop interval). The announcements start the
-// workflows of changed objects as they come; a scan finds what they missed
+// loop interval). The announcements start the workflows of changed
+// objects as they come; a scan finds what they missed
 // (a run that ended without syncing its object, an announcement lost in a
 // reconnection: a reconnection wakes a scan at once anyway). With 100,000
 // objects pending, a scan that starts nothing (each is trusted, see skip)

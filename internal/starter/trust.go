@@ -3,6 +3,7 @@ package starter
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -265,10 +266,8 @@ func (s *Starter) running(ctx context.Context, refs []models.Ref, counted bool, 
 			s.verifyFailed(err)
 		}
 	}
-	for len(wids) > 0 {
-		n := min(len(wids), verifyBatch)
-		batch := wids[:n]
-		wids = wids[n:]
+	for batch := range slices.Chunk(wids, verifyBatch) {
+		n := len(batch)
 		query := RunningQuery(batch)
 		if counted {
 			resp, err := s.client.CountWorkflow(ctx, &workflowservice.CountWorkflowExecutionsRequest{Query: query})
