@@ -125,19 +125,23 @@ func (e *env) run(ctx context.Context) (stop func()) {
 	return func() { cancel(); wg.Wait() }
 }
 
-// waitInSync waits until no object of the tables is pending.
+// waitInSync waits until no object of the tables is pending. It asks
+// whether any is, which stops at the first pending row: a count of them,
+// 50 times a second, cost PostgreSQL about 0.5 ms of CPU per object of a
+// 2,000-object run, charged to tsync's side.
 func (e *env) waitInSync(ctx context.Context, tables ...string) error {
 	deadline := time.Now().Add(30 * time.Minute)
 	for time.Now().Before(deadline) {
-		total := 0
+		pending := false
 		for _, t := range tables {
-			var n int
-			if err := e.pool.QueryRow(ctx, `SELECT count(*) FROM `+e.table(t)+` WHERE `+models.PendingPredicate).Scan(&n); err != nil {
+			if err := e.pool.QueryRow(ctx, `SELECT EXISTS (SELECT FROM `+e.table(t)+` WHERE `+models.PendingPredicate+`)`).Scan(&pending); err != nil {
 				return err
 			}
-			total += n
+			if pending {
+				break
+			}
 		}
-		if total == 0 {
+		if !pending {
 			return nil
 		}
 		time.Sleep(20 * time.Millisecond)
