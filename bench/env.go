@@ -5,11 +5,12 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
+	enumspb "go.temporal.io/api/enums/v1"
+	"go.temporal.io/sdk/client"
 
 	"github.com/tsync/tsync"
 	"github.com/tsync/tsync/app"
@@ -98,31 +99,98 @@ func (e *env) insertItems(ctx context.Context, n int) error {
 	return err
 }
 
-// run runs a worker and a starter until the returned stop is called: in
-// this process, or as e.workers worker processes and a starter process
-// (their warnings in var/bench/processes.log).
+// run runs a worker and a starter until the returned stop is called (see
+// runWorkers and runStarter).
 func (e *env) run(ctx context.Context) (stop func()) {
+	stopWorkers, err := e.runWorkers(ctx)
+	if err != nil {
+		fail(err)
+	}
+	stopStarter := e.runStarter(ctx)
+	return func() { stopStarter(); stopWorkers() }
+}
+
+// runWorkers runs the workers until the returned stop is called: one in
+// this process, or e.workers worker processes (their warnings in
+// var/bench/processes.log). It returns once they all poll the task queue,
+// as the raw runs' workers do before their clock starts.
+func (e *env) runWorkers(ctx context.Context) (stop func(), err error) {
 	if e.workers > 0 {
-		roles := []string{"starter"}
-		for range e.workers {
-			roles = append(roles, "worker")
+		roles := make([]string, e.workers)
+		for i := range roles {
+			roles[i] = "worker"
 		}
-		log, err := os.OpenFile(filepath.Join("var", "bench", "processes.log"), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
+		log, stopRoles, err := e.startLogged(roles...)
+		if err != nil {
+			return nil, err
+		}
+		stop = func() { stopRoles(); log.Close() }
+	} else {
+		ctx, cancel := context.WithCancel(ctx)
+		done := make(chan struct{})
+		go func() { defer close(done); _ = e.app.RunWorker(ctx) }()
+		stop = func() { cancel(); <-done }
+	}
+	if err := waitPolling(ctx, e.app.Client, e.app.Config.Temporal.TaskQueue, max(e.workers, 1)); err != nil {
+		stop()
+		return nil, err
+	}
+	return stop, nil
+}
+
+// runStarter runs the starter, in this process or (with e.workers) as a
+// process, until the returned stop is called.
+func (e *env) runStarter(ctx context.Context) (stop func()) {
+	if e.workers > 0 {
+		log, stopRoles, err := e.startLogged("starter")
 		if err != nil {
 			fail(err)
 		}
-		_, stop, err := e.startRoles(log, roles...)
-		if err != nil {
-			fail(err)
-		}
-		return func() { stop(); log.Close() }
+		return func() { stopRoles(); log.Close() }
 	}
 	ctx, cancel := context.WithCancel(ctx)
-	var wg sync.WaitGroup
-	wg.Add(2)
-	go func() { defer wg.Done(); _ = e.app.RunWorker(ctx) }()
-	go func() { defer wg.Done(); _ = e.app.RunStarter(ctx) }()
-	return func() { cancel(); wg.Wait() }
+	done := make(chan struct{})
+	go func() { defer close(done); _ = e.app.RunStarter(ctx) }()
+	return func() { cancel(); <-done }
+}
+
+// startLogged starts processes of roles, their output appended to
+// var/bench/processes.log.
+func (e *env) startLogged(roles ...string) (*os.File, func(), error) {
+	log, err := os.OpenFile(filepath.Join("var", "bench", "processes.log"), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
+	if err != nil {
+		return nil, nil, err
+	}
+	_, stop, err := e.startRoles(log, roles...)
+	if err != nil {
+		log.Close()
+		return nil, nil, err
+	}
+	return log, stop, nil
+}
+
+// waitPolling waits until n workers poll queue, for workflow tasks and for
+// activity tasks, as the server's DescribeTaskQueue lists them.
+func waitPolling(ctx context.Context, c client.Client, queue string, n int) error {
+	ctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	for {
+		polling := 0
+		for _, kind := range []enumspb.TaskQueueType{enumspb.TASK_QUEUE_TYPE_WORKFLOW, enumspb.TASK_QUEUE_TYPE_ACTIVITY} {
+			resp, err := c.DescribeTaskQueue(ctx, queue, kind)
+			if err == nil && len(resp.GetPollers()) >= n {
+				polling++
+			}
+		}
+		if polling == 2 {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("workers polling task queue %s: fewer than %d after a minute", queue, n)
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
 }
 
 // waitInSync waits until no object of the tables is pending. It asks

@@ -44,7 +44,10 @@ import (
 // Result is what -json prints.
 type Result struct {
 	// Workers is the number of worker processes (0: one in the bench's).
-	Workers           int     `json:"workers"`
+	Workers int `json:"workers"`
+	// RawAttributes: the raw workflows carried tsync's search attributes
+	// (-raw-attributes).
+	RawAttributes     bool    `json:"raw_attributes"`
 	BaselineN         int     `json:"baseline_n"`
 	BaselineRate      float64 `json:"baseline_workflows_per_s"`
 	IndependentN      int     `json:"independent_n"`
@@ -94,6 +97,9 @@ type bench struct {
 	// renew replaces the dev server the bench started with a new, empty
 	// one (nil with -temporal).
 	renew func(ctx context.Context) error
+	// rawAttributes gives the raw workflows tsync's search attributes
+	// (-raw-attributes).
+	rawAttributes bool
 }
 
 func main() {
@@ -116,6 +122,7 @@ func main() {
 	backlogDAG := flag.Bool("backlog-dag", false, "backlog: a graph of sites (networks, slices, instances) rather than independent objects")
 	cpuProfile := flag.String("cpuprofile", "", "write CPU profiles of this process (its in-process worker and starter) for the baseline and independent runs to <prefix>-baseline.pprof and <prefix>-independent.pprof")
 	asJSON := flag.Bool("json", false, "print the result as one JSON record on stdout (the lines go to stderr)")
+	rawAttributes := flag.Bool("raw-attributes", false, "give the raw workflows tsync's search attributes (set at start, TsyncState upserted at the end), so the ratios measure what tsync adds to them")
 	temporalAddr := flag.String("temporal", "", "host:port of a Temporal server to use (default: start a dev server from bin/temporal, in memory)")
 	flag.Parse()
 
@@ -129,6 +136,7 @@ func main() {
 	ctx := context.Background()
 	b := &bench{dbURL: testenv.DatabaseURL(), quiet: slog.New(slog.DiscardHandler), out: os.Stdout}
 	b.workers = *workers
+	b.rawAttributes = *rawAttributes
 	if *asJSON {
 		// stdout holds the JSON record only; the lines go to stderr.
 		b.out = os.Stderr
@@ -167,7 +175,7 @@ func main() {
 	for _, s := range strings.Split(*skip, ",") {
 		skipped[strings.TrimSpace(s)] = true
 	}
-	r := Result{Workers: b.workers, CPU: map[string]CPUPerObject{}}
+	r := Result{Workers: b.workers, RawAttributes: b.rawAttributes, CPU: map[string]CPUPerObject{}}
 	procs := "worker in this process"
 	if b.workers > 0 {
 		procs = fmt.Sprintf("%d worker process(es) (raw and tsync alike)", b.workers)

@@ -15,16 +15,38 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/tsync/tsync/config"
+	"github.com/tsync/tsync/internal/engine"
 	"github.com/tsync/tsync/internal/testenv"
+	"github.com/tsync/tsync/internal/workflows"
+	"github.com/tsync/tsync/models"
 )
 
 // The baseline: raw Temporal, straight on the SDK, on the server tsync
 // runs on.
 
-// Baseline is the minimal workflow: one no-op activity.
-func Baseline(ctx workflow.Context) error {
+// Baseline is the minimal workflow: one no-op activity. With upsert (see
+// -raw-attributes), it then sets the TsyncState search attribute, as a
+// tsync workflow does when its object is in sync.
+func Baseline(ctx workflow.Context, upsert bool) error {
 	ctx = workflow.WithActivityOptions(ctx, workflow.ActivityOptions{StartToCloseTimeout: time.Minute})
-	return workflow.ExecuteActivity(ctx, Noop).Get(ctx, nil)
+	if err := workflow.ExecuteActivity(ctx, Noop).Get(ctx, nil); err != nil {
+		return err
+	}
+	if upsert {
+		return workflow.UpsertTypedSearchAttributes(ctx, workflows.AttrState.ValueSet(string(workflows.StateInSync)))
+	}
+	return nil
+}
+
+// rawStart returns the options and argument of the raw workflow i on
+// queue: with b.rawAttributes, tsync's search attributes for an object i+1
+// of model item, and the final upsert.
+func (b *bench) rawStart(queue string, i int) (client.StartWorkflowOptions, bool) {
+	opts := client.StartWorkflowOptions{ID: fmt.Sprintf("%s/%d", queue, i), TaskQueue: queue}
+	if b.rawAttributes {
+		opts.TypedSearchAttributes = workflows.StartAttributes(queue, models.Ref{Model: "item", ID: int64(i + 1)}, engine.OpSync).Typed
+	}
+	return opts, b.rawAttributes
 }
 
 // Noop does nothing.
@@ -62,13 +84,18 @@ func (b *bench) baseline(ctx context.Context, n int, cost bool) (float64, Cost, 
 		}
 		defer w.Stop()
 	}
+	// The clock starts once the workers poll, as tsync's (runWorkers).
+	if err := waitPolling(ctx, c, queue, max(b.workers, 1)); err != nil {
+		return 0, Cost{}, err
+	}
 	start := time.Now()
 	runs := make([]client.WorkflowRun, n)
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(16)
 	for i := range n {
 		g.Go(func() error {
-			run, err := c.ExecuteWorkflow(gctx, client.StartWorkflowOptions{ID: fmt.Sprintf("%s/%d", queue, i), TaskQueue: queue}, Baseline)
+			opts, upsert := b.rawStart(queue, i)
+			run, err := c.ExecuteWorkflow(gctx, opts, Baseline, upsert)
 			runs[i] = run
 			return err
 		})
@@ -133,7 +160,7 @@ func (b *bench) rawPickup(ctx context.Context, samples int) (p50, p99 time.Durat
 	defer w.Stop()
 	time.Sleep(2 * time.Second) // idle: pollers waiting
 	return sampleLatency(samples, started, "raw pickup: no activity", func(i int) error {
-		_, err := c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: fmt.Sprintf("%s/%d", queue, i), TaskQueue: queue}, Baseline)
+		_, err := c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: fmt.Sprintf("%s/%d", queue, i), TaskQueue: queue}, Baseline, false)
 		return err
 	})
 }

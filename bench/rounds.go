@@ -156,7 +156,11 @@ func (b *bench) rounds(ctx context.Context, p roundsPlan, r *Result) error {
 
 	r.BaselineN = p.n
 	r.BaselineRate = median(r.Rounds.BaselineRates)
-	fmt.Fprintf(b.out, "baseline: %d workflows with one no-op activity: %.1f workflows/s (median of %d runs)\n", p.n, r.BaselineRate, len(r.Rounds.BaselineRates))
+	with := ""
+	if b.rawAttributes {
+		with = " and tsync's search attributes"
+	}
+	fmt.Fprintf(b.out, "baseline: %d workflows with one no-op activity%s: %.1f workflows/s (median of %d runs)\n", p.n, with, r.BaselineRate, len(r.Rounds.BaselineRates))
 	if len(r.Rounds.IndependentRatios) > 0 {
 		r.IndependentN = p.n
 		r.IndependentRate = median(r.Rounds.IndependentRates)

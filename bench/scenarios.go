@@ -24,9 +24,13 @@ func (b *bench) independent(ctx context.Context, n int) (float64, error) {
 	if err := e.insertItems(ctx, n); err != nil {
 		return 0, err
 	}
+	stopWorkers, err := e.runWorkers(ctx)
+	if err != nil {
+		return 0, err
+	}
+	defer stopWorkers()
 	start := time.Now()
-	stop := e.run(ctx)
-	defer stop()
+	defer e.runStarter(ctx)()
 	if err := e.waitInSync(ctx, "item"); err != nil {
 		return 0, err
 	}
@@ -43,9 +47,13 @@ func (b *bench) dag(ctx context.Context, sites, networks, slicesPer, instances i
 		return 0, 0, err
 	}
 	count := sites * (1 + networks + slicesPer + slicesPer*instances)
+	stopWorkers, err := e.runWorkers(ctx)
+	if err != nil {
+		return 0, 0, err
+	}
+	defer stopWorkers()
 	start := time.Now()
-	stop := e.run(ctx)
-	defer stop()
+	defer e.runStarter(ctx)()
 	if err := e.waitInSync(ctx, "site", "network", "slice", "instance"); err != nil {
 		return 0, 0, err
 	}
