@@ -14,6 +14,7 @@ func TestArgsAndURL(t *testing.T) {
 	sa := []string{"--dynamic-config-value", "history.transferProcessorMaxPollRPS=200",
 		"--dynamic-config-value", `history.transferProcessorUpdateAckInterval="1s"`,
 		"--dynamic-config-value", `history.visibilityProcessorUpdateAckInterval="1s"`,
+		"--dynamic-config-value", "system.forceSearchAttributesCacheRefreshOnRead=false",
 		"--search-attribute", "TsyncModel=Keyword", "--search-attribute", "TsyncObjectID=Int",
 		"--search-attribute", "TsyncOperation=Keyword", "--search-attribute", "TsyncState=Keyword",
 		"--search-attribute", "TsyncSynchronizer=Keyword"}
