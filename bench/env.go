@@ -126,10 +126,7 @@ func (e *env) runWorkers(ctx context.Context) (stop func(), err error) {
 		}
 		stop = func() { stopRoles(); log.Close() }
 	} else {
-		ctx, cancel := context.WithCancel(ctx)
-		done := make(chan struct{})
-		go func() { defer close(done); _ = e.app.RunWorker(ctx) }()
-		stop = func() { cancel(); <-done }
+		stop = inBackground(ctx, e.app.RunWorker)
 	}
 	if err := waitPolling(ctx, e.app.Client, e.app.Config.Temporal.TaskQueue, max(e.workers, 1)); err != nil {
 		stop()
@@ -148,9 +145,15 @@ func (e *env) runStarter(ctx context.Context) (stop func()) {
 		}
 		return func() { stopRoles(); log.Close() }
 	}
+	return inBackground(ctx, e.app.RunStarter)
+}
+
+// inBackground runs run in a goroutine until the returned stop is called,
+// which cancels its context and waits for it to return.
+func inBackground(ctx context.Context, run func(context.Context) error) (stop func()) {
 	ctx, cancel := context.WithCancel(ctx)
 	done := make(chan struct{})
-	go func() { defer close(done); _ = e.app.RunStarter(ctx) }()
+	go func() { defer close(done); _ = run(ctx) }()
 	return func() { cancel(); <-done }
 }
 

@@ -124,7 +124,7 @@ func TestHugeAndBinaryFieldsThroughSync(t *testing.T) {
 	require.Equal(t, [][32]byte{want, want, want}, sums)
 	mu.Unlock()
 	require.Empty(t, e.rec.Violations())
-	require.Eventually(t, func() bool { return len(e.openWorkflows()) == 0 }, 15*time.Second, 100*time.Millisecond)
+	e.waitNoneOpen(15 * time.Second)
 }
 
 // A model policy that sets a value PostgreSQL cannot store fails like any

@@ -189,13 +189,13 @@ const (
 // than paceAfter; after a longer one, the loop interval or scanPace times
 // the scan, up to half a trust window (after a failed scan, Run waits the
 // loop interval). The announcements start the workflows of changed
-// objects as they come; a scan finds what they missed
-// (a run that ended without syncing its object, an announcement lost in a
-// reconnection: a reconnection wakes a scan at once anyway). With 100,000
-// objects pending, a scan that starts nothing (each is trusted, see skip)
-// takes seconds, and the scans ran back to back, reading every pending
-// object's updated time from the database, on the CPU the Temporal server
-// and the steps needed.
+// objects as they come; a scan finds what they missed (a run that ended
+// without syncing its object, an announcement lost in a reconnection: a
+// reconnection wakes a scan at once anyway). With 100,000 objects
+// pending, a scan that starts nothing (each is trusted, see skip) takes
+// seconds, and the scans ran back to back, reading every pending object's
+// updated time from the database, on the CPU the Temporal server and the
+// steps needed.
 func (s *Starter) pause(took time.Duration) time.Duration {
 	if took < paceAfter {
 		return max(0, s.opts.LoopInterval-took)
