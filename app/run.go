@@ -58,10 +58,12 @@ func (a *App) Activities() *activities.Activities {
 // when it is back (watchDatabase); it does not exit for it.
 func (a *App) RunWorker(ctx context.Context) error {
 	defer a.watchingDatabase(ctx)()
-	return a.runWorker(ctx)
+	return a.runWorker(ctx, nil)
 }
 
-func (a *App) runWorker(ctx context.Context) error {
+// runWorker is RunWorker; started, when not nil, is called once the worker
+// polls.
+func (a *App) runWorker(ctx context.Context, started func()) error {
 	a.shutdownWith(ctx)
 	if a.Config.ObserverDisabled {
 		a.Log.Warn("observer_disabled is set: the worker runs nothing")
@@ -83,6 +85,9 @@ func (a *App) runWorker(ctx context.Context) error {
 		Polling: func(p bool) {
 			if p {
 				polling.Store(pollingOn)
+				if started != nil {
+					started()
+				}
 			} else {
 				polling.Store(pollingStopped)
 			}

@@ -3,6 +3,7 @@ package app
 import (
 	"context"
 	"fmt"
+	"sync"
 
 	"golang.org/x/sync/errgroup"
 
@@ -95,9 +96,30 @@ func (a *App) runDispatcher(ctx context.Context) error {
 // dispatcher, until ctx is done: a whole synchronizer in one process. The
 // first of them to fail stops the others, and Run returns its error, named
 // ("starter: ..."). One database watcher serves them all.
+//
+// The starter begins once the worker polls: the starts of its first scan,
+// often a whole backlog, are then eager, each run's first workflow task
+// handed back to this process's worker in the start's response, rather
+// than queued for any worker polling.
 func (a *App) Run(ctx context.Context) error {
 	defer a.watchingDatabase(ctx)()
-	procs := map[string]func(context.Context) error{"worker": a.runWorker, "starter": a.runStarter}
+	up := make(chan struct{})
+	var once sync.Once
+	procs := map[string]func(context.Context) error{
+		"worker": func(ctx context.Context) error {
+			return a.runWorker(ctx, func() { once.Do(func() { close(up) }) })
+		},
+		"starter": func(ctx context.Context) error {
+			if !a.Config.ObserverDisabled {
+				select {
+				case <-up:
+				case <-ctx.Done():
+					return nil
+				}
+			}
+			return a.runStarter(ctx)
+		},
+	}
 	if a.Config.ObserverEnableWatchers {
 		procs["dispatcher"] = a.runDispatcher
 	}

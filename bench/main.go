@@ -47,7 +47,9 @@ type Result struct {
 	Workers int `json:"workers"`
 	// RawAttributes: the raw workflows carried tsync's search attributes
 	// (-raw-attributes).
-	RawAttributes     bool    `json:"raw_attributes"`
+	RawAttributes bool `json:"raw_attributes"`
+	// RawEager: the raw workflows were started eagerly (-raw-eager).
+	RawEager          bool    `json:"raw_eager"`
 	BaselineN         int     `json:"baseline_n"`
 	BaselineRate      float64 `json:"baseline_workflows_per_s"`
 	IndependentN      int     `json:"independent_n"`
@@ -100,6 +102,8 @@ type bench struct {
 	// rawAttributes gives the raw workflows tsync's search attributes
 	// (-raw-attributes).
 	rawAttributes bool
+	// rawEager starts the raw workflows eagerly (-raw-eager).
+	rawEager bool
 }
 
 func main() {
@@ -123,6 +127,7 @@ func main() {
 	cpuProfile := flag.String("cpuprofile", "", "write CPU profiles of this process (its in-process worker and starter) for the baseline and independent runs to <prefix>-baseline.pprof and <prefix>-independent.pprof")
 	asJSON := flag.Bool("json", false, "print the result as one JSON record on stdout (the lines go to stderr)")
 	rawAttributes := flag.Bool("raw-attributes", false, "give the raw workflows tsync's search attributes (set at start, TsyncState upserted at the end), so the ratios measure what tsync adds to them")
+	rawEager := flag.Bool("raw-eager", false, "start the raw workflows eagerly (the first workflow task in the start's response, to the worker in this process), as tsync's starter does when a worker runs in its process")
 	temporalAddr := flag.String("temporal", "", "host:port of a Temporal server to use (default: start a dev server from bin/temporal, in memory)")
 	flag.Parse()
 
@@ -137,6 +142,7 @@ func main() {
 	b := &bench{dbURL: testenv.DatabaseURL(), quiet: slog.New(slog.DiscardHandler), out: os.Stdout}
 	b.workers = *workers
 	b.rawAttributes = *rawAttributes
+	b.rawEager = *rawEager
 	if *asJSON {
 		// stdout holds the JSON record only; the lines go to stderr.
 		b.out = os.Stderr
@@ -175,7 +181,7 @@ func main() {
 	for _, s := range strings.Split(*skip, ",") {
 		skipped[strings.TrimSpace(s)] = true
 	}
-	r := Result{Workers: b.workers, RawAttributes: b.rawAttributes, CPU: map[string]CPUPerObject{}}
+	r := Result{Workers: b.workers, RawAttributes: b.rawAttributes, RawEager: b.rawEager, CPU: map[string]CPUPerObject{}}
 	procs := "worker in this process"
 	if b.workers > 0 {
 		procs = fmt.Sprintf("%d worker process(es) (raw and tsync alike)", b.workers)

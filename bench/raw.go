@@ -40,9 +40,9 @@ func Baseline(ctx workflow.Context, upsert bool) error {
 
 // rawStart returns the options and argument of the raw workflow i on
 // queue: with b.rawAttributes, tsync's search attributes for an object i+1
-// of model item, and the final upsert.
+// of model item, and the final upsert; with b.rawEager, an eager start.
 func (b *bench) rawStart(queue string, i int) (client.StartWorkflowOptions, bool) {
-	opts := client.StartWorkflowOptions{ID: fmt.Sprintf("%s/%d", queue, i), TaskQueue: queue}
+	opts := client.StartWorkflowOptions{ID: fmt.Sprintf("%s/%d", queue, i), TaskQueue: queue, EnableEagerStart: b.rawEager}
 	if b.rawAttributes {
 		opts.TypedSearchAttributes = workflows.StartAttributes(queue, models.Ref{Model: "item", ID: int64(i + 1)}, engine.OpSync).Typed
 	}
@@ -136,7 +136,8 @@ func (b *bench) baseline(ctx context.Context, n int, cost bool) (float64, Cost, 
 }
 
 // rawPickup measures, at idle, the time from a raw workflow's start to its
-// activity starting on the worker: the pickup latency of Temporal alone.
+// activity starting on the worker: the pickup latency of Temporal alone
+// (with b.rawEager, of an eager start).
 func (b *bench) rawPickup(ctx context.Context, samples int) (p50, p99 time.Duration, err error) {
 	c, err := client.DialContext(ctx, rawOptions(b.temporal))
 	if err != nil {
@@ -160,7 +161,8 @@ func (b *bench) rawPickup(ctx context.Context, samples int) (p50, p99 time.Durat
 	defer w.Stop()
 	time.Sleep(2 * time.Second) // idle: pollers waiting
 	return sampleLatency(samples, started, "raw pickup: no activity", func(i int) error {
-		_, err := c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: fmt.Sprintf("%s/%d", queue, i), TaskQueue: queue}, Baseline, false)
+		opts := client.StartWorkflowOptions{ID: fmt.Sprintf("%s/%d", queue, i), TaskQueue: queue, EnableEagerStart: b.rawEager}
+		_, err := c.ExecuteWorkflow(ctx, opts, Baseline, false)
 		return err
 	})
 }

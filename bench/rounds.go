@@ -160,6 +160,9 @@ func (b *bench) rounds(ctx context.Context, p roundsPlan, r *Result) error {
 	if b.rawAttributes {
 		with = " and tsync's search attributes"
 	}
+	if b.rawEager {
+		with += ", started eagerly"
+	}
 	fmt.Fprintf(b.out, "baseline: %d workflows with one no-op activity%s: %.1f workflows/s (median of %d runs)\n", p.n, with, r.BaselineRate, len(r.Rounds.BaselineRates))
 	if len(r.Rounds.IndependentRatios) > 0 {
 		r.IndependentN = p.n

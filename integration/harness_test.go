@@ -68,13 +68,13 @@ func newEnvWithPolicies(t *testing.T, policies []tsync.Policy, mutate ...func(*c
 	return e
 }
 
-// openEnv opens the app of sync with cfg for one test, and closes it when
-// the test ends. Its rec is nil.
-func openEnv(t *testing.T, cfg config.Config, sync tsync.Synchronizer, log *slog.Logger) *env {
+// openEnv opens the app of sync with cfg (and opts) for one test, and
+// closes it when the test ends. Its rec is nil.
+func openEnv(t *testing.T, cfg config.Config, sync tsync.Synchronizer, log *slog.Logger, opts ...app.Option) *env {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
-	a, err := app.Open(ctx, cfg, sync, log)
+	a, err := app.Open(ctx, cfg, sync, log, opts...)
 	require.NoError(t, err)
 	t.Cleanup(a.Close)
 	return &env{t: t, ctx: ctx, cfg: cfg, app: a}

@@ -415,6 +415,14 @@ func (s *Starter) startOrSignal(ctx context.Context, ref models.Ref, deletion bo
 		TaskQueue:                s.opts.TaskQueue,
 		WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING,
 		WorkflowIDReusePolicy:    enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE,
+		// Eager start: when a worker of this client polls the task queue
+		// (`tsync run`, a worker and a starter in one process) and has a
+		// workflow task slot free, the server hands the first workflow
+		// task back in the start's response, to that worker, rather than
+		// through its matching service: one dispatch less per sync, in
+		// server work and in latency. Otherwise (a starter process of its
+		// own, a server that has it off) the start is as without it.
+		EnableEagerStart: true,
 	}
 	if s.opts.Params.SearchAttributes {
 		opts.TypedSearchAttributes = workflows.StartAttributes(s.opts.Params.Synchronizer, ref, op).Typed
