@@ -78,7 +78,7 @@ func (b *bench) open(ctx context.Context, step tsync.Step) (*env, func(), error)
 		return nil, nil, err
 	}
 	schema := "bench_" + testenv.Random(4)
-	a, err := app.Open(ctx, b.config(schema), synchronizer(step), b.quiet)
+	a, err := app.Open(ctx, b.config(schema), synchronizer(step), b.log)
 	if err != nil {
 		pool.Close()
 		return nil, nil, err

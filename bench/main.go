@@ -94,8 +94,9 @@ type bench struct {
 	workers  int
 	temporal string
 	dbURL    string
-	quiet    *slog.Logger
-	out      io.Writer
+	// log receives the warnings of tsync in this process (var/bench/tsync.log).
+	log *slog.Logger
+	out io.Writer
 	// renew replaces the dev server the bench started with a new, empty
 	// one (nil with -temporal).
 	renew func(ctx context.Context) error
@@ -139,7 +140,7 @@ func main() {
 		return
 	}
 	ctx := context.Background()
-	b := &bench{dbURL: testenv.DatabaseURL(), quiet: slog.New(slog.DiscardHandler), out: os.Stdout}
+	b := &bench{dbURL: testenv.DatabaseURL(), out: os.Stdout}
 	b.workers = *workers
 	b.rawAttributes = *rawAttributes
 	b.rawEager = *rawEager
@@ -150,6 +151,12 @@ func main() {
 	if err := os.MkdirAll(filepath.Join("var", "bench"), 0o755); err != nil {
 		fail(err)
 	}
+	// The warnings and errors of tsync's in-process worker and starter go
+	// to a file (its info lines, one per step, are left out, as the raw
+	// side's SDK logs nothing).
+	tsyncLog := must(os.Create(filepath.Join("var", "bench", "tsync.log")))
+	defer tsyncLog.Close()
+	b.log = slog.New(slog.NewTextHandler(tsyncLog, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	serverLog := ""
 	if *temporalAddr == "" {
 		// The dev server's own log lines go to a file, so that the
