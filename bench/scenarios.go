@@ -60,6 +60,7 @@ func (b *bench) dag(ctx context.Context, sites, networks, slicesPer, instances i
 	defer stopWorkers()
 	start := time.Now()
 	defer e.runStarter(ctx)()
+	defer e.watchStalls(ctx, b.out, "Site", "Network", "Slice", "Instance")()
 	if err := e.waitInSync(ctx, "site", "network", "slice", "instance"); err != nil {
 		return 0, 0, err
 	}
