@@ -3,18 +3,12 @@ package main
 import (
 	"context"
 	"fmt"
-	"io"
-	"maps"
 	"slices"
 	"strings"
 	"time"
 
-	"go.temporal.io/api/workflowservice/v1"
-	"go.temporal.io/sdk/converter"
-
 	"github.com/tsync/tsync/internal/syncstate"
 	"github.com/tsync/tsync/internal/testmodels"
-	"github.com/tsync/tsync/internal/workflows"
 	"github.com/tsync/tsync/models"
 )
 
@@ -69,39 +63,6 @@ func (b *bench) dag(ctx context.Context, sites, networks, slicesPer, instances i
 		return 0, 0, err
 	}
 	return count, took, nil
-}
-
-// reportUnsynced prints the runs of e's synchronizer that ended with their
-// object not in sync, by final TsyncState, with a few of their workflow
-// IDs: the run that syncs such an object is a later one, started by a
-// later scan (a minute later, when the scan that started the first trusted
-// it). Nothing when there are none.
-func (e *env) reportUnsynced(ctx context.Context, out io.Writer) error {
-	query := fmt.Sprintf("TsyncSynchronizer = %q AND ExecutionStatus != 'Running' AND TsyncState != %q",
-		e.app.Config.ObserverName, workflows.StateInSync)
-	resp, err := e.app.Client.ListWorkflow(ctx, &workflowservice.ListWorkflowExecutionsRequest{Query: query, PageSize: 1000})
-	if err != nil {
-		return fmt.Errorf("runs not in sync: %w", err)
-	}
-	if len(resp.Executions) == 0 {
-		return nil
-	}
-	states := map[string][]string{}
-	for _, x := range resp.Executions {
-		var state string
-		if p := x.GetSearchAttributes().GetIndexedFields()[workflows.AttrState.GetName()]; p != nil {
-			_ = converter.GetDefaultDataConverter().FromPayload(p, &state)
-		}
-		state = fmt.Sprintf("%s %s", x.GetStatus(), state)
-		states[state] = append(states[state], x.GetExecution().GetWorkflowId())
-	}
-	var parts []string
-	for _, state := range slices.Sorted(maps.Keys(states)) {
-		ids := states[state]
-		parts = append(parts, fmt.Sprintf("%d %s (%s)", len(ids), state, strings.Join(ids[:min(3, len(ids))], ", ")))
-	}
-	fmt.Fprintf(out, "runs ended with their object not in sync: %s\n", strings.Join(parts, "; "))
-	return nil
 }
 
 // insertDAG inserts sites, each with its networks and slices, and the

@@ -4,20 +4,21 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"maps"
 	"slices"
 	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 	"go.temporal.io/api/workflowservice/v1"
-	"go.temporal.io/sdk/converter"
 
 	"github.com/tsync/tsync/internal/workflows"
 	"github.com/tsync/tsync/models"
 )
 
 // Stalls: a run whose pending objects stop getting in sync says which, and
-// what their workflows are doing, while they wait.
+// what their workflows are doing, while they wait; and, once in sync, which
+// runs ended without syncing their object.
 
 const (
 	// stallPoll is how often watchStalls counts the pending objects.
@@ -104,19 +105,40 @@ func (e *env) describeRuns(ctx context.Context, id string) string {
 	if len(resp.Executions) == 0 {
 		return "no run"
 	}
-	dc := converter.GetDefaultDataConverter()
 	var runs []string
 	for _, x := range resp.Executions {
-		var state, status string
-		if p := x.GetSearchAttributes().GetIndexedFields()[workflows.AttrState.GetName()]; p != nil {
-			_ = dc.FromPayload(p, &state)
-		}
-		if p := x.GetMemo().GetFields()["status"]; p != nil {
-			_ = dc.FromPayload(p, &status)
-		}
 		runs = append(runs, fmt.Sprintf("[%s %s, started %s, state %q, status %q]", x.GetType().GetName(), x.GetStatus(),
-			x.GetStartTime().AsTime().Format(time.TimeOnly), state, status))
+			x.GetStartTime().AsTime().Format(time.TimeOnly), workflows.ListedState(x), workflows.ListedStatus(x)))
 	}
 	slices.Reverse(runs)
 	return strings.Join(runs, " ")
+}
+
+// reportUnsynced prints the runs of e's synchronizer that ended with their
+// object not in sync, by final TsyncState, with a few of their workflow
+// IDs: the run that syncs such an object is a later one, started by a
+// later scan (a minute later, when the scan that started the first trusted
+// it). Nothing when there are none.
+func (e *env) reportUnsynced(ctx context.Context, out io.Writer) error {
+	query := fmt.Sprintf("TsyncSynchronizer = %q AND ExecutionStatus != 'Running' AND TsyncState != %q",
+		e.app.Config.ObserverName, workflows.StateInSync)
+	resp, err := e.app.Client.ListWorkflow(ctx, &workflowservice.ListWorkflowExecutionsRequest{Query: query, PageSize: 1000})
+	if err != nil {
+		return fmt.Errorf("runs not in sync: %w", err)
+	}
+	if len(resp.Executions) == 0 {
+		return nil
+	}
+	states := map[string][]string{}
+	for _, x := range resp.Executions {
+		state := fmt.Sprintf("%s %s", x.GetStatus(), workflows.ListedState(x))
+		states[state] = append(states[state], x.GetExecution().GetWorkflowId())
+	}
+	var parts []string
+	for _, state := range slices.Sorted(maps.Keys(states)) {
+		ids := states[state]
+		parts = append(parts, fmt.Sprintf("%d %s (%s)", len(ids), state, strings.Join(ids[:min(3, len(ids))], ", ")))
+	}
+	fmt.Fprintf(out, "runs ended with their object not in sync: %s\n", strings.Join(parts, "; "))
+	return nil
 }

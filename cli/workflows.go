@@ -9,7 +9,6 @@ import (
 	taskqueuepb "go.temporal.io/api/taskqueue/v1"
 	"go.temporal.io/api/workflowservice/v1"
 	"go.temporal.io/sdk/client"
-	"go.temporal.io/sdk/converter"
 
 	"github.com/tsync/tsync/app"
 	"github.com/tsync/tsync/internal/inspect"
@@ -63,12 +62,8 @@ func (c *CLI) addWorkflows(ctx context.Context, cl client.Client, objs []ObjectS
 			return
 		}
 		for _, x := range resp.Executions {
-			state := ""
-			if p := x.GetSearchAttributes().GetIndexedFields()[workflows.AttrState.GetName()]; p != nil {
-				_ = converter.GetDefaultDataConverter().FromPayload(p, &state)
-			}
 			n, next := inspect.MemoRetry(x.GetMemo())
-			running[x.Execution.WorkflowId] = run{state: state, attempt: n, next: next}
+			running[x.Execution.WorkflowId] = run{state: string(workflows.ListedState(x)), attempt: n, next: next}
 		}
 		if token = resp.NextPageToken; len(token) == 0 {
 			break
